@@ -1,0 +1,111 @@
+"""Brian2 runtime target: numpy or cython code generation.
+
+The circuit is translated by :mod:`neurosim.brian2_build` into one Brian2
+``Network``; Brian2 parses the equations, picks the state updater and
+generates the code. Clamping a population switches its state updater off;
+``settle`` and ``learn`` run single steps with the state updaters off and the
+circuit's ``init`` / ``learning_rule`` operations on.
+"""
+from __future__ import annotations
+
+import numpy as np
+from brian2 import StateMonitor, prefs, seed as brian2_seed
+
+from neurosim.brian2_build import build, get_synaptic, set_synaptic
+from neurosim.circuit import Circuit, CircuitError
+from neurosim.target import Target
+
+CODEGEN_TARGETS = ("numpy", "cython")
+
+
+class Brian2Target(Target):
+    """Run a circuit with Brian2's runtime device (``codegen='numpy'`` or ``'cython'``)."""
+
+    name = "brian2"
+
+    def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
+                 codegen: str = "numpy"):
+        if codegen not in CODEGEN_TARGETS:
+            raise CircuitError(f"Unknown Brian2 code generation target {codegen!r}; use one "
+                               f"of {CODEGEN_TARGETS}.")
+        super().__init__(circuit, seed, weights)
+        self.codegen = codegen
+        prefs.codegen.target = codegen
+        brian2_seed(seed)
+        self.objs = build(circuit, weights or circuit.initial_weights(seed))
+        self.net = self.objs.network
+        self.dt = circuit.dt
+
+    # state ------------------------------------------------------------------------
+    def _group(self, population):
+        try:
+            return self.objs.groups[population]
+        except KeyError:
+            self.circuit.population(population)  # raises with the list of names
+            raise
+
+    def get(self, population, variable):
+        self.circuit.check_variable(population, variable)
+        return np.array(getattr(self._group(population), variable + "_")[:], dtype=float)
+
+    def set(self, population, variable, values):
+        self.circuit.check_variable(population, variable)
+        values = np.asarray(values, dtype=float)
+        if values.ndim != 1:
+            raise CircuitError(f"The Brian2 target runs one sample at a time: give "
+                               f"{population}.{variable} as a 1-d array, not shape {values.shape}.")
+        setattr(self._group(population), variable + "_", values)
+
+    def get_weights(self):
+        return {name: {v: get_synaptic(self.objs.synapses[name], proj, v) for v in proj.parameters}
+                for name, proj in self.circuit.projections.items()}
+
+    def set_weights(self, weights):
+        for name, params in weights.items():
+            proj = self.circuit.projection(name)
+            for var, value in params.items():
+                set_synaptic(self.objs.synapses[name], proj, var, value)
+
+    # dynamics ---------------------------------------------------------------------
+    def _updaters(self, active: bool):
+        for name, g in self.objs.groups.items():
+            g.state_updater.active = active and name not in self.clamped
+
+    def _single_steps(self, ops, n_steps):
+        self._updaters(False)
+        for op in ops:
+            op.active = True
+        try:
+            self.net.run(n_steps * self.dt, namespace=self.circuit.namespace)
+        finally:
+            for op in ops:
+                op.active = False
+
+    def settle(self):
+        ops = [op for pop, op in self.objs.settle_ops.items() if pop not in self.clamped]
+        if ops:
+            self._single_steps(ops, len(self.objs.settle_ops))
+
+    def learn(self):
+        if self.objs.learn_ops:
+            self._single_steps(list(self.objs.learn_ops.values()), 1)
+
+    def run(self, n_steps, record=()):
+        monitors = {}
+        by_pop: dict[str, list[str]] = {}
+        for pop, var in record:
+            self.circuit.check_variable(pop, var)
+            by_pop.setdefault(pop, []).append(var)
+        for pop, variables in by_pop.items():
+            # after the summed variables, before the state update: the state at step start
+            monitors[pop] = StateMonitor(self.objs.groups[pop], variables, record=True,
+                                         when="before_groups", order=1000)
+            self.net.add(monitors[pop])
+        self._updaters(True)
+        try:
+            self.net.run(n_steps * self.dt, namespace=self.circuit.namespace)
+        finally:
+            for mon in monitors.values():
+                self.net.remove(mon)
+        return {(pop, var): np.array(getattr(monitors[pop], var + "_")).T
+                for pop, var in record}

@@ -1,0 +1,133 @@
+"""Translate a :class:`~neurosim.circuit.Circuit` into Brian2 objects.
+
+Shared by every Brian2 device (runtime numpy/cython, cpp_standalone, brian2cuda)
+and by :meth:`Circuit.check`, which builds a one-neuron-per-population copy so
+that Brian2 itself resolves identifiers and checks units.
+
+Two scheduling choices differ from Brian2's defaults, both so that one time
+step is an exact forward-Euler step of the declared equations:
+
+* summed variables are computed in the ``before_groups`` slot, ordered by
+  :func:`~neurosim.circuit.summed_order` (Brian2 updates each one just before
+  its target group, so a chain value -> error -> value would read values of
+  the previous step or of an already updated group);
+* ``init`` and ``learning_rule`` code become ``run_regularly`` operations that
+  are switched on only for the settle and learning steps.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from brian2 import Clock, Network, NeuronGroup, Synapses, prefs, second
+from brian2.units.fundamentalunits import DimensionMismatchError
+
+from .circuit import Circuit, CircuitError, summed_order
+
+
+@dataclass
+class Brian2Objects:
+    network: Network
+    clock: Clock
+    groups: dict = field(default_factory=dict)
+    synapses: dict = field(default_factory=dict)
+    settle_ops: dict = field(default_factory=dict)   # population -> run_regularly
+    learn_ops: dict = field(default_factory=dict)    # projection -> run_regularly
+
+
+def build(circuit: Circuit, weights: dict, sizes: dict | None = None) -> Brian2Objects:
+    """Brian2 objects for ``circuit`` with synaptic parameters from ``weights``.
+
+    ``sizes`` overrides population sizes (used for the miniature check).
+    """
+    clock = Clock(dt=circuit.dt)
+    objs = Brian2Objects(network=Network(), clock=clock)
+    for pop in circuit.populations.values():
+        n = sizes[pop.name] if sizes else pop.n
+        kwargs = {}
+        if pop.threshold:
+            kwargs.update(threshold=pop.threshold, reset=pop.reset,
+                          refractory=pop.refractory if pop.refractory is not None else False)
+        g = NeuronGroup(n, pop.equations, method=pop.method, clock=clock,
+                        name=pop.name + "*", namespace=circuit.namespace, **kwargs)
+        for var, value in pop.values.items():
+            value = np.asarray(value, dtype=float)
+            setattr(g, var + "_", value if value.ndim == 0 or not sizes else value[:n])
+        if pop.init:
+            op = g.run_regularly(pop.init, when="groups", order=10, name=pop.name + "_init*")
+            op.active = False
+            objs.settle_ops[pop.name] = op
+        objs.groups[pop.name] = g
+        objs.network.add(g)
+    for proj in circuit.projections.values():
+        s = Synapses(objs.groups[proj.source], objs.groups[proj.target], proj.equations,
+                     on_pre=proj.on_pre, on_post=proj.on_post, delay=proj.delay,
+                     method="euler", clock=clock, name=proj.name + "*",
+                     namespace=circuit.namespace)
+        n_pre, n_post = len(s.source), len(s.target)
+        if proj.connect == "one_to_one":
+            s.connect(j="i")
+        else:  # synapse k = i * n_post + j, so W[j, i] is w[k] after a transpose
+            s.connect(i=np.repeat(np.arange(n_pre), n_post), j=np.tile(np.arange(n_post), n_pre))
+        for var, value in weights.get(proj.name, {}).items():
+            set_synaptic(s, proj, var, value)
+        if proj.learning_rule:
+            op = s.run_regularly(proj.learning_rule, when="groups", order=20,
+                                 name=proj.name + "_learn*")
+            op.active = False
+            objs.learn_ops[proj.name] = op
+        objs.synapses[proj.name] = s
+        objs.network.add(s)
+    for proj, var, level in summed_order(circuit):
+        updater = objs.synapses[proj].summed_updaters[var]
+        updater.when, updater.order = "before_groups", level
+    return objs
+
+
+def set_synaptic(s: Synapses, proj, var: str, value: np.ndarray) -> None:
+    value = np.asarray(value, dtype=float)
+    if proj.connect == "all" and value.ndim == 2:
+        value = value.T.ravel()  # (n_post, n_pre) -> pre-major synapse order
+    setattr(s, var + "_", value)
+
+
+def get_synaptic(s: Synapses, proj, var: str) -> np.ndarray:
+    value = np.array(getattr(s, var + "_")[:], dtype=float)
+    if proj.connect == "all":
+        return value.reshape(len(s.source), len(s.target)).T.copy()
+    return value
+
+
+def _hint(exc: Exception) -> str:
+    if isinstance(exc, DimensionMismatchError):
+        return ("unit mismatch: give parameters the units the equations need "
+                "(e.g. tau=10*ms, not 10) and make both sides of each equation agree")
+    if isinstance(exc, KeyError) or "could not be resolved" in str(exc):
+        return ("unknown identifier: declare it as a variable of the population or "
+                "projection, refer to another population's variable with _pre/_post, "
+                "or add it to the circuit's namespace")
+    return "fix the equation or code named above"
+
+
+def check_with_brian2(circuit: Circuit) -> None:
+    """Build a one-neuron-per-population copy and let Brian2 check it (numpy target)."""
+    old_target = prefs.codegen.target
+    prefs.codegen.target = "numpy"
+    try:
+        sizes = {name: 1 for name in circuit.populations}
+        small = {}
+        for name, proj in circuit.projections.items():
+            small[name] = {v: np.zeros((1, 1) if proj.connect == "all" else (1,))
+                           for v in proj.parameters}
+        try:
+            objs = build(circuit, small, sizes)
+            for op in list(objs.settle_ops.values()) + list(objs.learn_ops.values()):
+                op.active = True
+            objs.network.run(0 * second, namespace=circuit.namespace)  # before_run only
+        except CircuitError:
+            raise
+        except Exception as exc:
+            msg = str(exc).strip().strip("'\"")
+            raise CircuitError(f"Circuit {circuit.name!r}: {msg} -- {_hint(exc)}.") from exc
+    finally:
+        prefs.codegen.target = old_target

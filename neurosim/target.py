@@ -1,0 +1,106 @@
+"""The interface every target implements, and the trial protocol built on it.
+
+A target is to neurosim what a ``Device`` is to Brian2 or a ``ProcessModel``
+to Lava: it reads a :class:`~neurosim.circuit.Circuit` and runs it. Circuits
+never contain target-specific code; targets never contain circuit-specific
+code. The protocol functions here (:func:`train_trial`, :func:`predict`) use
+only this interface, so every target trains the same way.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from .circuit import Circuit, CircuitError
+
+
+class DivergenceError(RuntimeError):
+    """A run produced NaN, infinite or exploding values. Nothing was written after it."""
+
+
+class Target(ABC):
+    """Runs one circuit. ``weights`` defaults to ``circuit.initial_weights(seed)``."""
+
+    name = "abstract"
+
+    def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None):
+        self.circuit = circuit.check()
+        self.seed = seed
+        self.clamped: dict[str, str] = {}
+
+    # state ------------------------------------------------------------------------
+    @abstractmethod
+    def get(self, population: str, variable: str) -> np.ndarray:
+        """Current values of a population variable (subexpressions included)."""
+
+    @abstractmethod
+    def set(self, population: str, variable: str, values) -> None:
+        """Set a stored population variable."""
+
+    @abstractmethod
+    def get_weights(self) -> dict[str, dict[str, np.ndarray]]:
+        """Synaptic parameters, in the layout of ``Circuit.initial_weights``."""
+
+    @abstractmethod
+    def set_weights(self, weights: dict[str, dict[str, np.ndarray]]) -> None:
+        ...
+
+    # dynamics ---------------------------------------------------------------------
+    def clamp(self, population: str, variable: str, values) -> None:
+        """Hold a population at ``values``: its equations stop updating it."""
+        self.circuit.check_variable(population, variable)
+        n = self.circuit.population(population).n
+        values = np.asarray(values, dtype=float)
+        if values.shape[-1:] != (n,):
+            raise CircuitError(f"Clamping {population}.{variable}: got shape {values.shape}, "
+                               f"the population has {n} neurons (last axis must be {n}).")
+        self.set(population, variable, values)
+        self.clamped[population] = variable
+
+    def release(self, population: str) -> None:
+        self.clamped.pop(population, None)
+
+    @abstractmethod
+    def settle(self) -> None:
+        """Run every free population's ``init`` code until it has propagated."""
+
+    @abstractmethod
+    def run(self, n_steps: int, record=()) -> dict[tuple[str, str], np.ndarray]:
+        """Advance ``n_steps`` time steps; return ``{(pop, var): (n_steps, ...) array}``
+        holding each recorded variable at the start of every step."""
+
+    @abstractmethod
+    def learn(self) -> None:
+        """Apply every projection's ``learning_rule`` once, from the current state."""
+
+    def check_finite(self, where: str = "") -> None:
+        """Stop with a clear message if any state or weight is NaN or infinite."""
+        for proj, params in self.get_weights().items():
+            for var, value in params.items():
+                if not np.all(np.isfinite(value)):
+                    raise DivergenceError(
+                        f"{self.circuit.name}: {proj}.{var} became NaN or infinite{where}. "
+                        "The run diverged: lower the learning rate or the inference rate.")
+
+
+def train_trial(target: Target, x, y, n_steps: int, record=()):
+    """One training trial: clamp input and output, settle, infer, learn (paper protocol)."""
+    circuit = target.circuit
+    target.clamp(*circuit.input, x)
+    target.clamp(*circuit.output, y)
+    target.settle()
+    trace = target.run(n_steps, record=record)
+    target.learn()
+    return trace
+
+
+def predict(target: Target, x, n_steps: int = 0) -> np.ndarray:
+    """Test trial: clamp the input, let the output free, settle and read it out."""
+    circuit = target.circuit
+    target.clamp(*circuit.input, x)
+    target.release(circuit.output[0])
+    target.settle()
+    if n_steps:
+        target.run(n_steps)
+    return target.get(*circuit.output)
