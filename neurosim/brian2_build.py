@@ -16,13 +16,14 @@ step is an exact forward-Euler step of the declared equations:
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 from brian2 import Clock, Network, NeuronGroup, Synapses, prefs, second
 from brian2.units.fundamentalunits import DimensionMismatchError
 
-from .circuit import Circuit, CircuitError, summed_order
+from .circuit import Circuit, CircuitError, root_cause, summed_order
 
 
 @dataclass
@@ -127,7 +128,11 @@ def check_with_brian2(circuit: Circuit) -> None:
         except CircuitError:
             raise
         except Exception as exc:
-            msg = str(exc).strip().strip("'\"")
-            raise CircuitError(f"Circuit {circuit.name!r}: {msg} -- {_hint(exc)}.") from exc
+            # Brian2 wraps the original error in BrianObjectException(s) naming the object
+            where = re.search(r"object named '([^']+)'", str(exc))
+            root = root_cause(exc)
+            msg = str(root).strip().strip("'\"")
+            where = f" in {where.group(1)}" if where else ""
+            raise CircuitError(f"Circuit {circuit.name!r}{where}: {msg} -- {_hint(root)}.") from exc
     finally:
         prefs.codegen.target = old_target

@@ -58,12 +58,22 @@ def _check_name(kind: str, name: str) -> None:
                            "reserves for synaptic references: choose another name.")
 
 
+def root_cause(exc: BaseException) -> BaseException:
+    """The original error under Brian2's wrapping exceptions."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__
+    return exc
+
+
 def _parse(owner: str, what: str, eqs) -> Equations:
     try:
         return eqs if isinstance(eqs, Equations) else Equations(eqs)
     except Exception as exc:  # Brian2 raises several types (SyntaxError, ValueError, ...)
+        detail = str(exc).rstrip(".")
+        if root_cause(exc) is not exc:
+            detail += f" ({root_cause(exc)})"
         raise CircuitError(
-            f"{owner}: the {what} do not parse as Brian2 equations: {exc}. "
+            f"{owner}: the {what} do not parse as Brian2 equations: {detail}. "
             "Fix the equation string (Brian2 syntax: 'dv/dt = -v/tau : volt', "
             "'x = 2*y : 1', 'w : 1', 'x_post = w*y_pre : 1 (summed)')."
         ) from exc
