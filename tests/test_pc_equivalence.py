@@ -125,3 +125,23 @@ def test_psi_rule_descends_the_energy():
 
     before = energy()
     assert energy_after_psi_update(+1) < before < energy_after_psi_update(-1)
+
+
+@pytest.mark.parametrize("switch", ["standard", "fully_relaxed"])
+def test_cython_codegen_matches_numpy_codegen(switch):
+    """Same circuit, Brian2's cython code generation against its numpy one (1e-12)."""
+    circuit = relaxed_predictive_coding(SIZES, "tanh", inference_rate=RATE, learning_rate=LR,
+                                        **SWITCHES[switch])
+    record = [("value1", "mu"), ("value2", "mu"), ("error0", "eps")]
+    x, y = np.linspace(0, 1, SIZES[0]), np.array([0.1, 1.0, 0.1])
+    results = []
+    for codegen in ("numpy", "cython"):
+        target = Brian2Target(circuit, seed=SEED, codegen=codegen)
+        traj = train_trial(target, x, y, STEPS, record=record)
+        results.append((traj, target.get_weights()))
+    (t_np, w_np), (t_cy, w_cy) = results
+    for key in record:
+        np.testing.assert_allclose(t_cy[key], t_np[key], atol=1e-12, rtol=0)
+    for proj in w_np:
+        for var in w_np[proj]:
+            np.testing.assert_allclose(w_cy[proj][var], w_np[proj][var], atol=1e-12, rtol=0)
