@@ -1,0 +1,186 @@
+"""``neurosim`` command line: train circuits, fetch data sets.
+
+    neurosim train --dataset mnist --train-size 1000 --out results/main
+    neurosim data fetch mnist fashion-mnist
+    neurosim data info
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import data
+from .circuit import CircuitError
+from .target import DivergenceError
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--hidden {text!r}: give comma-separated integers, "
+                                         "e.g. 300,100") from None
+    if any(n < 1 for n in sizes):
+        raise argparse.ArgumentTypeError("--hidden: layer sizes must be positive")
+    return sizes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from neurosim.circuits import ACTIVATIONS, CIRCUITS
+    from neurosim.hardware_targets import TARGETS
+
+    parser = argparse.ArgumentParser(
+        prog="neurosim",
+        description="Declare microcircuits once as Brian2 equations; run them on many targets.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser(
+        "train", help="train a rate circuit on a data set",
+        description="Train a rate circuit with the paper's protocol (both ends clamped, "
+                    "inference steps, one weight update per sample) and write config.json, "
+                    "metrics.json, metrics.csv and learning_curve.png to --out. A finished "
+                    "run with the same settings is skipped; an interrupted one resumes from "
+                    "its checkpoint.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("--circuit", choices=sorted(CIRCUITS), default="relaxed-pc",
+                   help="circuit from the library")
+    t.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
+    t.add_argument("--hidden", type=_sizes, default=(300, 100),
+                   help="hidden layer sizes from the input side, comma-separated")
+    g = t.add_argument_group("relaxations (combine freely)")
+    g.add_argument("--learned-feedback", action="store_true",
+                   help="separate feedback weights θ̃ learned by eq. 4")
+    g.add_argument("--no-fprime", action="store_true", help="drop f' from eqs 2-4")
+    g.add_argument("--learned-errors", action="store_true",
+                   help="learned error connections ψ (eqs 7, 8)")
+    g.add_argument("--fully-relaxed", action="store_true", help="all three above")
+    g.add_argument("--fixed-random-feedback", action="store_true",
+                   help="random fixed θ̃: the feedback-alignment baseline")
+    t.add_argument("--inference-rate", type=float, default=0.1, help="Euler step dt/tau")
+    t.add_argument("--learning-rate", type=float, default=0.05,
+                   help="per-sample learning rate of the weight updates")
+    t.add_argument("--steps", type=int, default=100, help="inference steps per training sample")
+    t.add_argument("--dataset", choices=data.DATASETS, default="mnist")
+    t.add_argument("--idx-dir", type=Path, default=None,
+                   help="read the data set from standard IDX files in this folder instead")
+    t.add_argument("--data-dir", type=Path, default=None,
+                   help="data cache (default $NEUROSIM_DATA or ~/.cache/neurosim)")
+    t.add_argument("--train-size", type=int, default=1000,
+                   help="training samples (stratified subset; 0 = all)")
+    t.add_argument("--test-size", type=int, default=500,
+                   help="test samples (stratified subset; 0 = all)")
+    t.add_argument("--epochs", type=int, default=1)
+    t.add_argument("--evaluations", type=int, default=4, help="test evaluations per epoch")
+    t.add_argument("--target", choices=sorted(TARGETS), default="brian2-cython")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", type=Path, default=Path("results/train"), help="output folder")
+    t.add_argument("--force", action="store_true", help="retrain even if results exist")
+    t.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    d = sub.add_parser("data", help="fetch and inspect data sets")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    f = dsub.add_parser("fetch", help="download, verify (sha256) and cache data sets")
+    f.add_argument("names", nargs="+", choices=data.DATASETS)
+    f.add_argument("--data-dir", type=Path, default=None)
+    i = dsub.add_parser("info", help="where data sets are cached and whether they verify")
+    i.add_argument("--data-dir", type=Path, default=None)
+    return parser
+
+
+def _train(args) -> int:
+    from neurosim.circuits import CIRCUITS
+    from neurosim.hardware_targets import make_target
+    from .plots import learning_curve
+    from .training import TrainSettings, fit
+
+    out: Path = args.out
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+              if k not in ("command", "out", "force", "no_progress", "func")}
+    config["hidden"] = list(args.hidden)
+    metrics_path = out / "metrics.json"
+    if metrics_path.exists() and not args.force:
+        done = json.loads(metrics_path.read_text())
+        if done.get("config") == config:
+            print(f"{out}: already trained with these settings "
+                  f"(test accuracy {done['final_test_accuracy']:.4f}); use --force to retrain.")
+            return 0
+    out.mkdir(parents=True, exist_ok=True)
+    if args.idx_dir:
+        ds = data.load_idx_folder(args.idx_dir)
+    else:
+        ds = data.load(args.dataset, root=args.data_dir)
+    ds = ds.subset(args.train_size or None, args.test_size or None, seed=args.seed)
+    sizes = (ds.x_train.shape[1], *args.hidden, ds.n_classes)
+    circuit = CIRCUITS[args.circuit](
+        sizes, args.activation, learned_feedback=args.learned_feedback,
+        no_fprime=args.no_fprime, learned_errors=args.learned_errors,
+        fully_relaxed=args.fully_relaxed, fixed_random_feedback=args.fixed_random_feedback,
+        inference_rate=args.inference_rate, learning_rate=args.learning_rate)
+    target = make_target(args.target, circuit, seed=args.seed)
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    settings = TrainSettings(epochs=args.epochs, steps=args.steps,
+                             evaluations_per_epoch=args.evaluations, seed=args.seed)
+    checkpoint = out / "checkpoint.npz"
+    if checkpoint.exists() and not args.force:
+        print(f"resuming from {checkpoint}")
+    elif checkpoint.exists():
+        checkpoint.unlink()
+    t0 = time.perf_counter()
+    try:
+        history = fit(target, ds, settings, checkpoint=checkpoint,
+                      progress=not args.no_progress)
+    except DivergenceError as exc:
+        (out / "diverged.json").write_text(json.dumps({"config": config, "error": str(exc)}))
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    metrics = {"config": config, "circuit": circuit.description, "target": target.name,
+               "sizes": list(sizes), "train_samples": len(ds.y_train),
+               "test_samples": len(ds.y_test), "final_test_accuracy": history[-1]["test_accuracy"],
+               "seconds_this_session": round(time.perf_counter() - t0, 2), "history": history}
+    metrics_path.write_text(json.dumps(metrics, indent=2))
+    with open(out / "metrics.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    learning_curve(history, out / "learning_curve.png",
+                   title=f"{args.dataset}: {circuit.description}")
+    print(f"test accuracy {history[-1]['test_accuracy']:.4f} after {len(ds.y_train)} x "
+          f"{args.epochs} samples; wrote {out}/metrics.json, metrics.csv, learning_curve.png")
+    return 0
+
+
+def _data(args) -> int:
+    if args.data_command == "fetch":
+        for name in args.names:
+            if name == "digits":
+                print("digits ships with scikit-learn: nothing to fetch")
+                continue
+            path = data.fetch(name, root=args.data_dir)
+            print(f"{name}: {path}")
+    else:
+        root = data.data_dir(args.data_dir)
+        print(f"data folder: {root}")
+        for name in data.DATASETS:
+            try:
+                ds = data.load(name, root=args.data_dir)
+                print(f"  {name}: {len(ds.y_train)} train / {len(ds.y_test)} test, verified")
+            except data.DataError as exc:
+                print(f"  {name}: {exc}")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _train(args) if args.command == "train" else _data(args)
+    except (CircuitError, data.DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""The command line end to end on scikit-learn's digits (no download)."""
+import json
+
+import pytest
+
+from neurosim.cli import build_parser, main
+
+ARGS = ["train", "--dataset", "digits", "--train-size", "60", "--test-size", "30",
+        "--hidden", "12", "--steps", "10", "--evaluations", "2", "--target", "brian2-numpy",
+        "--no-progress"]
+
+
+def test_train_writes_metrics_and_skips_when_done(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(ARGS + ["--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["sizes"] == [64, 12, 10]
+    assert metrics["train_samples"] == 60 and metrics["test_samples"] == 30
+    assert [h["samples"] for h in metrics["history"]] == [0, 30, 60]
+    assert 0.0 <= metrics["final_test_accuracy"] <= 1.0
+    assert (out / "metrics.csv").read_text().startswith("epoch,samples,test_accuracy")
+    assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    mtime = (out / "metrics.json").stat().st_mtime_ns
+    assert main(ARGS + ["--out", str(out)]) == 0
+    assert "already trained" in capsys.readouterr().out
+    assert (out / "metrics.json").stat().st_mtime_ns == mtime
+
+
+def test_help_documents_every_option(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--circuit", "--learned-feedback", "--no-fprime", "--learned-errors",
+                   "--fully-relaxed", "--fixed-random-feedback", "--activation", "--dataset",
+                   "--train-size", "--epochs", "--target", "--seed", "--out"):
+        assert option in text
+
+
+def test_bad_idx_folder_is_a_clear_error(tmp_path, capsys):
+    assert main(ARGS + ["--idx-dir", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "error:" in capsys.readouterr().err
