@@ -13,9 +13,15 @@ def _brian2(codegen, circuit, seed=0, weights=None):
     return Brian2Target(circuit, seed=seed, weights=weights, codegen=codegen)
 
 
+def _dense(circuit, seed=0, weights=None):
+    from .dense import DenseTarget
+    return DenseTarget(circuit, seed=seed, weights=weights)
+
+
 TARGETS = {
     "brian2-numpy": partial(_brian2, "numpy"),
     "brian2-cython": partial(_brian2, "cython"),
+    "dense": _dense,
 }
 
 

@@ -1,0 +1,722 @@
+"""Batched dense engine: any rate circuit, B samples at once, on an array module.
+
+:class:`DenseTarget` runs a :class:`~neurosim.circuit.Circuit` declaration with
+plain array operations (numpy by default; the module is held in ``self.xp`` so
+that a numpy-compatible GPU array library can be dropped in). Every state
+variable is stored as a ``(B, n)`` array: row ``b`` is sample ``b`` of a batch.
+There is no circuit-specific code here: everything is derived from the
+declaration, with Brian2's own machinery.
+
+What is taken from Brian2
+-------------------------
+* **State updates**: a throwaway one-neuron ``NeuronGroup`` of each population
+  is asked for its state updater's abstract code (``StateUpdater.
+  update_abstract_code``, i.e. ``StateUpdateMethod.apply_stateupdater`` with the
+  population's ``method``). Subexpressions are already substituted by Brian2 in
+  that code, exactly as in the Brian2 target.
+* **Statements and expressions**: code lines are split by
+  ``brian2.parsing.statements.parse_statement`` and rendered to numpy syntax by
+  ``brian2.parsing.rendering.NumpyNodeRenderer`` (``and`` -> ``&``, ``not`` ->
+  ``logical_not`` ...). Each rendered expression is compiled once with
+  ``compile()`` and evaluated with a namespace of ``(B, n)`` arrays, the
+  circuit's namespace as floats in SI units, Brian2's unit names and constants,
+  and ``dt``/``t`` in seconds.
+* **Functions**: Brian2's numpy implementations of its default functions
+  (``tanh``, ``exp``, ``sign`` ...), looked up by name in ``xp``. ``int``,
+  ``ceil``, ``floor`` and ``clip`` are dtype-preserving equivalents (Brian2's
+  numpy ``int`` returns int32, which would turn float32 arithmetic into
+  float64; the values are the same).
+* **Summed variables** are split with sympy (``brian2.parsing.sympytools``).
+
+Semantics (identical to the Brian2 target)
+------------------------------------------
+One time step is an exact forward-Euler step: (1) every summed variable is
+computed in :func:`~neurosim.circuit.summed_order` from the current state, a
+later level reading earlier ones; (2) every population that is not clamped is
+advanced by its state-updater code, from that same state. Subexpressions are
+evaluated on demand from the stored state (cached until a variable of their
+population is written). ``run`` records each variable at the start of every
+step, after (1) and before (2). ``settle`` repeats, once per population that
+has ``init`` code, "compute summed variables, then run ``init`` of every free
+population". ``learn`` computes the summed variables and then applies every
+projection's ``learning_rule`` once.
+
+Projections
+-----------
+``connect='all'``: a summed variable must be a *product* of the synaptic
+variables (a matrix ``W`` stored ``(n_post, n_pre)``, as in
+``Circuit.initial_weights``) and factors that each depend on one side only:
+``x_post = w * f(a_pre) * g(b_post)`` is computed as
+``(f(a) @ W.T) * g(b)``; ``x_pre = w * f(a_pre) * g(b_post)`` as
+``(g(b) @ W) * f(a)``. Anything else raises :class:`CircuitError`.
+``connect='one_to_one'``: the expression is evaluated elementwise.
+
+Learning rules and batches
+--------------------------
+A learning rule is applied once per batch, and the update of a batch is the
+**sum** of the per-sample updates (all computed from the same starting
+weights): ``w += lr * g_post * m_pre`` becomes ``W += lr * G.T @ M`` with
+``G`` (B, n_post) and ``M`` (B, n_pre). With B == 1 this is exactly the Brian2
+target; a trainer that wants the mean divides its learning rate by B.
+Consequently an increment that does not depend on the sample (``w -= d * w``)
+is added B times. Assignments (``w = clip(w, 0, 1)``, ``w *= ...``) whose
+right-hand side does not depend on the sample are applied once; a
+sample-dependent assignment is ambiguous for B > 1 and raises. Statements of
+one rule run in order (each reads the weights written by the previous one);
+rules write only their own projection's synaptic variables, so all rules read
+the same population state, and all new weights are stored after every rule
+has been computed.
+
+Batch size
+----------
+``B`` is set by the values given to ``set``/``clamp``: a ``(B, n)`` array sets
+the batch size to B; a 1-d ``(n,)`` array is used for every sample of the
+current batch. When B changes, variables stored with batch 1 are broadcast to
+the new B and every other variable is reset to its declared value (``values``
+or 0). ``get`` and ``run`` return ``(B, n)`` / ``(n_steps, B, n)`` arrays, or
+``(n,)`` / ``(n_steps, n)`` when B == 1 and the last value set was 1-d (like
+the Brian2 target).
+
+Constant summed variables
+-------------------------
+A summed variable whose inputs do not change during ``run`` (they come only
+from clamped populations, from parameters no equation updates, or from
+other constant summed variables; synaptic variables never change during
+``run`` here) is computed once at the start of each ``run`` call and not
+recomputed at every step. The result is unchanged (it would recompute the same
+value); ``cache_constant=False`` switches this off and ``last_cached`` lists
+what the last ``run`` cached.
+
+Not supported (a :class:`CircuitError` says so): spiking populations
+(threshold/reset/refractory), ``on_pre``/``on_post``/delays, synaptic
+differential equations, stochastic equations and random functions.
+"""
+from __future__ import annotations
+
+import numpy as np
+import sympy
+from brian2 import NeuronGroup, Quantity
+from brian2.core.functions import DEFAULT_FUNCTIONS, Function
+from brian2.core.namespace import DEFAULT_UNITS
+from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
+from brian2.equations.equations import DIFFERENTIAL_EQUATION, SUBEXPRESSION
+from brian2.parsing.rendering import NumpyNodeRenderer
+from brian2.parsing.statements import parse_statement
+from brian2.parsing.sympytools import str_to_sympy, sympy_to_str
+from brian2.utils.stringtools import get_identifiers, word_substitute
+
+from neurosim.circuit import Circuit, CircuitError, summed_order
+from neurosim.target import Target
+
+__all__ = ["DenseTarget"]
+
+_ALLOWED_FLAGS = {"constant", "summed", "shared"}
+
+
+# --- code: statements and expressions compiled once ---------------------------------
+
+class _Expr:
+    """One expression rendered to numpy syntax and compiled; ``names`` are the
+    identifiers the caller's scope must provide (the rest are globals)."""
+    __slots__ = ("source", "numpy", "code", "names")
+
+    def __init__(self, source: str, where: str, local_names, globals_: dict):
+        self.source = source
+        try:
+            self.numpy = NumpyNodeRenderer().render_expr(source)
+            self.code = compile(self.numpy, f"<{where}>", "eval")
+        except Exception as exc:
+            raise CircuitError(f"{where}: cannot translate {source!r} to array code "
+                               f"({exc}).") from exc
+        names = []
+        for ident in sorted(get_identifiers(self.numpy)):
+            if ident in local_names:
+                names.append(ident)
+            elif ident in globals_:
+                continue
+            elif ident in DEFAULT_UNITS:
+                globals_[ident] = float(DEFAULT_UNITS[ident])
+            else:
+                raise CircuitError(
+                    f"{where}: identifier {ident!r} in {source!r} is not supported by the "
+                    "dense target (known: the population's variables, _pre/_post "
+                    "references, synaptic variables, the circuit namespace, dt, t, i, N, "
+                    "units, and Brian2's deterministic functions).")
+        self.names = tuple(names)
+
+
+def _statements(code: str, where: str) -> list[tuple[str, str, str]]:
+    out = []
+    for line in (code or "").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            var, op, expr, _ = parse_statement(line)
+        except Exception as exc:
+            raise CircuitError(f"{where}: cannot parse the statement {line!r} ({exc}).") from exc
+        out.append((var, op, expr))
+    return out
+
+
+def _classify(symbols, proj) -> set[str]:
+    kinds = set()
+    for s in symbols:
+        if s.endswith("_pre"):
+            kinds.add("pre")
+        elif s.endswith("_post"):
+            kinds.add("post")
+        elif s in proj.parameters:
+            kinds.add("syn")
+    return kinds
+
+
+def _split_product(expr: str, proj):
+    """``expr`` as a product: {'syn'|'pre'|'post'|'scalar': [sympy factors]}, or
+    ``(None, reason)`` when it is not a product of one-sided factors."""
+    sym = str_to_sympy(expr)
+    if isinstance(sym, sympy.Add):
+        return None, "it is a sum of terms"
+    parts = {"syn": [], "pre": [], "post": [], "scalar": []}
+    for factor in sympy.Mul.make_args(sym):
+        kinds = _classify({str(s) for s in factor.free_symbols}, proj)
+        if len(kinds) > 1:
+            return None, (f"the factor {sympy_to_str(factor)!r} depends on "
+                          f"{' and '.join(sorted(kinds))} variables together")
+        parts[kinds.pop() if kinds else "scalar"].append(factor)
+    return parts, ""
+
+
+def _product_str(factors) -> str | None:
+    return sympy_to_str(sympy.Mul(*factors)) if factors else None
+
+
+class DenseTarget(Target):
+    """Run any rate circuit on dense arrays, for a batch of samples at once.
+
+    ``dtype`` is the floating-point type of every state and weight array
+    (float64 by default, ``np.float32`` for speed); ``xp`` the array module
+    (numpy by default); ``cache_constant`` switches the caching of summed
+    variables that are constant during ``run`` (see the module doc).
+    """
+
+    name = "dense"
+
+    def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
+                 dtype=np.float64, xp=None, cache_constant: bool = True):
+        super().__init__(circuit, seed, weights)
+        self.xp = np if xp is None else xp
+        self.dtype = np.dtype(dtype)
+        if self.dtype.kind != "f":
+            raise CircuitError(f"DenseTarget: dtype={dtype!r} must be a floating-point type "
+                               "(np.float64 or np.float32).")
+        self.cache_constant = cache_constant
+        self.last_cached: list[tuple[str, str]] = []
+        self.dt = float(circuit.dt)
+        self.t = 0.0
+        self.B = 1
+        self._squeeze = True
+        self._check_supported()
+        self._globals = self._make_globals()
+        self._compile()
+        self.state: dict[str, dict[str, object]] = {}
+        for pop in circuit.populations.values():
+            self.state[pop.name] = {v: self._initial(pop, v) for v in self._stored[pop.name]}
+        self._subcache: dict[str, dict[str, object]] = {p: {} for p in circuit.populations}
+        self.weights: dict[str, dict[str, object]] = {}
+        self._wversion = 0
+        self._synfactor_cache: dict = {}
+        self.set_weights(weights or circuit.initial_weights(seed))
+        self._constant_memo: dict = {}
+
+    # --- construction ---------------------------------------------------------------
+    def _check_supported(self):
+        c = self.circuit
+        for pop in c.populations.values():
+            if pop.threshold or pop.reset or pop.refractory is not None:
+                raise CircuitError(
+                    f"Population {pop.name!r}: the dense target runs rate circuits only "
+                    "(no threshold/reset/refractory); run spiking circuits on a Brian2 target.")
+            if pop.equations.stochastic_variables:
+                raise CircuitError(f"Population {pop.name!r}: stochastic equations (xi) are "
+                                   "not supported by the dense target.")
+            for eq in pop.equations.values():
+                bad = set(eq.flags) - _ALLOWED_FLAGS
+                if bad:
+                    raise CircuitError(f"Population {pop.name!r}: flag(s) {sorted(bad)} of "
+                                       f"{eq.varname!r} are not supported by the dense target.")
+        for proj in c.projections.values():
+            if proj.on_pre or proj.on_post or proj.delay is not None:
+                raise CircuitError(
+                    f"Projection {proj.name!r}: on_pre/on_post/delay (spike-driven code) is "
+                    "not supported by the dense target; use a Brian2 target.")
+            if proj.equations.diff_eq_names:
+                raise CircuitError(
+                    f"Projection {proj.name!r}: synaptic differential equations "
+                    f"({sorted(proj.equations.diff_eq_names)}) are not supported by the dense "
+                    "target; write plasticity as a learning_rule.")
+
+    def _make_globals(self) -> dict:
+        xp, dtype = self.xp, self.dtype
+        g: dict = {"__builtins__": {}}
+        for name, func in DEFAULT_FUNCTIONS.items():
+            try:
+                impl = func.implementations[NumpyCodeObject].get_code(None)
+            except Exception:
+                continue  # no numpy implementation (expm1 ...): unknown identifier later
+            if isinstance(impl, np.ufunc) and hasattr(xp, impl.__name__):
+                g[name] = getattr(xp, impl.__name__)
+
+        def as_int(v):
+            v = xp.asarray(v)
+            return (v if v.dtype == bool else xp.trunc(v)).astype(dtype)
+        g["int"] = as_int
+        g["ceil"] = lambda v: xp.ceil(v).astype(dtype)
+        g["floor"] = lambda v: xp.floor(v).astype(dtype)
+        g["clip"] = lambda v, lo, hi: xp.clip(v, lo, hi)
+        g["logical_not"] = xp.logical_not
+        g.update(inf=float("inf"), pi=float(np.pi), e=float(np.e), dt=self.dt)
+        for key, value in self.circuit.namespace.items():
+            if isinstance(value, Function) or callable(value) and not isinstance(value, Quantity):
+                continue  # user functions are not supported; unknown identifier if used
+            arr = np.asarray(value, dtype=float)
+            g[key] = float(arr) if arr.ndim == 0 else xp.asarray(arr, dtype=dtype)
+        return g
+
+    def _initial(self, pop, var):
+        value = np.asarray(pop.values.get(var, 0.0), dtype=float)
+        return self.xp.asarray(np.broadcast_to(value, (self.B, pop.n)), dtype=self.dtype)
+
+    def _proj_substitute(self, proj, expr: str) -> str:
+        """Replace the projection's own (non-summed) subexpressions in ``expr``."""
+        subs = {eq.varname: f"({eq.expr.code})" for eq in proj.equations.values()
+                if eq.type == SUBEXPRESSION and "summed" not in eq.flags}
+        for _ in range(len(subs) + 1):
+            ids = get_identifiers(expr) & set(subs)
+            if not ids:
+                return expr
+            expr = word_substitute(expr, {k: subs[k] for k in ids})
+        raise CircuitError(f"Projection {proj.name!r}: its subexpressions refer to each "
+                           "other in a loop.")
+
+    def _pop_names(self, pop) -> set:
+        return set(pop.equations.names) | {"i", "N", "t"}
+
+    def _proj_names(self, proj) -> set:
+        src = self.circuit.populations[proj.source]
+        tgt = self.circuit.populations[proj.target]
+        return ({v + "_pre" for v in src.variables} | {v + "_post" for v in tgt.variables}
+                | set(proj.parameters) | {"t"})
+
+    def _compile(self):
+        c, G = self.circuit, self._globals
+        self._stored = {p.name: [n for n, eq in p.equations.items() if eq.type != SUBEXPRESSION]
+                        for p in c.populations.values()}
+        self._subexprs: dict[str, dict[str, _Expr]] = {}
+        self._updates: dict[str, list] = {}
+        self._inits: dict[str, list] = {}
+        for pop in c.populations.values():
+            names = self._pop_names(pop)
+            self._subexprs[pop.name] = {
+                eq.varname: _Expr(eq.expr.code, f"Population {pop.name!r}, {eq.varname}",
+                                  names, G)
+                for eq in pop.equations.values() if eq.type == SUBEXPRESSION}
+            self._updates[pop.name] = self._compile_block(
+                pop, self._abstract_code(pop), "state update", names)
+            if pop.init:
+                self._inits[pop.name] = self._compile_block(pop, pop.init, "init", names)
+        self._summed = []
+        for proj_name, var, _level in summed_order(c):
+            self._summed.append(self._compile_summed(c.projections[proj_name], var))
+        self._rules = {name: self._compile_rule(proj) for name, proj in c.projections.items()
+                       if proj.learning_rule}
+
+    def _abstract_code(self, pop) -> str:
+        """Brian2's state-updater code for the population's equations."""
+        if not pop.equations.diff_eq_names:
+            return ""
+        group = NeuronGroup(1, pop.equations, method=pop.method,
+                            namespace=self.circuit.namespace, name=f"dense_{pop.name}*")
+        # Never run: mark it as handled so that Brian2 does not warn, when it is
+        # deleted, that it was left out of a network.
+        group._network = "dense-target (abstract code only)"
+        try:
+            group.state_updater.update_abstract_code(run_namespace={})
+        except Exception as exc:
+            raise CircuitError(f"Population {pop.name!r}: Brian2 cannot build a state "
+                               f"updater with method={pop.method!r} ({exc}).") from exc
+        return group.state_updater.abstract_code
+
+    def _compile_block(self, pop, code, what, names):
+        stmts, temps = [], set()
+        for var, op, expr in _statements(code, f"Population {pop.name!r} {what}"):
+            if op != "=":
+                expr = f"{var} {op[:-1]} ({expr})"
+            stored = var in self._stored[pop.name]
+            if not stored and var in pop.equations:
+                raise CircuitError(f"Population {pop.name!r} {what}: cannot assign to the "
+                                   f"subexpression {var!r}.")
+            e = _Expr(expr, f"Population {pop.name!r} {what}", names | temps, self._globals)
+            stmts.append((var, stored, e))
+            if not stored:
+                temps.add(var)
+        return stmts
+
+    def _compile_summed(self, proj, var):
+        side, base = proj.summed[var]
+        c = self.circuit
+        where = f"Projection {proj.name!r}, summed variable {var}"
+        expr = self._proj_substitute(proj, str(proj.equations[var].expr.code))
+        names = self._proj_names(proj)
+        target_pop = proj.target if side == "post" else proj.source
+        plan = {"proj": proj.name, "var": var, "side": side, "base": base,
+                "pop": target_pop, "n": c.populations[target_pop].n,
+                "reads": self._reads(proj, expr)}
+        if proj.connect == "one_to_one":
+            plan["mode"] = "elementwise"
+            plan["expr"] = _Expr(expr, where, names, self._globals)
+            return plan
+        parts, reason = _split_product(expr, proj)
+        if parts is None:
+            raise CircuitError(
+                f"{where} = {expr!r}: the dense target computes an all-to-all summed "
+                f"variable as a matrix product, which needs a product of the synaptic "
+                f"variables and factors that each depend on only one side, like "
+                f"'x_post = w * f(a_pre) * g(b_post)'; here {reason}. Split it into "
+                "separate summed variables, use connect='one_to_one', or run the circuit "
+                "on a Brian2 target.")
+        other = "pre" if side == "post" else "post"
+        compiled = {}
+        for key, factors in (("syn", parts["syn"]), ("source", parts[other]),
+                             ("target", parts[side] + parts["scalar"])):
+            s = _product_str(factors)
+            compiled[key] = None if s is None else _Expr(s, where, names, self._globals)
+        plan["mode"] = "matmul"
+        plan.update(compiled)
+        return plan
+
+    def _compile_rule(self, proj):
+        where = f"Projection {proj.name!r} learning_rule"
+        names = self._proj_names(proj)
+        stmts = []
+        for var, op, expr in _statements(proj.learning_rule, where):
+            if var not in proj.parameters:
+                raise CircuitError(
+                    f"{where}: {var!r} is not a synaptic variable of the projection "
+                    f"(its synaptic variables are {proj.parameters}); the dense target's "
+                    "learning rules may only change synaptic variables.")
+            expr = self._proj_substitute(proj, expr)
+            stmt = {"var": var, "op": op, "fast": None}
+            if op in ("+=", "-=") and proj.connect == "all":
+                parts, _ = _split_product(expr, proj)
+                if parts is not None:
+                    stmt["fast"] = {k: (None if _product_str(f) is None else
+                                        _Expr(_product_str(f), where, names, self._globals))
+                                    for k, f in parts.items()}
+            full = expr if op in ("=", "+=", "-=") else f"{var} {op[:-1]} ({expr})"
+            stmt["expr"] = _Expr(full, where, names, self._globals)
+            stmt["sign"] = -1.0 if op == "-=" else 1.0
+            stmt["increment"] = op in ("+=", "-=")
+            stmts.append(stmt)
+        return stmts
+
+    # --- dependency analysis (constant summed variables) -------------------------------
+    def _reads(self, proj, expr):
+        """Population variables (pop, var) that ``expr`` reads, through subexpressions."""
+        out, ids = set(), get_identifiers(expr)
+        if "t" in ids:
+            out.add(("", "t"))
+        for ident in ids:
+            for suffix, pop in (("_pre", proj.source), ("_post", proj.target)):
+                if ident.endswith(suffix):
+                    out |= self._pop_reads(pop, ident[: -len(suffix)], set())
+        return out
+
+    def _pop_reads(self, pop, var, seen):
+        eqs = self.circuit.populations[pop].equations
+        if var in ("t",):
+            return {("", "t")}
+        if var not in eqs or eqs[var].type != SUBEXPRESSION:
+            return {(pop, var)}
+        if var in seen:
+            return set()
+        out = set()
+        for ident in eqs[var].expr.identifiers:
+            out |= self._pop_reads(pop, ident, seen | {var})
+        return out
+
+    def constant_summed(self) -> list[tuple[str, str]]:
+        """Summed variables that cannot change during ``run`` with the current clamps."""
+        key = frozenset(self.clamped)
+        if key not in self._constant_memo:
+            varying = {("", "t")}
+            for pop in self.circuit.populations.values():
+                if pop.name not in self.clamped:
+                    varying |= {(pop.name, v) for v in pop.equations.diff_eq_names}
+            constant = []
+            for plan in self._summed:  # in summed_order: inputs are decided first
+                if plan["reads"] & varying:
+                    varying.add((plan["pop"], plan["base"]))
+                else:
+                    constant.append((plan["proj"], plan["var"]))
+            self._constant_memo[key] = constant
+        return list(self._constant_memo[key])
+
+    # --- evaluation -------------------------------------------------------------------
+    def _pop_value(self, pop, var):
+        st = self.state[pop]
+        if var in st:
+            return st[var]
+        cache = self._subcache[pop]
+        if var in cache:
+            return cache[var]
+        if var in self._subexprs[pop]:
+            value = self._eval(self._subexprs[pop][var], lambda n: self._pop_value(pop, n))
+            cache[var] = value
+            return value
+        if var == "i":
+            return self.xp.arange(self.circuit.populations[pop].n)
+        if var == "N":
+            return self.circuit.populations[pop].n
+        if var == "t":
+            return self.t
+        raise KeyError(var)
+
+    def _proj_value(self, proj, name, layout=None):
+        for suffix, pop, axis in (("_pre", proj.source, 1), ("_post", proj.target, 2)):
+            if name.endswith(suffix):
+                value = self._pop_value(pop, name[: -len(suffix)])
+                if layout != "dense":
+                    return value
+                # (B, 1, n_pre) or (B, n_post, 1) against (n_post, n_pre) synapses
+                n = self.circuit.populations[pop].n
+                return self.xp.expand_dims(self.xp.broadcast_to(value, (self.B, n)), axis)
+        if name == "t":
+            return self.t
+        return self._rule_weights[name] if layout is not None else self.weights[proj.name][name]
+
+    def _eval(self, expr: _Expr, resolve, scratch=None):
+        ns = {}
+        for n in expr.names:
+            ns[n] = scratch[n] if scratch is not None and n in scratch else resolve(n)
+        return eval(expr.code, self._globals, ns)
+
+    def _write(self, pop, var, value):
+        shape = (self.B, self.circuit.populations[pop].n)
+        value = self.xp.asarray(value)
+        if value.shape != shape:
+            value = self.xp.broadcast_to(value, shape)
+        self.state[pop][var] = value.astype(self.dtype, copy=False)
+        self._subcache[pop].clear()
+
+    def _run_block(self, pop, stmts):
+        scratch = {}
+        resolve = lambda n: self._pop_value(pop, n)  # noqa: E731
+        for var, stored, expr in stmts:
+            value = self._eval(expr, resolve, scratch)
+            if stored:
+                self._write(pop, var, value)
+            else:
+                scratch[var] = value
+
+    def _syn_factor(self, plan):
+        key = (plan["proj"], plan["var"])
+        hit = self._synfactor_cache.get(key)
+        if hit is not None and hit[0] == self._wversion:
+            return hit[1]
+        proj = self.circuit.projections[plan["proj"]]
+        value = self._eval(plan["syn"], lambda n: self._proj_value(proj, n))
+        self._synfactor_cache[key] = (self._wversion, value)
+        return value
+
+    def _compute_summed(self, plan):
+        proj = self.circuit.projections[plan["proj"]]
+        resolve = lambda n: self._proj_value(proj, n)  # noqa: E731
+        if plan["mode"] == "elementwise":
+            value = self._eval(plan["expr"], resolve)
+        else:
+            W = None if plan["syn"] is None else self._syn_factor(plan)
+            to_post = plan["side"] == "post"
+            src = None
+            if plan["source"] is not None:
+                n_src = self.circuit.populations[proj.source if to_post else proj.target].n
+                src = self.xp.broadcast_to(self._eval(plan["source"], resolve), (self.B, n_src))
+            if W is None:
+                n_other = self.circuit.populations[proj.source if to_post else proj.target].n
+                value = n_other if src is None else src.sum(axis=-1, keepdims=True)
+            elif src is None:
+                value = W.sum(axis=1 if to_post else 0)
+            else:
+                value = src @ W.T if to_post else src @ W
+            if plan["target"] is not None:
+                value = value * self._eval(plan["target"], resolve)
+        self._write(plan["pop"], plan["base"], value)
+
+    def _all_summed(self, skip=()):
+        for plan in self._summed:
+            if (plan["proj"], plan["var"]) not in skip:
+                self._compute_summed(plan)
+
+    # --- state ------------------------------------------------------------------------
+    def _to_host(self, value):
+        return np.array(value.get() if hasattr(value, "get") and self.xp is not np else value)
+
+    def get(self, population, variable):
+        self.circuit.check_variable(population, variable)
+        n = self.circuit.populations[population].n
+        value = self._to_host(self.xp.broadcast_to(self._pop_value(population, variable),
+                                                   (self.B, n)))
+        return value[0] if self._squeeze and self.B == 1 else value
+
+    def set(self, population, variable, values):
+        self.circuit.check_variable(population, variable)
+        if variable not in self._stored[population]:
+            raise CircuitError(f"{population}.{variable} is a subexpression; it cannot be set "
+                               "(set the variables it is computed from).")
+        values = np.asarray(values, dtype=float)
+        n = self.circuit.populations[population].n
+        if values.ndim == 2:
+            if values.shape[1] != n:
+                raise CircuitError(f"Setting {population}.{variable}: got shape "
+                                   f"{values.shape}, expected (B, {n}).")
+            if values.shape[0] != self.B:
+                self._rebatch(values.shape[0])
+            self._squeeze = False
+        elif values.ndim > 2 or (values.ndim == 1 and values.shape != (n,)):
+            raise CircuitError(f"Setting {population}.{variable}: got shape {values.shape}; "
+                               f"give ({n},) or (B, {n}).")
+        elif self.B == 1:
+            self._squeeze = True
+        self._write(population, variable, self.xp.asarray(values, dtype=self.dtype))
+
+    def _rebatch(self, B):
+        """Change the batch size: batch-1 variables are broadcast, others reset."""
+        old, self.B = self.B, int(B)
+        for pop in self.circuit.populations.values():
+            for var, value in self.state[pop.name].items():
+                if old == 1:
+                    self._write(pop.name, var, value)
+                else:
+                    self.state[pop.name][var] = self._initial(pop, var)
+            self._subcache[pop.name].clear()
+
+    def get_weights(self):
+        return {name: {v: self._to_host(a).astype(float) for v, a in params.items()}
+                for name, params in self.weights.items()}
+
+    def set_weights(self, weights):
+        for name, params in weights.items():
+            proj = self.circuit.projection(name)
+            src = self.circuit.populations[proj.source]
+            tgt = self.circuit.populations[proj.target]
+            shape = (tgt.n, src.n) if proj.connect == "all" else (src.n,)
+            store = self.weights.setdefault(name, {v: None for v in proj.parameters})
+            for var, value in params.items():
+                if var not in proj.parameters:
+                    raise CircuitError(f"Projection {name!r} has no synaptic variable {var!r}; "
+                                       f"its variables are {proj.parameters}.")
+                value = np.asarray(value, dtype=float)
+                if value.ndim == 0:
+                    value = np.full(shape, float(value))
+                if value.shape != shape:
+                    raise CircuitError(f"Projection {name!r}: {var} has shape {value.shape}, "
+                                       f"expected {shape} (rows = target neurons).")
+                store[var] = self.xp.asarray(value, dtype=self.dtype)
+        for name, proj in self.circuit.projections.items():  # every projection present
+            if name not in self.weights:
+                self.weights[name] = {}
+            if any(self.weights[name].get(v) is None for v in proj.parameters):
+                missing = [v for v in proj.parameters if self.weights[name].get(v) is None]
+                raise CircuitError(f"Projection {name!r}: no value for {missing}.")
+        self._wversion += 1
+
+    # --- dynamics ---------------------------------------------------------------------
+    def _tick(self):
+        self.t += self.dt
+        for cache in self._subcache.values():  # subexpressions may read t
+            cache.clear()
+
+    def settle(self):
+        free = [p for p in self._inits if p not in self.clamped]
+        if not free:
+            return
+        for _ in range(len(self._inits)):
+            self._all_summed()
+            for pop in free:
+                self._run_block(pop, self._inits[pop])
+            self._tick()
+
+    def run(self, n_steps, record=()):
+        record = list(record)
+        for pop, var in record:
+            self.circuit.check_variable(pop, var)
+        xp = self.xp
+        traces = {key: xp.empty((n_steps, self.B, self.circuit.populations[key[0]].n),
+                                dtype=self.dtype) for key in record}
+        cached = self.constant_summed() if self.cache_constant else []
+        self.last_cached = list(cached)
+        cached = set(cached)
+        free = [p for p in self._updates if p not in self.clamped and self._updates[p]]
+        for step in range(n_steps):
+            self._all_summed(skip=cached if step else ())
+            for key in record:
+                traces[key][step] = self._pop_value(*key)
+            for pop in free:
+                self._run_block(pop, self._updates[pop])
+            self._tick()
+        out = {}
+        for key, value in traces.items():
+            value = self._to_host(value)
+            out[key] = value[:, 0] if self._squeeze and self.B == 1 else value
+        return out
+
+    def learn(self):
+        if not self._rules:
+            return
+        self._all_summed()
+        new = {}
+        for name, stmts in self._rules.items():
+            proj = self.circuit.projections[name]
+            self._rule_weights = dict(self.weights[name])
+            for stmt in stmts:
+                self._rule_weights[stmt["var"]] = self._apply(proj, stmt)
+            new[name] = self._rule_weights
+        self._rule_weights = None
+        for name, params in new.items():
+            self.weights[name] = {v: a.astype(self.dtype, copy=False) for v, a in params.items()}
+        self._wversion += 1
+        self._tick()
+
+    def _apply(self, proj, stmt):
+        """New value of one synaptic variable: the batch sum of per-sample updates."""
+        xp, B = self.xp, self.B
+        old = self._rule_weights[stmt["var"]]
+        fast = stmt["fast"]
+        if fast is not None:  # all-to-all separable increment: post.T @ pre
+            resolve = lambda n: self._proj_value(proj, n, layout="flat")  # noqa: E731
+            n_post, n_pre = old.shape
+
+            def side(key, n):
+                if fast[key] is None:
+                    return xp.ones((B, n), dtype=self.dtype)
+                return xp.broadcast_to(self._eval(fast[key], resolve), (B, n))
+            inc = side("post", n_post).T @ side("pre", n_pre)
+            for key in ("syn", "scalar"):
+                if fast[key] is not None:
+                    inc = inc * self._eval(fast[key], resolve)
+            return old + stmt["sign"] * inc
+        layout = "dense" if proj.connect == "all" else "flat"
+        value = self._eval(stmt["expr"], lambda n: self._proj_value(proj, n, layout=layout))
+        value = xp.asarray(value)
+        per_sample = value.ndim == old.ndim + 1
+        if stmt["increment"]:
+            inc = value.sum(axis=0) if per_sample else B * value
+            return old + stmt["sign"] * xp.broadcast_to(inc, old.shape)
+        if per_sample:
+            if B != 1:
+                raise CircuitError(
+                    f"Projection {proj.name!r} learning_rule: the assignment to "
+                    f"{stmt['var']!r} depends on the sample, which is ambiguous for a batch "
+                    f"of {B}; write it as an increment (+= / -=) or use a batch of 1.")
+            value = value[0]
+        return xp.broadcast_to(value, old.shape)

@@ -1,0 +1,245 @@
+"""The batched dense engine (``DenseTarget``) against the Brian2 target.
+
+Tolerances: with B = 1 both targets compute the same forward-Euler steps in
+float64 from the same Brian2 abstract code; only the order of floating-point
+sums differs (a matrix product here, a per-synapse sum in Brian2), so value
+(µ) and error (ε) trajectories and weights after 3 training trials must agree
+to 1e-9 (absolute). A batch of B samples must equal B separate runs to 1e-10
+(trajectories; the batch's weight update is the sum of the per-sample
+updates). float32 must agree with float64 to 1e-4.
+"""
+import numpy as np
+import pytest
+from brian2 import ms
+
+from test_pc_equivalence import LR, RATE, SEED, SIZES, STEPS, SWITCHES
+from neurosim.circuit import Circuit, CircuitError, Population, Projection, constant, normal
+from neurosim.circuits.predictive_coding import relaxed_predictive_coding
+from neurosim.hardware_targets import TARGETS, make_target
+from neurosim.hardware_targets.brian2 import Brian2Target
+from neurosim.hardware_targets.dense import DenseTarget
+from neurosim.target import predict, train_trial
+
+ATOL = 1e-9
+BATCH_ATOL = 1e-10
+F32_ATOL = 1e-4
+TOP = len(SIZES) - 1
+RECORD = [(f"value{l}", "mu") for l in range(TOP + 1)] + [(f"error{l}", "eps") for l in range(TOP)]
+
+
+def pc(activation="tanh", switch="standard"):
+    return relaxed_predictive_coding(SIZES, activation, inference_rate=RATE, learning_rate=LR,
+                                     **SWITCHES[switch])
+
+
+def trial_data(rng, trial, batch=None):
+    shape = (SIZES[0],) if batch is None else (batch, SIZES[0])
+    x = 2 * rng.random(shape)
+    y = np.full(shape[:-1] + (SIZES[-1],), 0.1)
+    y[..., trial % SIZES[-1]] = 1.0
+    if batch is not None:
+        y[np.arange(batch), (trial + np.arange(batch)) % SIZES[-1]] = 1.0
+    return x, y
+
+
+def assert_weights_close(got, want, atol):
+    assert got.keys() == want.keys()
+    for proj in want:
+        assert got[proj].keys() == want[proj].keys()
+        for var in want[proj]:
+            np.testing.assert_allclose(got[proj][var], want[proj][var], atol=atol, rtol=0,
+                                       err_msg=f"{proj}.{var}")
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("switch", list(SWITCHES))
+def test_dense_matches_brian2(switch, activation):
+    circuit = pc(activation, switch)
+    brian, dense = Brian2Target(circuit, seed=SEED), DenseTarget(circuit, seed=SEED)
+    rng = np.random.default_rng(7)
+    for trial in range(3):
+        x, y = trial_data(rng, trial)
+        want = train_trial(brian, x, y, STEPS, record=RECORD)
+        got = train_trial(dense, x, y, STEPS, record=RECORD)
+        for key in RECORD:
+            assert got[key].shape == want[key].shape == (STEPS, circuit.population(key[0]).n)
+            np.testing.assert_allclose(got[key], want[key], atol=ATOL, rtol=0,
+                                       err_msg=f"{key}, trial {trial}")
+        moved = max(np.abs(got[(f"value{l}", "mu")][-1] - got[(f"value{l}", "mu")][0]).max()
+                    for l in range(1, TOP))
+        assert moved > 1e-4, "the hidden values must relax (the comparison is not trivial)"
+        for key in RECORD:  # the state after learning (summed variables refreshed) too
+            np.testing.assert_allclose(dense.get(*key), brian.get(*key), atol=ATOL, rtol=0)
+    assert_weights_close(dense.get_weights(), brian.get_weights(), ATOL)
+    initial = circuit.initial_weights(SEED)
+    assert not np.allclose(dense.get_weights()["weights1"]["w"], initial["weights1"]["w"])
+    x = rng.random(SIZES[0])
+    np.testing.assert_allclose(predict(dense, x), predict(brian, x), atol=ATOL, rtol=0)
+
+
+def test_registered_as_dense():
+    target = make_target("dense", pc(), seed=SEED)
+    assert "dense" in TARGETS and isinstance(target, DenseTarget) and target.name == "dense"
+
+
+@pytest.mark.parametrize("activation,switch", [("relu", "standard"), ("tanh", "fully_relaxed"),
+                                               ("tanh", "feedback+errors")])
+def test_batch_equals_separate_runs(activation, switch):
+    circuit, B = pc(activation, switch), 5
+    w0 = circuit.initial_weights(SEED)
+    x, y = trial_data(np.random.default_rng(3), 0, batch=B)
+    batched = DenseTarget(circuit, weights=w0)
+    traj = train_trial(batched, x, y, STEPS, record=RECORD)
+    total = {p: {v: np.zeros_like(a) for v, a in vs.items()} for p, vs in w0.items()}
+    for b in range(B):
+        single = DenseTarget(circuit, weights=w0)
+        one = train_trial(single, x[b], y[b], STEPS, record=RECORD)
+        for key in RECORD:
+            assert traj[key].shape == (STEPS, B, circuit.population(key[0]).n)
+            np.testing.assert_allclose(traj[key][:, b], one[key], atol=BATCH_ATOL, rtol=0,
+                                       err_msg=f"{key}, sample {b}")
+        for p, vs in single.get_weights().items():
+            for v, a in vs.items():
+                total[p][v] += a - w0[p][v]
+    got = batched.get_weights()
+    changes = {p: {v: got[p][v] - w0[p][v] for v in vs} for p, vs in w0.items()}
+    assert_weights_close(changes, total, BATCH_ATOL)
+    assert np.abs(changes["weights1"]["w"]).max() > 1e-3
+    # the samples differ, so a batch that mixed them up would fail above
+    assert np.abs(traj[("value1", "mu")][-1, 0] - traj[("value1", "mu")][-1, 1]).max() > 1e-3
+    # get() keeps the batch axis; predict on a batch gives one row per sample
+    assert batched.get("value0", "mu").shape == (B, SIZES[-1])
+    assert predict(batched, x).shape == (B, SIZES[-1])
+
+
+def test_float32_agrees_with_float64():
+    circuit = pc("tanh", "fully_relaxed")
+    x, y = trial_data(np.random.default_rng(4), 1, batch=3)
+    t64 = DenseTarget(circuit, seed=SEED)
+    t32 = DenseTarget(circuit, seed=SEED, dtype=np.float32)
+    r64 = train_trial(t64, x, y, STEPS, record=RECORD)
+    r32 = train_trial(t32, x, y, STEPS, record=RECORD)
+    worst = 0.0
+    for key in RECORD:
+        assert r32[key].dtype == np.float32, f"{key} was not computed in float32"
+        np.testing.assert_allclose(r32[key], r64[key], atol=F32_ATOL, rtol=0, err_msg=str(key))
+        worst = max(worst, np.abs(r32[key] - r64[key]).max())
+    assert worst > 0, "float32 gave bit-identical float64 results: it did not run in float32"
+    assert all(a.dtype == np.float32 for vs in t32.weights.values() for a in vs.values())
+    assert_weights_close(t32.get_weights(), t64.get_weights(), F32_ATOL)
+
+
+def test_constant_summed_variables_are_cached_without_changing_results(monkeypatch):
+    circuit = pc("relu", "standard")
+    x, y = trial_data(np.random.default_rng(5), 2)
+    plain = DenseTarget(circuit, seed=SEED, cache_constant=False)
+    cached = DenseTarget(circuit, seed=SEED)
+    calls = []
+    original = DenseTarget._compute_summed
+    monkeypatch.setattr(DenseTarget, "_compute_summed",
+                        lambda self, plan: (calls.append(self), original(self, plan))[1])
+    plain.clamp(*circuit.input, x)
+    plain.clamp(*circuit.output, y)
+    cached.clamp(*circuit.input, x)
+    cached.clamp(*circuit.output, y)
+    plain.settle()
+    cached.settle()
+    calls.clear()
+    r_plain = plain.run(STEPS, record=RECORD)
+    n_plain = len(calls)
+    calls.clear()
+    r_cached = cached.run(STEPS, record=RECORD)
+    n_cached = len(calls)
+    # input clamped at the top, label at the bottom: the prediction of the top
+    # error layer (θ µ_top) and its f(.) sent down as the prior, and the
+    # bottom error layer's copy of the clamped label, cannot change during run
+    expected = [("error_weights0", "value_post"), ("weights3", "pred_post"),
+                ("errors2", "prior_post")]
+    assert sorted(cached.last_cached) == sorted(expected)
+    assert plain.last_cached == []
+    n_summed = sum(len(p.summed) for p in circuit.projections.values())
+    assert n_plain == STEPS * n_summed
+    assert n_cached == STEPS * n_summed - (STEPS - 1) * len(expected)
+    for key in RECORD:
+        np.testing.assert_array_equal(r_cached[key], r_plain[key])
+    plain.learn()
+    cached.learn()
+    assert_weights_close(cached.get_weights(), plain.get_weights(), 0)
+    # releasing the output makes the bottom layer's copy of it vary again
+    cached.release(circuit.output[0])
+    assert sorted(cached.constant_summed()) == [("errors2", "prior_post"),
+                                                ("weights3", "pred_post")]
+
+
+def test_non_separable_summed_variable_is_refused():
+    def circuit(expr):
+        c = Circuit("mixed")
+        c.add(Population("a", 3, "a : 1\nc : 1"))
+        c.add(Population("b", 2, "b : 1\nx : 1"))
+        c.add(Projection("ab", "a", "b", f"w : 1\nx_post = {expr} : 1 (summed)",
+                         init={"w": normal(0.1)}))
+        return c
+
+    with pytest.raises(CircuitError) as err:
+        DenseTarget(circuit("w * a_pre * b_post + c_pre"))
+    msg = str(err.value)
+    assert "'ab'" in msg and "x_post" in msg and "a_pre" in msg and "sum of terms" in msg
+    assert "w * f(a_pre) * g(b_post)" in msg  # what is supported
+    with pytest.raises(CircuitError, match=r"'a_pre \+ b_post'.*post and pre variables"):
+        DenseTarget(circuit("w * (a_pre + b_post)"))
+    DenseTarget(circuit("-2 * w * a_pre * tanh(b_post)"))  # separable: accepted
+
+
+def generic_circuit():
+    """Not predictive coding: rk4 and euler, units, a summed variable into the
+    presynaptic side, two summed levels, one-to-one, init, a clipped rule."""
+    c = Circuit("generic", namespace={"tau": 10 * ms, "g": 0.5, "lr": 0.05, "wmax": 0.2})
+    c.add(Population("A", 4, "dv/dt = (-v + I + fb) / tau : 1\nr = tanh(v) : 1\n"
+                             "I : 1\nfb : 1", method="rk4",
+                     values={"v": np.linspace(-1, 1, 4)}))
+    c.add(Population("B", 3, "du/dt = (-u + g * J) / tau : 1\ns = 1 / (1 + exp(-u)) : 1\n"
+                             "J : 1", init="u = 0.5 * J", values={"u": 0.2}))
+    c.add(Projection("AB", "A", "B", "w : 1\nJ_post = w * r_pre * (1 + s_post) : 1 (summed)\n"
+                                     "fb_pre = -w * s_post / 2 : 1 (summed)",
+                     init={"w": normal(0.5)},
+                     learning_rule="w += lr * s_post * r_pre\nw = clip(w, -wmax, wmax)"))
+    c.add(Projection("AA", "A", "A", "k : 1\nI_post = k * (fb_pre + 0.1) : 1 (summed)",
+                     connect="one_to_one", init={"k": constant(0.8)},
+                     learning_rule="k -= lr * r_post * (k - 0.5)"))
+    return c
+
+
+def test_generic_circuit_matches_brian2():
+    c = generic_circuit()
+    brian, dense = Brian2Target(c, seed=1), DenseTarget(c, seed=1)
+    record = [("A", "v"), ("A", "r"), ("A", "I"), ("A", "fb"), ("B", "u"), ("B", "s"),
+              ("B", "J")]
+    for target in (brian, dense):
+        target.settle()
+    for rnd in range(2):
+        want, got = brian.run(15, record=record), dense.run(15, record=record)
+        for key in record:
+            np.testing.assert_allclose(got[key], want[key], atol=ATOL, rtol=0, err_msg=str(key))
+        brian.learn()
+        dense.learn()
+        assert_weights_close(dense.get_weights(), brian.get_weights(), ATOL)
+    assert np.abs(dense.get_weights()["AB"]["w"]).max() == pytest.approx(0.2)  # clipped
+    assert np.abs(got[("A", "v")][-1] - got[("A", "v")][0]).max() > 1e-2
+
+
+def test_batch_shapes_and_rebatching():
+    c = generic_circuit()
+    t = DenseTarget(c)
+    assert t.get("A", "v").shape == (4,)
+    t.set("A", "v", np.zeros((3, 4)))        # batch of 3: the other states broadcast
+    assert t.get("B", "u").shape == (3, 3)
+    np.testing.assert_array_equal(t.get("B", "u"), 0.2)
+    t.set("B", "u", np.ones(3))               # 1-d: the same for every sample
+    np.testing.assert_array_equal(t.get("B", "u"), 1.0)
+    assert t.run(2, record=[("B", "s")])[("B", "s")].shape == (2, 3, 3)
+    t.set("A", "v", np.zeros((2, 4)))         # new batch size: others reset to declared
+    np.testing.assert_array_equal(t.get("B", "u"), 0.2)
+    with pytest.raises(CircuitError, match="subexpression"):
+        t.set("A", "r", np.zeros(4))
+    with pytest.raises(CircuitError, match="shape"):
+        t.set("A", "v", np.zeros(5))
