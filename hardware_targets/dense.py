@@ -77,15 +77,23 @@ or 0). ``get`` and ``run`` return ``(B, n)`` / ``(n_steps, B, n)`` arrays, or
 ``(n,)`` / ``(n_steps, n)`` when B == 1 and the last value set was 1-d (like
 the Brian2 target).
 
-Constant summed variables
--------------------------
-A summed variable whose inputs do not change during ``run`` (they come only
-from clamped populations, from parameters no equation updates, or from
-other constant summed variables; synaptic variables never change during
-``run`` here) is computed once at the start of each ``run`` call and not
-recomputed at every step. The result is unchanged (it would recompute the same
-value); ``cache_constant=False`` switches this off and ``last_cached`` lists
-what the last ``run`` cached.
+Two optimisations of ``run``, derived from the declaration
+----------------------------------------------------------
+Both leave every result unchanged (trajectories and the state after ``run``
+are bit-identical to computing every summed variable at every step).
+
+* Constant summed variables (``cache_constant``): a summed variable whose
+  inputs do not change during ``run`` (they come only from clamped
+  populations, from parameters no equation updates, or from other constant
+  summed variables; synaptic variables never change during ``run`` here) is
+  computed once at the start of each ``run`` call instead of at every step.
+  ``last_cached`` lists what the last ``run`` cached.
+* Unread summed variables (``defer_unread``): a summed variable that nothing
+  reads during ``run`` -- no state update of a free population, no other
+  summed variable needed during ``run``, no recorded variable (subexpressions
+  followed) -- is computed only at the last step, so that the state after
+  ``run`` is still the same; e.g. the feedback into a clamped input layer or a
+  quantity read only by ``init`` code. ``last_deferred`` lists them.
 
 Not supported (a :class:`CircuitError` says so): spiking populations
 (threshold/reset/refractory), ``on_pre``/``on_post``/delays, synaptic
@@ -196,14 +204,15 @@ class DenseTarget(Target):
 
     ``dtype`` is the floating-point type of every state and weight array
     (float64 by default, ``np.float32`` for speed); ``xp`` the array module
-    (numpy by default); ``cache_constant`` switches the caching of summed
-    variables that are constant during ``run`` (see the module doc).
+    (numpy by default); ``cache_constant`` and ``defer_unread`` switch the two
+    optimisations of ``run`` (see the module doc; results do not change).
     """
 
     name = "dense"
 
     def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
-                 dtype=np.float64, xp=None, cache_constant: bool = True):
+                 dtype=np.float64, xp=None, cache_constant: bool = True,
+                 defer_unread: bool = True):
         super().__init__(circuit, seed, weights)
         self.xp = np if xp is None else xp
         self.dtype = np.dtype(dtype)
@@ -211,7 +220,9 @@ class DenseTarget(Target):
             raise CircuitError(f"DenseTarget: dtype={dtype!r} must be a floating-point type "
                                "(np.float64 or np.float32).")
         self.cache_constant = cache_constant
+        self.defer_unread = defer_unread
         self.last_cached: list[tuple[str, str]] = []
+        self.last_deferred: list[tuple[str, str]] = []
         self.dt = float(circuit.dt)
         self.t = 0.0
         self.B = 1
@@ -462,6 +473,26 @@ class DenseTarget(Target):
             self._constant_memo[key] = constant
         return list(self._constant_memo[key])
 
+    def unread_summed(self, record=()) -> list[tuple[str, str]]:
+        """Summed variables that nothing reads during ``run`` (with these clamps and
+        this ``record``): no free population's state update, no needed summed
+        variable, no recorded variable."""
+        needed = set()
+        for pop, stmts in self._updates.items():
+            if pop not in self.clamped:
+                for _var, _stored, expr in stmts:
+                    for name in expr.names:
+                        needed |= self._pop_reads(pop, name, set())
+        for pop, var in record:
+            needed |= self._pop_reads(pop, var, set())
+        unread = []
+        for plan in reversed(self._summed):  # readers are at higher levels: seen first
+            if (plan["pop"], plan["base"]) in needed:
+                needed |= plan["reads"]
+            else:
+                unread.append((plan["proj"], plan["var"]))
+        return unread[::-1]
+
     # --- evaluation -------------------------------------------------------------------
     def _pop_value(self, pop, var):
         st = self.state[pop]
@@ -654,11 +685,16 @@ class DenseTarget(Target):
         traces = {key: xp.empty((n_steps, self.B, self.circuit.populations[key[0]].n),
                                 dtype=self.dtype) for key in record}
         cached = self.constant_summed() if self.cache_constant else []
-        self.last_cached = list(cached)
-        cached = set(cached)
+        deferred = self.unread_summed(record) if self.defer_unread else []
+        deferred = [key for key in deferred if key not in cached]
+        self.last_cached, self.last_deferred = list(cached), deferred
+        # computed at step 0 only (constant) or at the last step only (unread)
+        skip_later, skip_before_last = set(cached), set(deferred)
         free = [p for p in self._updates if p not in self.clamped and self._updates[p]]
         for step in range(n_steps):
-            self._all_summed(skip=cached if step else ())
+            skip = (skip_later if step else set()) | \
+                (skip_before_last if step < n_steps - 1 else set())
+            self._all_summed(skip=skip)
             for key in record:
                 traces[key][step] = self._pop_value(*key)
             for pop in free:

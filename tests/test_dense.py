@@ -129,46 +129,56 @@ def test_float32_agrees_with_float64():
     assert_weights_close(t32.get_weights(), t64.get_weights(), F32_ATOL)
 
 
-def test_constant_summed_variables_are_cached_without_changing_results(monkeypatch):
+def test_run_optimisations_are_used_and_change_nothing(monkeypatch):
+    """Constant summed variables are computed once per run, unread ones only at
+    the last step; trajectories and the whole state after run are bit-identical."""
     circuit = pc("relu", "standard")
     x, y = trial_data(np.random.default_rng(5), 2)
-    plain = DenseTarget(circuit, seed=SEED, cache_constant=False)
-    cached = DenseTarget(circuit, seed=SEED)
+    plain = DenseTarget(circuit, seed=SEED, cache_constant=False, defer_unread=False)
+    fast = DenseTarget(circuit, seed=SEED)
     calls = []
     original = DenseTarget._compute_summed
     monkeypatch.setattr(DenseTarget, "_compute_summed",
                         lambda self, plan: (calls.append(self), original(self, plan))[1])
-    plain.clamp(*circuit.input, x)
-    plain.clamp(*circuit.output, y)
-    cached.clamp(*circuit.input, x)
-    cached.clamp(*circuit.output, y)
-    plain.settle()
-    cached.settle()
-    calls.clear()
-    r_plain = plain.run(STEPS, record=RECORD)
-    n_plain = len(calls)
-    calls.clear()
-    r_cached = cached.run(STEPS, record=RECORD)
-    n_cached = len(calls)
-    # input clamped at the top, label at the bottom: the prediction of the top
-    # error layer (θ µ_top) and its f(.) sent down as the prior, and the
-    # bottom error layer's copy of the clamped label, cannot change during run
-    expected = [("error_weights0", "value_post"), ("weights3", "pred_post"),
-                ("errors2", "prior_post")]
-    assert sorted(cached.last_cached) == sorted(expected)
-    assert plain.last_cached == []
+    counts, traces = [], []
+    for target in (plain, fast):
+        target.clamp(*circuit.input, x)
+        target.clamp(*circuit.output, y)
+        target.settle()
+        calls.clear()
+        traces.append(target.run(STEPS, record=RECORD))
+        counts.append(len(calls))
+    # input clamped at the top, label at the bottom: the top error layer's
+    # prediction θ µ_top and its f(.) sent down as a prior, and the bottom error
+    # layer's copy of the label, cannot change during run
+    cached = [("error_weights0", "value_post"), ("weights3", "pred_post"),
+              ("errors2", "prior_post")]
+    # read by nothing during run: feedback into the clamped top layer, ε and
+    # prior of the clamped bottom layer, the prior (read by init only) of layer 1
+    deferred = [("errors0", "eps_post"), ("errors0", "prior_post"),
+                ("errors1", "prior_post"), ("weights3", "feedback_pre")]
+    assert sorted(fast.last_cached) == sorted(cached)
+    assert sorted(fast.last_deferred) == sorted(deferred)
+    assert plain.last_cached == plain.last_deferred == []
     n_summed = sum(len(p.summed) for p in circuit.projections.values())
-    assert n_plain == STEPS * n_summed
-    assert n_cached == STEPS * n_summed - (STEPS - 1) * len(expected)
+    assert counts[0] == STEPS * n_summed
+    assert counts[1] == STEPS * n_summed - (STEPS - 1) * (len(cached) + len(deferred))
     for key in RECORD:
-        np.testing.assert_array_equal(r_cached[key], r_plain[key])
+        np.testing.assert_array_equal(traces[1][key], traces[0][key])
+    for pop in circuit.populations.values():  # the state after run, every variable
+        for var in pop.variables:
+            np.testing.assert_array_equal(fast.get(pop.name, var), plain.get(pop.name, var),
+                                          err_msg=f"{pop.name}.{var}")
     plain.learn()
-    cached.learn()
-    assert_weights_close(cached.get_weights(), plain.get_weights(), 0)
-    # releasing the output makes the bottom layer's copy of it vary again
-    cached.release(circuit.output[0])
-    assert sorted(cached.constant_summed()) == [("errors2", "prior_post"),
-                                                ("weights3", "pred_post")]
+    fast.learn()
+    assert_weights_close(fast.get_weights(), plain.get_weights(), 0)
+    # what is read or recorded is not deferred; a released output is not constant
+    fast.run(3, record=[("value1", "prior")])
+    assert ("errors1", "prior_post") not in fast.last_deferred
+    fast.release(circuit.output[0])
+    assert sorted(fast.constant_summed()) == [("errors2", "prior_post"),
+                                              ("weights3", "pred_post")]
+    assert ("errors0", "eps_post") not in fast.unread_summed()
 
 
 def test_non_separable_summed_variable_is_refused():
