@@ -126,7 +126,7 @@ _ALLOWED_FLAGS = {"constant", "summed", "shared"}
 class _Expr:
     """One expression rendered to numpy syntax and compiled; ``names`` are the
     identifiers the caller's scope must provide (the rest are globals)."""
-    __slots__ = ("source", "numpy", "code", "names")
+    __slots__ = ("source", "numpy", "code", "names", "refs")
 
     def __init__(self, source: str, where: str, local_names, globals_: dict):
         self.source = source
@@ -238,7 +238,7 @@ class DenseTarget(Target):
         self._wversion = 0
         self._synfactor_cache: dict = {}
         self.set_weights(weights or circuit.initial_weights(seed))
-        self._constant_memo: dict = {}
+        self._schedule_memo: dict = {}
 
     # --- construction ---------------------------------------------------------------
     def _check_supported(self):
@@ -319,23 +319,48 @@ class DenseTarget(Target):
         return ({v + "_pre" for v in src.variables} | {v + "_post" for v in tgt.variables}
                 | set(proj.parameters) | {"t"})
 
+    def _expr(self, source, where, scope, temps=frozenset()) -> _Expr:
+        """Compile ``source`` for a scope: ``(population, None)`` or ``(None, projection)``.
+
+        ``refs`` tells ``_eval`` where each local name comes from: a population
+        variable (with the axis to expand for per-synapse arrays), a synaptic
+        variable, a temporary of the same code block, or the time."""
+        pop, proj = scope
+        names = (self._pop_names(pop) if pop is not None else self._proj_names(proj)) | temps
+        e = _Expr(source, where, names, self._globals)
+        refs = []
+        for n in e.names:
+            if n in temps:
+                refs.append((n, "scratch", None, None, 0))
+            elif pop is not None:
+                refs.append((n, "pop", pop.name, n, 0))
+            elif n.endswith("_pre"):
+                refs.append((n, "pop", proj.source, n[:-4], 1))
+            elif n.endswith("_post"):
+                refs.append((n, "pop", proj.target, n[:-5], 2))
+            elif n == "t":
+                refs.append((n, "t", None, None, 0))
+            else:
+                refs.append((n, "syn", None, n, 0))
+        e.refs = tuple(refs)
+        return e
+
     def _compile(self):
-        c, G = self.circuit, self._globals
+        c = self.circuit
         self._stored = {p.name: [n for n, eq in p.equations.items() if eq.type != SUBEXPRESSION]
                         for p in c.populations.values()}
         self._subexprs: dict[str, dict[str, _Expr]] = {}
         self._updates: dict[str, list] = {}
         self._inits: dict[str, list] = {}
         for pop in c.populations.values():
-            names = self._pop_names(pop)
             self._subexprs[pop.name] = {
-                eq.varname: _Expr(eq.expr.code, f"Population {pop.name!r}, {eq.varname}",
-                                  names, G)
+                eq.varname: self._expr(eq.expr.code, f"Population {pop.name!r}, {eq.varname}",
+                                       (pop, None))
                 for eq in pop.equations.values() if eq.type == SUBEXPRESSION}
             self._updates[pop.name] = self._compile_block(
-                pop, self._abstract_code(pop), "state update", names)
+                pop, self._abstract_code(pop), "state update")
             if pop.init:
-                self._inits[pop.name] = self._compile_block(pop, pop.init, "init", names)
+                self._inits[pop.name] = self._compile_block(pop, pop.init, "init")
         self._summed = []
         for proj_name, var, _level in summed_order(c):
             self._summed.append(self._compile_summed(c.projections[proj_name], var))
@@ -358,7 +383,7 @@ class DenseTarget(Target):
                                f"updater with method={pop.method!r} ({exc}).") from exc
         return group.state_updater.abstract_code
 
-    def _compile_block(self, pop, code, what, names):
+    def _compile_block(self, pop, code, what):
         stmts, temps = [], set()
         for var, op, expr in _statements(code, f"Population {pop.name!r} {what}"):
             if op != "=":
@@ -367,7 +392,8 @@ class DenseTarget(Target):
             if not stored and var in pop.equations:
                 raise CircuitError(f"Population {pop.name!r} {what}: cannot assign to the "
                                    f"subexpression {var!r}.")
-            e = _Expr(expr, f"Population {pop.name!r} {what}", names | temps, self._globals)
+            e = self._expr(expr, f"Population {pop.name!r} {what}", (pop, None),
+                           frozenset(temps))
             stmts.append((var, stored, e))
             if not stored:
                 temps.add(var)
@@ -378,14 +404,14 @@ class DenseTarget(Target):
         c = self.circuit
         where = f"Projection {proj.name!r}, summed variable {var}"
         expr = self._proj_substitute(proj, str(proj.equations[var].expr.code))
-        names = self._proj_names(proj)
+        scope = (None, proj)
         target_pop = proj.target if side == "post" else proj.source
         plan = {"proj": proj.name, "var": var, "side": side, "base": base,
                 "pop": target_pop, "n": c.populations[target_pop].n,
                 "reads": self._reads(proj, expr)}
         if proj.connect == "one_to_one":
             plan["mode"] = "elementwise"
-            plan["expr"] = _Expr(expr, where, names, self._globals)
+            plan["expr"] = self._expr(expr, where, scope)
             return plan
         parts, reason = _split_product(expr, proj)
         if parts is None:
@@ -401,14 +427,14 @@ class DenseTarget(Target):
         for key, factors in (("syn", parts["syn"]), ("source", parts[other]),
                              ("target", parts[side] + parts["scalar"])):
             s = _product_str(factors)
-            compiled[key] = None if s is None else _Expr(s, where, names, self._globals)
+            compiled[key] = None if s is None else self._expr(s, where, scope)
         plan["mode"] = "matmul"
         plan.update(compiled)
         return plan
 
     def _compile_rule(self, proj):
         where = f"Projection {proj.name!r} learning_rule"
-        names = self._proj_names(proj)
+        scope = (None, proj)
         stmts = []
         for var, op, expr in _statements(proj.learning_rule, where):
             if var not in proj.parameters:
@@ -422,10 +448,10 @@ class DenseTarget(Target):
                 parts, _ = _split_product(expr, proj)
                 if parts is not None:
                     stmt["fast"] = {k: (None if _product_str(f) is None else
-                                        _Expr(_product_str(f), where, names, self._globals))
+                                        self._expr(_product_str(f), where, scope))
                                     for k, f in parts.items()}
             full = expr if op in ("=", "+=", "-=") else f"{var} {op[:-1]} ({expr})"
-            stmt["expr"] = _Expr(full, where, names, self._globals)
+            stmt["expr"] = self._expr(full, where, scope)
             stmt["sign"] = -1.0 if op == "-=" else 1.0
             stmt["increment"] = op in ("+=", "-=")
             stmts.append(stmt)
@@ -456,33 +482,29 @@ class DenseTarget(Target):
             out |= self._pop_reads(pop, ident, seen | {var})
         return out
 
-    def constant_summed(self) -> list[tuple[str, str]]:
-        """Summed variables that cannot change during ``run`` with the current clamps."""
-        key = frozenset(self.clamped)
-        if key not in self._constant_memo:
-            varying = {("", "t")}
-            for pop in self.circuit.populations.values():
-                if pop.name not in self.clamped:
-                    varying |= {(pop.name, v) for v in pop.equations.diff_eq_names}
-            constant = []
-            for plan in self._summed:  # in summed_order: inputs are decided first
-                if plan["reads"] & varying:
-                    varying.add((plan["pop"], plan["base"]))
-                else:
-                    constant.append((plan["proj"], plan["var"]))
-            self._constant_memo[key] = constant
-        return list(self._constant_memo[key])
+    def _free_blocks(self, blocks: dict) -> dict:
+        return {p: stmts for p, stmts in blocks.items() if p not in self.clamped and stmts}
 
-    def unread_summed(self, record=()) -> list[tuple[str, str]]:
-        """Summed variables that nothing reads during ``run`` (with these clamps and
-        this ``record``): no free population's state update, no needed summed
-        variable, no recorded variable."""
+    def _schedule(self, blocks: dict, record=()):
+        """(constant, unread) summed variables for repeated steps that run ``blocks``
+        (population -> compiled code) after computing the summed variables."""
+        key = (tuple(sorted((p, id(b)) for p, b in blocks.items())), tuple(record))
+        if key in self._schedule_memo:
+            return self._schedule_memo[key]
+        varying = {("", "t")}
+        for pop, stmts in blocks.items():
+            varying |= {(pop, var) for var, stored, _ in stmts if stored}
+        constant = []
+        for plan in self._summed:  # in summed_order: inputs are decided first
+            if plan["reads"] & varying:
+                varying.add((plan["pop"], plan["base"]))
+            else:
+                constant.append((plan["proj"], plan["var"]))
         needed = set()
-        for pop, stmts in self._updates.items():
-            if pop not in self.clamped:
-                for _var, _stored, expr in stmts:
-                    for name in expr.names:
-                        needed |= self._pop_reads(pop, name, set())
+        for pop, stmts in blocks.items():
+            for _var, _stored, expr in stmts:
+                for name in expr.names:
+                    needed |= self._pop_reads(pop, name, set())
         for pop, var in record:
             needed |= self._pop_reads(pop, var, set())
         unread = []
@@ -491,7 +513,18 @@ class DenseTarget(Target):
                 needed |= plan["reads"]
             else:
                 unread.append((plan["proj"], plan["var"]))
-        return unread[::-1]
+        self._schedule_memo[key] = (constant, unread[::-1])
+        return self._schedule_memo[key]
+
+    def constant_summed(self) -> list[tuple[str, str]]:
+        """Summed variables that cannot change during ``run`` with the current clamps."""
+        return list(self._schedule(self._free_blocks(self._updates))[0])
+
+    def unread_summed(self, record=()) -> list[tuple[str, str]]:
+        """Summed variables that nothing reads during ``run`` (with these clamps and
+        this ``record``): no free population's state update, no needed summed
+        variable, no recorded variable."""
+        return list(self._schedule(self._free_blocks(self._updates), record)[1])
 
     # --- evaluation -------------------------------------------------------------------
     def _pop_value(self, pop, var):
@@ -502,7 +535,7 @@ class DenseTarget(Target):
         if var in cache:
             return cache[var]
         if var in self._subexprs[pop]:
-            value = self._eval(self._subexprs[pop][var], lambda n: self._pop_value(pop, n))
+            value = self._eval(self._subexprs[pop][var])
             cache[var] = value
             return value
         if var == "i":
@@ -513,23 +546,23 @@ class DenseTarget(Target):
             return self.t
         raise KeyError(var)
 
-    def _proj_value(self, proj, name, layout=None):
-        for suffix, pop, axis in (("_pre", proj.source, 1), ("_post", proj.target, 2)):
-            if name.endswith(suffix):
-                value = self._pop_value(pop, name[: -len(suffix)])
-                if layout != "dense":
-                    return value
-                # (B, 1, n_pre) or (B, n_post, 1) against (n_post, n_pre) synapses
-                n = self.circuit.populations[pop].n
-                return self.xp.expand_dims(self.xp.broadcast_to(value, (self.B, n)), axis)
-        if name == "t":
-            return self.t
-        return self._rule_weights[name] if layout is not None else self.weights[proj.name][name]
-
-    def _eval(self, expr: _Expr, resolve, scratch=None):
+    def _eval(self, expr: _Expr, scratch=None, syn=None, per_synapse=False):
+        """Evaluate ``expr``; ``syn``: the projection's synaptic arrays;
+        ``per_synapse``: population values as (B, 1, n_pre) / (B, n_post, 1)."""
         ns = {}
-        for n in expr.names:
-            ns[n] = scratch[n] if scratch is not None and n in scratch else resolve(n)
+        for name, kind, pop, var, axis in expr.refs:
+            if kind == "pop":
+                value = self._pop_value(pop, var)
+                if per_synapse:
+                    n = self.circuit.populations[pop].n
+                    value = self.xp.expand_dims(self.xp.broadcast_to(value, (self.B, n)), axis)
+            elif kind == "scratch":
+                value = scratch[name]
+            elif kind == "syn":
+                value = syn[var]
+            else:
+                value = self.t
+            ns[name] = value
         return eval(expr.code, self._globals, ns)
 
     def _write(self, pop, var, value):
@@ -542,9 +575,8 @@ class DenseTarget(Target):
 
     def _run_block(self, pop, stmts):
         scratch = {}
-        resolve = lambda n: self._pop_value(pop, n)  # noqa: E731
         for var, stored, expr in stmts:
-            value = self._eval(expr, resolve, scratch)
+            value = self._eval(expr, scratch)
             if stored:
                 self._write(pop, var, value)
             else:
@@ -555,23 +587,24 @@ class DenseTarget(Target):
         hit = self._synfactor_cache.get(key)
         if hit is not None and hit[0] == self._wversion:
             return hit[1]
-        proj = self.circuit.projections[plan["proj"]]
-        value = self._eval(plan["syn"], lambda n: self._proj_value(proj, n))
+        value = self._eval(plan["syn"], syn=self.weights[plan["proj"]])
         self._synfactor_cache[key] = (self._wversion, value)
         return value
 
     def _compute_summed(self, plan):
         proj = self.circuit.projections[plan["proj"]]
-        resolve = lambda n: self._proj_value(proj, n)  # noqa: E731
+        syn = self.weights[plan["proj"]]
         if plan["mode"] == "elementwise":
-            value = self._eval(plan["expr"], resolve)
+            value = self._eval(plan["expr"], syn=syn)
         else:
             W = None if plan["syn"] is None else self._syn_factor(plan)
             to_post = plan["side"] == "post"
             src = None
             if plan["source"] is not None:
                 n_src = self.circuit.populations[proj.source if to_post else proj.target].n
-                src = self.xp.broadcast_to(self._eval(plan["source"], resolve), (self.B, n_src))
+                src = self._eval(plan["source"], syn=syn)
+                if src.shape != (self.B, n_src):
+                    src = self.xp.broadcast_to(src, (self.B, n_src))
             if W is None:
                 n_other = self.circuit.populations[proj.source if to_post else proj.target].n
                 value = n_other if src is None else src.sum(axis=-1, keepdims=True)
@@ -580,7 +613,7 @@ class DenseTarget(Target):
             else:
                 value = src @ W.T if to_post else src @ W
             if plan["target"] is not None:
-                value = value * self._eval(plan["target"], resolve)
+                value = value * self._eval(plan["target"], syn=syn)
         self._write(plan["pop"], plan["base"], value)
 
     def _all_summed(self, skip=()):
@@ -668,43 +701,43 @@ class DenseTarget(Target):
             cache.clear()
 
     def settle(self):
-        free = [p for p in self._inits if p not in self.clamped]
-        if not free:
-            return
-        for _ in range(len(self._inits)):
-            self._all_summed()
-            for pop in free:
-                self._run_block(pop, self._inits[pop])
-            self._tick()
+        blocks = self._free_blocks(self._inits)
+        if blocks:  # like Brian2: one step per population with init code
+            self._steps(len(self._inits), blocks)
 
     def run(self, n_steps, record=()):
         record = list(record)
         for pop, var in record:
             self.circuit.check_variable(pop, var)
-        xp = self.xp
-        traces = {key: xp.empty((n_steps, self.B, self.circuit.populations[key[0]].n),
-                                dtype=self.dtype) for key in record}
-        cached = self.constant_summed() if self.cache_constant else []
-        deferred = self.unread_summed(record) if self.defer_unread else []
-        deferred = [key for key in deferred if key not in cached]
-        self.last_cached, self.last_deferred = list(cached), deferred
-        # computed at step 0 only (constant) or at the last step only (unread)
-        skip_later, skip_before_last = set(cached), set(deferred)
-        free = [p for p in self._updates if p not in self.clamped and self._updates[p]]
-        for step in range(n_steps):
-            skip = (skip_later if step else set()) | \
-                (skip_before_last if step < n_steps - 1 else set())
-            self._all_summed(skip=skip)
-            for key in record:
-                traces[key][step] = self._pop_value(*key)
-            for pop in free:
-                self._run_block(pop, self._updates[pop])
-            self._tick()
+        traces = {key: self.xp.empty((n_steps, self.B, self.circuit.populations[key[0]].n),
+                                     dtype=self.dtype) for key in record}
+        self.last_cached, self.last_deferred = self._steps(
+            n_steps, self._free_blocks(self._updates), record, traces)
         out = {}
         for key, value in traces.items():
             value = self._to_host(value)
             out[key] = value[:, 0] if self._squeeze and self.B == 1 else value
         return out
+
+    def _steps(self, n_steps, blocks, record=(), traces=None):
+        """``n_steps`` times: summed variables, record, run ``blocks``, advance t.
+
+        Constant summed variables are computed at the first step only and unread
+        ones at the last step only (see the module doc); returns both lists."""
+        constant, unread = self._schedule(blocks, record)
+        constant = constant if self.cache_constant else []
+        unread = [k for k in unread if k not in constant] if self.defer_unread else []
+        after_first, before_last = set(constant), set(unread)
+        for step in range(n_steps):
+            skip = (after_first if step else set()) | \
+                (before_last if step < n_steps - 1 else set())
+            self._all_summed(skip=skip)
+            for key in record:
+                traces[key][step] = self._pop_value(*key)
+            for pop, stmts in blocks.items():
+                self._run_block(pop, stmts)
+            self._tick()
+        return list(constant), unread
 
     def learn(self):
         if not self._rules:
@@ -729,20 +762,20 @@ class DenseTarget(Target):
         old = self._rule_weights[stmt["var"]]
         fast = stmt["fast"]
         if fast is not None:  # all-to-all separable increment: post.T @ pre
-            resolve = lambda n: self._proj_value(proj, n, layout="flat")  # noqa: E731
+            syn = self._rule_weights
             n_post, n_pre = old.shape
 
             def side(key, n):
                 if fast[key] is None:
                     return xp.ones((B, n), dtype=self.dtype)
-                return xp.broadcast_to(self._eval(fast[key], resolve), (B, n))
+                return xp.broadcast_to(self._eval(fast[key], syn=syn), (B, n))
             inc = side("post", n_post).T @ side("pre", n_pre)
             for key in ("syn", "scalar"):
                 if fast[key] is not None:
-                    inc = inc * self._eval(fast[key], resolve)
+                    inc = inc * self._eval(fast[key], syn=syn)
             return old + stmt["sign"] * inc
-        layout = "dense" if proj.connect == "all" else "flat"
-        value = self._eval(stmt["expr"], lambda n: self._proj_value(proj, n, layout=layout))
+        value = self._eval(stmt["expr"], syn=self._rule_weights,
+                           per_synapse=proj.connect == "all")
         value = xp.asarray(value)
         per_sample = value.ndim == old.ndim + 1
         if stmt["increment"]:
