@@ -200,7 +200,7 @@ def test_non_separable_summed_variable_is_refused():
     DenseTarget(circuit("-2 * w * a_pre * tanh(b_post)"))  # separable: accepted
 
 
-def generic_circuit():
+def generic_circuit(rule="w += lr * s_post * r_pre\nw = clip(w, -wmax, wmax)"):
     """Not predictive coding: rk4 and euler, units, a summed variable into the
     presynaptic side, two summed levels, one-to-one, init, a clipped rule."""
     c = Circuit("generic", namespace={"tau": 10 * ms, "g": 0.5, "lr": 0.05, "wmax": 0.2})
@@ -212,7 +212,7 @@ def generic_circuit():
     c.add(Projection("AB", "A", "B", "w : 1\nJ_post = w * r_pre * (1 + s_post) : 1 (summed)\n"
                                      "fb_pre = -w * s_post / 2 : 1 (summed)",
                      init={"w": normal(0.5)},
-                     learning_rule="w += lr * s_post * r_pre\nw = clip(w, -wmax, wmax)"))
+                     learning_rule=rule))
     c.add(Projection("AA", "A", "A", "k : 1\nI_post = k * (fb_pre + 0.1) : 1 (summed)",
                      connect="one_to_one", init={"k": constant(0.8)},
                      learning_rule="k -= lr * r_post * (k - 0.5)"))
@@ -235,6 +235,46 @@ def test_generic_circuit_matches_brian2():
         assert_weights_close(dense.get_weights(), brian.get_weights(), ATOL)
     assert np.abs(dense.get_weights()["AB"]["w"]).max() == pytest.approx(0.2)  # clipped
     assert np.abs(got[("A", "v")][-1] - got[("A", "v")][0]).max() > 1e-2
+
+
+@pytest.mark.parametrize("rule", ["w += lr * s_post * r_pre",           # matrix product
+                                  "w -= lr * (s_post - r_pre)**2 * w"])  # per synapse
+def test_generic_batch_equals_separate_runs(rule):
+    """Batch = separate samples, for the separable (post.T @ pre) and the general
+    (per-synapse) increment of an all-to-all rule and a one-to-one rule."""
+    c, B = generic_circuit(rule), 3
+    w0 = c.initial_weights(2)
+    v0 = np.random.default_rng(8).normal(size=(B, 4))
+    batched = DenseTarget(c, weights=w0)
+    batched.set("A", "v", v0)
+    batched.settle()
+    traj = batched.run(10, record=[("A", "v"), ("B", "s")])
+    batched.learn()
+    total = {p: {v: np.zeros_like(a) for v, a in vs.items()} for p, vs in w0.items()}
+    for b in range(B):
+        single = DenseTarget(c, weights=w0)
+        single.set("A", "v", v0[b])
+        single.settle()
+        one = single.run(10, record=[("A", "v"), ("B", "s")])
+        single.learn()
+        for key in one:
+            np.testing.assert_allclose(traj[key][:, b], one[key], atol=BATCH_ATOL, rtol=0)
+        for p, vs in single.get_weights().items():
+            for v, a in vs.items():
+                total[p][v] += a - w0[p][v]
+    got = batched.get_weights()
+    assert_weights_close({p: {v: got[p][v] - w0[p][v] for v in vs} for p, vs in w0.items()},
+                         total, BATCH_ATOL)
+    assert np.abs(total["AB"]["w"]).max() > 1e-4 and np.abs(total["AA"]["k"]).max() > 1e-4
+
+
+def test_sample_dependent_assignment_is_refused_for_a_batch():
+    c = generic_circuit("w = lr * s_post * r_pre")
+    t = DenseTarget(c)
+    t.learn()                                 # one sample: a plain assignment
+    t.set("A", "v", np.zeros((2, 4)))
+    with pytest.raises(CircuitError, match="depends on the sample"):
+        t.learn()
 
 
 def test_batch_shapes_and_rebatching():
