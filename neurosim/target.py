@@ -74,14 +74,16 @@ class Target(ABC):
     def learn(self) -> None:
         """Apply every projection's ``learning_rule`` once, from the current state."""
 
-    def check_finite(self, where: str = "") -> None:
-        """Stop with a clear message if any state or weight is NaN or infinite."""
+    def check_finite(self, where: str = "", limit: float = 1e6) -> None:
+        """Stop with a clear message if any weight is NaN, infinite or beyond ``limit``
+        in magnitude (a blow-up: rate-circuit weights are of order 1)."""
         for proj, params in self.get_weights().items():
             for var, value in params.items():
-                if not np.all(np.isfinite(value)):
+                if value.size and not np.all(np.abs(value) <= limit):  # False for NaN too
                     raise DivergenceError(
-                        f"{self.circuit.name}: {proj}.{var} became NaN or infinite{where}. "
-                        "The run diverged: lower the learning rate or the inference rate.")
+                        f"{self.circuit.name}: {proj}.{var} became NaN, infinite or larger "
+                        f"than {limit:g}{where}. The run diverged: lower the learning rate "
+                        "or the inference rate.")
 
 
 def train_trial(target: Target, x, y, n_steps: int, record=()):

@@ -1,0 +1,52 @@
+"""Training loop: an interrupted run resumes from its checkpoint and ends with the
+same weights as an uninterrupted one; divergence stops with a message."""
+import numpy as np
+import pytest
+
+import neurosim.training as training
+from neurosim import data
+from neurosim.circuits import relaxed_predictive_coding
+from neurosim.hardware_targets.brian2 import Brian2Target
+from neurosim.target import DivergenceError
+from neurosim.training import TrainSettings, fit
+
+
+def small():
+    ds = data.load("digits").subset(24, 12, seed=0)
+    circuit = relaxed_predictive_coding((64, 8, 10), "tanh", learning_rate=0.05)
+    return ds, circuit, TrainSettings(epochs=2, steps=5, evaluations_per_epoch=2)
+
+
+def test_resume_gives_the_same_weights(tmp_path, monkeypatch):
+    ds, circuit, settings = small()
+    full = Brian2Target(circuit, seed=1)
+    history = fit(full, ds, settings, checkpoint=tmp_path / "a.npz", progress=False)
+    assert [h["samples"] for h in history] == [0, 12, 24, 36, 48]
+
+    calls = {"n": 0}
+    real = training.train_trial
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 31:                 # in epoch 2, after the checkpoint at sample 24
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train_trial", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fit(Brian2Target(circuit, seed=1), ds, settings, checkpoint=tmp_path / "b.npz",
+            progress=False)
+    monkeypatch.setattr(training, "train_trial", real)
+    resumed = Brian2Target(circuit, seed=1)
+    history_b = fit(resumed, ds, settings, checkpoint=tmp_path / "b.npz", progress=False)
+    assert [h["samples"] for h in history_b] == [0, 12, 24, 36, 48]
+    for proj, params in full.get_weights().items():
+        for var, value in params.items():
+            np.testing.assert_allclose(resumed.get_weights()[proj][var], value, atol=1e-12)
+
+
+def test_divergence_stops_with_a_message():
+    ds, _, settings = small()
+    circuit = relaxed_predictive_coding((64, 8, 10), "relu", learning_rate=1e6)
+    with pytest.raises(DivergenceError, match="diverged"):
+        fit(Brian2Target(circuit, seed=0), ds, settings, progress=False)
