@@ -99,9 +99,11 @@ def relaxed_predictive_coding(
     circuit = Circuit(
         "relaxed_predictive_coding", dt=dt,
         namespace={"tau": dt / inference_rate, "lr": learning_rate},
-        description=(f"{'-'.join(map(str, sizes))} {activation} PC; learned_feedback="
-                     f"{learned_feedback}, no_fprime={no_fprime}, learned_errors="
-                     f"{learned_errors}, fixed_random_feedback={fixed_random_feedback}"),
+        description=f"{'-'.join(map(str, sizes))} {activation} PC, " + (", ".join(
+            name for name, on in (("learned feedback", learned_feedback),
+                                  ("no f'", no_fprime), ("learned ψ", learned_errors),
+                                  ("fixed random feedback", fixed_random_feedback)) if on)
+            or "standard"),
     )
     top = len(sizes) - 1
     layer_sizes = list(reversed(sizes))  # layer 0 = bottom
