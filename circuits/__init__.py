@@ -2,10 +2,15 @@
 
 Installed as ``neurosim.circuits``. ``CIRCUITS`` maps names to factories.
 """
+from functools import partial
+
+from .backprop import backprop_network
 from .predictive_coding import ACTIVATIONS, relaxed_predictive_coding
 
 CIRCUITS = {
     "relaxed-pc": relaxed_predictive_coding,
+    "backprop": backprop_network,
+    "feedback-alignment": partial(backprop_network, feedback_alignment=True),
 }
 
-__all__ = ["ACTIVATIONS", "CIRCUITS", "relaxed_predictive_coding"]
+__all__ = ["ACTIVATIONS", "CIRCUITS", "backprop_network", "relaxed_predictive_coding"]

@@ -95,9 +95,10 @@ class Brian2Target(Target):
                 op.active = False
 
     def settle(self):
+        # one step per population with init code, and at least one, so that
+        # derived (summed) variables reflect the clamped inputs
         ops = [op for pop, op in self.objs.settle_ops.items() if pop not in self.clamped]
-        if ops:
-            self._single_steps(ops, len(self.objs.settle_ops))
+        self._single_steps(ops, max(1, len(self.objs.settle_ops)))
 
     def learn(self):
         if self.objs.learn_ops:

@@ -701,9 +701,9 @@ class DenseTarget(Target):
             cache.clear()
 
     def settle(self):
-        blocks = self._free_blocks(self._inits)
-        if blocks:  # like Brian2: one step per population with init code
-            self._steps(len(self._inits), blocks)
+        # like Brian2: one step per population with init code, and at least one,
+        # so that derived (summed) variables reflect the clamped inputs
+        self._steps(max(1, len(self._inits)), self._free_blocks(self._inits))
 
     def run(self, n_steps, record=()):
         record = list(record)

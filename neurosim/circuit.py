@@ -158,6 +158,11 @@ class Population:
         return [n for n, eq in self.equations.items() if eq.type == DIFFERENTIAL_EQUATION]
 
     @property
+    def stored_variables(self) -> list[str]:
+        """Differential equations and parameters (what can be set or clamped)."""
+        return [n for n, eq in self.equations.items() if eq.type != SUBEXPRESSION]
+
+    @property
     def variables(self) -> list[str]:
         return list(self.equations.names)
 
@@ -251,6 +256,7 @@ class Circuit:
         self.projections: dict[str, Projection] = {}
         self.input: tuple[str, str] | None = None
         self.output: tuple[str, str] | None = None
+        self._readout: tuple[str, str] | None = None
         self._checked = False
         try:
             if not (isinstance(dt, Quantity) and dt.dim == ms.dim and float(dt) > 0):
@@ -307,21 +313,31 @@ class Circuit:
         return item
 
     def set_io(self, input: tuple[str, str] | None = None,
-               output: tuple[str, str] | None = None):
-        """Name the clamped input and the output (population, state variable)."""
-        for role, ref in (("input", input), ("output", output)):
+               output: tuple[str, str] | None = None,
+               readout: tuple[str, str] | None = None):
+        """Name the clamped input, the clamped training target (output) and the
+        variable read out at test time (``readout``, default: the output).
+        Input and output must be stored variables (differential equations or
+        parameters); the readout may be any variable, subexpressions included."""
+        for role, ref in (("input", input), ("output", output), ("readout", readout)):
             if ref is None:
                 continue
             pop, var = ref
             if pop not in self.populations:
                 raise CircuitError(f"Circuit {self.name!r}: {role} population {pop!r} is "
                                    f"unknown; declared populations are {sorted(self.populations)}.")
-            if var not in self.populations[pop].state_variables:
+            allowed = (self.populations[pop].variables if role == "readout"
+                       else self.populations[pop].stored_variables)
+            if var not in allowed:
                 raise CircuitError(
-                    f"Circuit {self.name!r}: {role} variable {pop}.{var} is not a state "
-                    f"variable; state variables of {pop!r} are "
-                    f"{self.populations[pop].state_variables}.")
-            setattr(self, role, (pop, var))
+                    f"Circuit {self.name!r}: {role} variable {pop}.{var} cannot be used; "
+                    f"{'variables' if role == 'readout' else 'stored variables'} of {pop!r} "
+                    f"are {allowed}.")
+            setattr(self, "_readout" if role == "readout" else role, (pop, var))
+
+    @property
+    def readout(self) -> tuple[str, str] | None:
+        return self._readout or self.output
 
     # queries -------------------------------------------------------------------------
     def population(self, name: str) -> Population:

@@ -63,7 +63,8 @@ class Target(ABC):
 
     @abstractmethod
     def settle(self) -> None:
-        """Run every free population's ``init`` code until it has propagated."""
+        """Run every free population's ``init`` code until it has propagated
+        (one step per population with ``init``, at least one step)."""
 
     @abstractmethod
     def run(self, n_steps: int, record=()) -> dict[tuple[str, str], np.ndarray]:
@@ -105,4 +106,4 @@ def predict(target: Target, x, n_steps: int = 0) -> np.ndarray:
     target.settle()
     if n_steps:
         target.run(n_steps)
-    return target.get(*circuit.output)
+    return target.get(*circuit.readout)

@@ -131,7 +131,7 @@ def test_unknown_variable_in_clamp_and_io():
     c = two_pops()
     with pytest.raises(CircuitError) as e:
         c.set_io(input=("a", "v"))
-    check_message(e, "not a state variable", "['r']")
+    check_message(e, "cannot be used", "stored variables", "['r', 'I']")
     target = Brian2Target(c)
     with pytest.raises(CircuitError, match="no variable 'q'"):
         target.get("a", "q")

@@ -1,0 +1,75 @@
+"""Backprop and feedback-alignment baselines, declared like every other circuit.
+
+A feedforward network trained by error backpropagation on the squared error
+½‖h_0 − target‖², written as populations and projections whose summed
+variables form the forward pass (``a = W h_above``) and the backward pass
+(``back = Wᵀ δ_below``, or ``B δ_below`` with a fixed random B for feedback
+alignment, Lillicrap et al. 2016). There are no differential equations: one
+step computes the whole chain, because summed variables are evaluated in
+dependency order (:func:`neurosim.circuit.summed_order`). Layer 0 is the
+bottom (output) and the input is clamped at the top, as in the predictive
+coding circuit, so both train on the same data pipeline with the same
+protocol (with zero inference steps).
+
+With ``lr`` per sample, the update ``w -= lr * delta_post * h_pre`` is
+exactly stochastic gradient descent; at an equilibrium with small errors the
+predictive coding update of the same network coincides with it.
+"""
+from __future__ import annotations
+
+from brian2 import ms
+from brian2.utils.stringtools import word_substitute
+
+from neurosim.circuit import Circuit, CircuitError, Population, Projection, normal
+
+from .predictive_coding import ACTIVATIONS
+
+HIDDEN_EQS = """
+h = {f} : 1           # activity
+delta = back * ({fprime}) : 1   # error signal δ = (Wᵀ δ_below) ⊙ f'(a)
+a : 1                 # input from the layer above, W h_above
+back : 1              # error from the layer below
+"""
+OUTPUT_EQS = """
+h = {f} : 1
+delta = (h - target) * ({fprime}) : 1   # ∂(½‖h − target‖²)/∂a
+a : 1
+target : 1            # clamped during training
+"""
+
+
+def backprop_network(sizes=(784, 300, 100, 10), activation: str = "relu",
+                     feedback_alignment: bool = False, learning_rate: float = 0.02,
+                     weight_std: float = 0.05 ** 0.5) -> Circuit:
+    """A ``sizes`` network (input first) trained by backprop, or by feedback
+    alignment with ``feedback_alignment=True``."""
+    if activation not in ACTIVATIONS:
+        raise CircuitError(f"Unknown activation {activation!r}; choose one of "
+                           f"{sorted(ACTIVATIONS)}.")
+    if len(sizes) < 2 or any(int(n) != n or n < 1 for n in sizes):
+        raise CircuitError(f"sizes={sizes!r}: give at least two positive layer sizes, "
+                           "input first, e.g. (784, 300, 100, 10).")
+    f, fprime = (word_substitute(e, {"x": "a"}) for e in ACTIVATIONS[activation])
+    name = "feedback_alignment" if feedback_alignment else "backprop"
+    circuit = Circuit(name, dt=1 * ms, namespace={"lr": learning_rate},
+                      description=f"{'-'.join(map(str, sizes))} {activation} "
+                                  f"{'feedback alignment' if feedback_alignment else 'backprop'}")
+    top = len(sizes) - 1
+    for l, n in enumerate(reversed(sizes)):
+        eqs = ("h : 1  # clamped input" if l == top else
+               (OUTPUT_EQS if l == 0 else HIDDEN_EQS).format(f=f, fprime=fprime))
+        circuit.add(Population(f"layer{l}", n, eqs))
+    for l in range(top):
+        model = "w : 1\na_post = w * h_pre : 1 (summed)"
+        if not feedback_alignment and l + 1 < top:
+            model += "\nback_pre = w * delta_post : 1 (summed)"
+        circuit.add(Projection(f"weights{l + 1}", f"layer{l + 1}", f"layer{l}", model,
+                               init={"w": normal(weight_std)},
+                               learning_rule="w -= lr * delta_post * h_pre"))
+        if feedback_alignment and l + 1 < top:
+            circuit.add(Projection(f"feedback_weights{l + 1}", f"layer{l}", f"layer{l + 1}",
+                                   "b : 1\nback_post = b * delta_pre : 1 (summed)",
+                                   init={"b": normal(weight_std)}))
+    circuit.set_io(input=(f"layer{top}", "h"), output=("layer0", "target"),
+                   readout=("layer0", "h"))
+    return circuit
