@@ -199,6 +199,44 @@ def _product_str(factors) -> str | None:
     return sympy_to_str(sympy.Mul(*factors)) if factors else None
 
 
+class Adam:
+    """Adam (Kingma & Ba 2015) on learning-rule increments.
+
+    A learning rule's increment is the descent direction ``-g`` of its
+    weights; Adam rescales it per synapse. Being invariant to the scale of
+    the increment, the rule's own learning rate only matters through ``eps``.
+    """
+
+    def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8):
+        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
+        self.moments: dict[str, list] = {}   # key -> [t, m, v]
+
+    def step(self, key, delta, xp):
+        t, m, v = self.moments.get(key, (0, xp.zeros_like(delta), xp.zeros_like(delta)))
+        t += 1
+        m = self.beta1 * m + (1 - self.beta1) * delta
+        v = self.beta2 * v + (1 - self.beta2) * delta * delta
+        self.moments[key] = [t, m, v]
+        m_hat = m / (1 - self.beta1 ** t)
+        v_hat = v / (1 - self.beta2 ** t)
+        return self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)
+
+    def state(self) -> dict:
+        out = {}
+        for key, (t, m, v) in self.moments.items():
+            out[f"adam/{key}/t"] = np.array([t])
+            out[f"adam/{key}/m"] = np.asarray(m)
+            out[f"adam/{key}/v"] = np.asarray(v)
+        return out
+
+    def load(self, state: dict, xp, dtype) -> None:
+        keys = {k.rsplit("/", 1)[0][len("adam/"):] for k in state if k.startswith("adam/")}
+        self.moments = {k: [int(state[f"adam/{k}/t"][0]),
+                            xp.asarray(state[f"adam/{k}/m"], dtype=dtype),
+                            xp.asarray(state[f"adam/{k}/v"], dtype=dtype)] for k in keys}
+
+
 class DenseTarget(Target):
     """Run any rate circuit on dense arrays, for a batch of samples at once.
 
@@ -206,14 +244,20 @@ class DenseTarget(Target):
     (float64 by default, ``np.float32`` for speed); ``xp`` the array module
     (numpy by default); ``cache_constant`` and ``defer_unread`` switch the two
     optimisations of ``run`` (see the module doc; results do not change).
+    ``batch_mean`` divides a batch's summed learning-rule increments by B;
+    ``optimizer`` (e.g. :class:`Adam`) transforms every increment, taken as
+    the descent direction, into the applied change.
     """
 
     name = "dense"
+    max_batch = 2 ** 31
 
     def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
                  dtype=np.float64, xp=None, cache_constant: bool = True,
-                 defer_unread: bool = True):
+                 defer_unread: bool = True, batch_mean: bool = False, optimizer=None):
         super().__init__(circuit, seed, weights)
+        self.batch_mean = batch_mean
+        self.optimizer = optimizer
         self.xp = np if xp is None else xp
         self.dtype = np.dtype(dtype)
         if self.dtype.kind != "f":
@@ -756,6 +800,23 @@ class DenseTarget(Target):
         self._wversion += 1
         self._tick()
 
+    def _step(self, proj: str, var: str, delta):
+        """The change actually applied for a learning-rule increment ``delta``
+        (the batch sum): divided by B with ``batch_mean``, then passed through
+        the optimiser, if any."""
+        if self.batch_mean and self.B > 1:
+            delta = delta / self.B
+        if self.optimizer is None:
+            return delta
+        return self.optimizer.step(f"{proj}/{var}", delta, self.xp)
+
+    def extra_state(self) -> dict:
+        return self.optimizer.state() if self.optimizer is not None else {}
+
+    def load_extra_state(self, state: dict) -> None:
+        if self.optimizer is not None:
+            self.optimizer.load(state, self.xp, self.dtype)
+
     def _apply(self, proj, stmt):
         """New value of one synaptic variable: the batch sum of per-sample updates."""
         xp, B = self.xp, self.B
@@ -773,14 +834,15 @@ class DenseTarget(Target):
             for key in ("syn", "scalar"):
                 if fast[key] is not None:
                     inc = inc * self._eval(fast[key], syn=syn)
-            return old + stmt["sign"] * inc
+            return old + self._step(proj.name, stmt["var"], stmt["sign"] * inc)
         value = self._eval(stmt["expr"], syn=self._rule_weights,
                            per_synapse=proj.connect == "all")
         value = xp.asarray(value)
         per_sample = value.ndim == old.ndim + 1
         if stmt["increment"]:
             inc = value.sum(axis=0) if per_sample else B * value
-            return old + stmt["sign"] * xp.broadcast_to(inc, old.shape)
+            return old + self._step(proj.name, stmt["var"],
+                                    stmt["sign"] * xp.broadcast_to(inc, old.shape))
         if per_sample:
             if B != 1:
                 raise CircuitError(

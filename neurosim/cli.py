@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import inspect
 import json
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from . import data
 from .circuit import CircuitError
@@ -66,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--weight-std", type=float, default=0.05,
                    help="std of the Gaussian initial weights (the paper's variance 0.05, "
                         "std 0.22, leaves per-sample relu training at chance on MNIST)")
-    t.add_argument("--steps", type=int, default=100, help="inference steps per training sample")
+    t.add_argument("--steps", type=int, default=100,
+                   help="inference steps per training sample (0 for backprop)")
     t.add_argument("--dataset", choices=data.DATASETS, default="mnist")
     t.add_argument("--idx-dir", type=Path, default=None,
                    help="read the data set from standard IDX files in this folder instead")
@@ -80,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--evaluations", type=int, default=4, help="test evaluations per epoch")
     t.add_argument("--target", choices=sorted(TARGETS), default="brian2-cython")
     t.add_argument("--seed", type=int, default=0)
+    b = t.add_argument_group("batched training (dense target)")
+    b.add_argument("--batch-size", type=int, default=1,
+                   help="samples per trial; updates are averaged over the batch")
+    b.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                   help="sgd applies the learning rules as written; adam rescales them")
+    b.add_argument("--adam-lr", type=float, default=1e-3, help="Adam step size")
+    b.add_argument("--float32", action="store_true", help="single precision")
     t.add_argument("--out", type=Path, default=Path("results/train"), help="output folder")
     t.add_argument("--force", action="store_true", help="retrain even if results exist")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -118,15 +129,33 @@ def _train(args) -> int:
         ds = data.load(args.dataset, root=args.data_dir)
     ds = ds.subset(args.train_size or None, args.test_size or None, seed=args.seed)
     sizes = (ds.x_train.shape[1], *args.hidden, ds.n_classes)
-    circuit = CIRCUITS[args.circuit](
-        sizes, args.activation, learned_feedback=args.learned_feedback,
-        no_fprime=args.no_fprime, learned_errors=args.learned_errors,
-        fully_relaxed=args.fully_relaxed, fixed_random_feedback=args.fixed_random_feedback,
-        inference_rate=args.inference_rate, learning_rate=args.learning_rate,
-        weight_std=args.weight_std)
-    target = make_target(args.target, circuit, seed=args.seed)
+    factory = CIRCUITS[args.circuit]
+    accepted = inspect.signature(factory).parameters
+    switches = [k for k in ("learned_feedback", "no_fprime", "learned_errors",
+                            "fully_relaxed", "fixed_random_feedback") if getattr(args, k)]
+    unsupported = [s for s in switches if s not in accepted]
+    if unsupported:
+        raise CircuitError(f"--{unsupported[0].replace('_', '-')} applies to relaxed-pc, not "
+                           f"to the {args.circuit} circuit.")
+    kwargs = {k: getattr(args, k) for k in ("learned_feedback", "no_fprime", "learned_errors",
+                                            "fully_relaxed", "fixed_random_feedback",
+                                            "inference_rate", "learning_rate", "weight_std")
+              if k in accepted}
+    circuit = factory(sizes, args.activation, **kwargs)
+    options = {}
+    if args.batch_size > 1 or args.optimizer != "sgd" or args.float32:
+        if args.target != "dense":
+            raise CircuitError("--batch-size, --optimizer and --float32 need --target dense "
+                               f"(the {args.target} target runs one sample at a time).")
+        from neurosim.hardware_targets.dense import Adam
+        options = {"batch_mean": True}
+        if args.optimizer == "adam":
+            options["optimizer"] = Adam(args.adam_lr)
+        if args.float32:
+            options["dtype"] = np.float32
+    target = make_target(args.target, circuit, seed=args.seed, **options)
     (out / "config.json").write_text(json.dumps(config, indent=2))
-    settings = TrainSettings(epochs=args.epochs, steps=args.steps,
+    settings = TrainSettings(epochs=args.epochs, steps=args.steps, batch_size=args.batch_size,
                              evaluations_per_epoch=args.evaluations, seed=args.seed)
     checkpoint = out / "checkpoint.npz"
     if checkpoint.exists() and not args.force:

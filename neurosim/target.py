@@ -46,6 +46,16 @@ class Target(ABC):
     def set_weights(self, weights: dict[str, dict[str, np.ndarray]]) -> None:
         ...
 
+    #: the largest batch the target runs at once (values of shape (B, n))
+    max_batch = 1
+
+    def extra_state(self) -> dict[str, np.ndarray]:
+        """Learning state beyond the weights (optimiser moments), for checkpoints."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, np.ndarray]) -> None:
+        pass
+
     # dynamics ---------------------------------------------------------------------
     def clamp(self, population: str, variable: str, values) -> None:
         """Hold a population at ``values``: its equations stop updating it."""

@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ class TrainSettings:
     test_steps: int = 0         # extra inference steps at test time (after settling)
     label_off: float = 0.1      # smoothed one-hot: value on the wrong classes
     evaluations_per_epoch: int = 4
+    batch_size: int = 1         # samples per trial (targets with max_batch > 1)
     seed: int = 0
 
 
@@ -37,15 +38,18 @@ def encode_labels(labels: np.ndarray, n_classes: int, off: float) -> np.ndarray:
 
 
 def evaluate(target: Target, x: np.ndarray, y: np.ndarray, steps: int = 0,
-             progress: bool = False) -> float:
-    """Test accuracy: the output population's argmax against the labels."""
+             progress: bool = False, batch: int = 1000) -> float:
+    """Test accuracy: the readout's argmax against the labels (in batches where
+    the target runs batches)."""
+    batch = max(1, min(batch, target.max_batch))
     correct = 0
-    for xi, yi in zip(x, tqdm(y, desc="test", leave=False, disable=not progress)):
-        out = predict(target, xi, steps)
+    for start in tqdm(range(0, len(y), batch), desc="test", leave=False, disable=not progress):
+        xb = x[start:start + batch]
+        out = predict(target, xb if batch > 1 else xb[0], steps)
         if not np.all(np.isfinite(out)):
             raise DivergenceError(f"{target.circuit.name}: the prediction became NaN or "
                                   "infinite; the run diverged.")
-        correct += int(np.argmax(out) == yi)
+        correct += int(np.sum(np.argmax(np.atleast_2d(out), axis=-1) == y[start:start + batch]))
     return correct / len(y)
 
 
@@ -62,6 +66,7 @@ def _atomic_write(path: Path, write) -> None:
 
 def save_checkpoint(path: Path, target: Target, state: dict) -> None:
     arrays = {f"{p}/{v}": a for p, vs in target.get_weights().items() for v, a in vs.items()}
+    arrays.update({f"__extra__/{k}": a for k, a in target.extra_state().items()})
     arrays["__state__"] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
 
     def write(tmp):
@@ -74,11 +79,15 @@ def load_checkpoint(path: Path, target: Target) -> dict:
     with np.load(path) as data:
         state = json.loads(bytes(data["__state__"]).decode())
         weights: dict = {}
+        extra = {}
         for key in data.files:
-            if key != "__state__":
+            if key.startswith("__extra__/"):
+                extra[key[len("__extra__/"):]] = data[key]
+            elif key != "__state__":
                 proj, var = key.split("/")
                 weights.setdefault(proj, {})[var] = data[key]
     target.set_weights(weights)
+    target.load_extra_state(extra)
     return state
 
 
@@ -96,31 +105,33 @@ def fit(target: Target, dataset, settings: TrainSettings, checkpoint: Path | Non
     else:
         acc = evaluate(target, dataset.x_test, dataset.y_test, s.test_steps)
         state["history"].append({"epoch": 0, "samples": 0, "test_accuracy": acc, "seconds": 0.0})
+    if s.batch_size > target.max_batch:
+        raise ValueError(f"batch_size={s.batch_size}: the {target.name} target runs at most "
+                         f"{target.max_batch} sample(s) at a time; use the dense target.")
     total = s.epochs * n
     bar = tqdm(total=total, initial=state["epoch"] * n + state["index"], disable=not progress,
                desc="train", unit="sample")
     start = time.perf_counter() - state["elapsed"]
     for epoch in range(state["epoch"], s.epochs):
         order = np.random.default_rng([s.seed, epoch]).permutation(n)
-        for i in range(state["index"], n):
-            k = order[i]
+        for i in range(state["index"], n, s.batch_size):
+            k = order[i:i + s.batch_size]
+            if s.batch_size == 1:
+                k = k[0]
             train_trial(target, dataset.x_train[k], labels[k], s.steps)
-            bar.update(1)
-            if i + 1 in eval_at:
-                target.check_finite(f" in epoch {epoch + 1}, sample {i + 1}")
+            done = min(i + s.batch_size, n)
+            bar.update(done - i)
+            if any(i < e <= done for e in eval_at):
+                target.check_finite(f" in epoch {epoch + 1}, after sample {done}")
                 acc = evaluate(target, dataset.x_test, dataset.y_test, s.test_steps)
                 elapsed = time.perf_counter() - start
-                state["history"].append({"epoch": epoch + 1, "samples": epoch * n + i + 1,
+                state["history"].append({"epoch": epoch + 1, "samples": epoch * n + done,
                                          "test_accuracy": acc, "seconds": round(elapsed, 2)})
                 bar.set_postfix(test_accuracy=f"{acc:.3f}")
-                state.update(epoch=epoch if i + 1 < n else epoch + 1,
-                             index=(i + 1) % n, elapsed=elapsed)
+                state.update(epoch=epoch if done < n else epoch + 1,
+                             index=done % n, elapsed=elapsed)
                 if checkpoint is not None:
                     save_checkpoint(checkpoint, target, state)
         state["index"] = 0
     bar.close()
     return state["history"]
-
-
-def settings_dict(settings: TrainSettings) -> dict:
-    return asdict(settings)

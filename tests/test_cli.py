@@ -40,3 +40,15 @@ def test_help_documents_every_option(capsys):
 def test_bad_idx_folder_is_a_clear_error(tmp_path, capsys):
     assert main(ARGS + ["--idx-dir", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_batched_dense_training_and_clear_option_errors(tmp_path, capsys):
+    dense = [a if a != "brian2-numpy" else "dense" for a in ARGS]
+    out = tmp_path / "dense"
+    assert main(dense + ["--batch-size", "8", "--optimizer", "adam", "--float32",
+                         "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["config"]["batch_size"] == 8
+    assert main(ARGS + ["--batch-size", "8", "--out", str(tmp_path / "x")]) == 2
+    assert "need --target dense" in capsys.readouterr().err
+    assert main(ARGS + ["--circuit", "backprop", "--no-fprime", "--out", str(tmp_path / "y")]) == 2
+    assert "applies to relaxed-pc" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import neurosim.training as training
 from neurosim import data
 from neurosim.circuits import relaxed_predictive_coding
 from neurosim.hardware_targets.brian2 import Brian2Target
+from neurosim.hardware_targets.dense import Adam, DenseTarget
 from neurosim.target import DivergenceError
 from neurosim.training import TrainSettings, fit
 
@@ -17,9 +18,18 @@ def small():
     return ds, circuit, TrainSettings(epochs=2, steps=5, evaluations_per_epoch=2)
 
 
-def test_resume_gives_the_same_weights(tmp_path, monkeypatch):
+TARGETS = {
+    "brian2, per sample, SGD": (lambda c: Brian2Target(c, seed=1), 1),
+    "dense, batch 4, Adam": (lambda c: DenseTarget(c, seed=1, optimizer=Adam(1e-2),
+                                                   batch_mean=True), 4),
+}
+
+
+@pytest.mark.parametrize("kind", list(TARGETS))
+def test_resume_gives_the_same_weights(tmp_path, monkeypatch, kind):
     ds, circuit, settings = small()
-    full = Brian2Target(circuit, seed=1)
+    make, settings.batch_size = TARGETS[kind]
+    full = make(circuit)
     history = fit(full, ds, settings, checkpoint=tmp_path / "a.npz", progress=False)
     assert [h["samples"] for h in history] == [0, 12, 24, 36, 48]
 
@@ -28,16 +38,15 @@ def test_resume_gives_the_same_weights(tmp_path, monkeypatch):
 
     def interrupted(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 31:                 # in epoch 2, after the checkpoint at sample 24
+        if calls["n"] == 31 // settings.batch_size:   # in epoch 2, after the checkpoint
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
     monkeypatch.setattr(training, "train_trial", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        fit(Brian2Target(circuit, seed=1), ds, settings, checkpoint=tmp_path / "b.npz",
-            progress=False)
+        fit(make(circuit), ds, settings, checkpoint=tmp_path / "b.npz", progress=False)
     monkeypatch.setattr(training, "train_trial", real)
-    resumed = Brian2Target(circuit, seed=1)
+    resumed = make(circuit)
     history_b = fit(resumed, ds, settings, checkpoint=tmp_path / "b.npz", progress=False)
     assert [h["samples"] for h in history_b] == [0, 12, 24, 36, 48]
     for proj, params in full.get_weights().items():
