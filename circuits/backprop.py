@@ -20,7 +20,8 @@ from __future__ import annotations
 from brian2 import ms
 from brian2.utils.stringtools import word_substitute
 
-from neurosim.circuit import Circuit, CircuitError, Population, Projection, normal
+from neurosim.circuit import (Circuit, CircuitError, Population, Projection, fan_in_uniform,
+                              normal)
 
 from .predictive_coding import ACTIVATIONS
 
@@ -40,7 +41,7 @@ target : 1            # clamped during training
 
 def backprop_network(sizes=(784, 300, 100, 10), activation: str = "relu",
                      feedback_alignment: bool = False, learning_rate: float = 0.02,
-                     weight_std: float = 0.05 ** 0.5) -> Circuit:
+                     weight_std: float | None = 0.05 ** 0.5) -> Circuit:
     """A ``sizes`` network (input first) trained by backprop, or by feedback
     alignment with ``feedback_alignment=True``."""
     if activation not in ACTIVATIONS:
@@ -55,6 +56,7 @@ def backprop_network(sizes=(784, 300, 100, 10), activation: str = "relu",
                       description=f"{'-'.join(map(str, sizes))} {activation} "
                                   f"{'feedback alignment' if feedback_alignment else 'backprop'}")
     top = len(sizes) - 1
+    weights = fan_in_uniform if weight_std is None else normal(weight_std)
     for l, n in enumerate(reversed(sizes)):
         eqs = ("h : 1  # clamped input" if l == top else
                (OUTPUT_EQS if l == 0 else HIDDEN_EQS).format(f=f, fprime=fprime))
@@ -64,12 +66,12 @@ def backprop_network(sizes=(784, 300, 100, 10), activation: str = "relu",
         if not feedback_alignment and l + 1 < top:
             model += "\nback_pre = w * delta_post : 1 (summed)"
         circuit.add(Projection(f"weights{l + 1}", f"layer{l + 1}", f"layer{l}", model,
-                               init={"w": normal(weight_std)},
+                               init={"w": weights},
                                learning_rule="w -= lr * delta_post * h_pre"))
         if feedback_alignment and l + 1 < top:
             circuit.add(Projection(f"feedback_weights{l + 1}", f"layer{l}", f"layer{l + 1}",
                                    "b : 1\nback_post = b * delta_pre : 1 (summed)",
-                                   init={"b": normal(weight_std)}))
+                                   init={"b": weights}))
     circuit.set_io(input=(f"layer{top}", "h"), output=("layer0", "target"),
                    readout=("layer0", "h"))
     return circuit

@@ -35,7 +35,8 @@ from __future__ import annotations
 from brian2 import ms
 from brian2.utils.stringtools import word_substitute
 
-from neurosim.circuit import Circuit, CircuitError, Population, Projection, abs_normal, normal
+from neurosim.circuit import (Circuit, CircuitError, Population, Projection, abs_normal,
+                              fan_in_uniform, normal)
 
 # f(x) and f'(x) as Brian2 expressions of x.
 ACTIVATIONS = {
@@ -71,7 +72,7 @@ def relaxed_predictive_coding(
     fully_relaxed: bool = False,
     inference_rate: float = 0.1,
     learning_rate: float = 5e-4,
-    weight_std: float = 0.05 ** 0.5,
+    weight_std: float | None = 0.05 ** 0.5,
     error_weight_std: float = 0.05,
 ) -> Circuit:
     """Predictive-coding circuit; every relaxation is a switch.
@@ -79,6 +80,8 @@ def relaxed_predictive_coding(
     ``fully_relaxed`` turns on ``learned_feedback``, ``no_fprime`` and
     ``learned_errors``. ``fixed_random_feedback`` is the feedback-alignment
     baseline (θ̃ random, never learned). ``inference_rate`` is dt/tau.
+    Weights start from N(0, weight_std²) (the paper: variance 0.05), or
+    uniform in ±1/√fan_in with ``weight_std=None``.
     """
     if activation not in ACTIVATIONS:
         raise CircuitError(f"Unknown activation {activation!r}; choose one of "
@@ -106,6 +109,7 @@ def relaxed_predictive_coding(
             or "standard"),
     )
     top = len(sizes) - 1
+    weights = fan_in_uniform if weight_std is None else normal(weight_std)
     layer_sizes = list(reversed(sizes))  # layer 0 = bottom
     error_eqs = ERROR_EQS.format(f=word_substitute(f, {"x": "pred"}),
                                  fprime=word_substitute(fprime, {"x": "pred"}))
@@ -119,13 +123,13 @@ def relaxed_predictive_coding(
         if not separate_feedback:
             forward += "\nfeedback_pre = w * gated_post : 1 (summed)"
         circuit.add(Projection(f"weights{l + 1}", f"value{l + 1}", f"error{l}", forward,
-                               init={"w": normal(weight_std)},
+                               init={"w": weights},
                                learning_rule="w += lr * gated_post * mu_pre"))  # eq. (3)
         if separate_feedback:
             circuit.add(Projection(
                 f"feedback_weights{l + 1}", f"error{l}", f"value{l + 1}",
                 "w : 1\nfeedback_post = w * gated_pre : 1 (summed)",
-                init={"w": normal(weight_std)},
+                init={"w": weights},
                 learning_rule="w += lr * mu_post * gated_pre" if learned_feedback else None))  # (4)
         if learned_errors and l > 0:  # the output (bottom) layer's ψ stays the identity
             circuit.add(Projection(

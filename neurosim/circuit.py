@@ -36,7 +36,7 @@ from brian2.utils.stringtools import get_identifiers
 
 __all__ = [
     "CircuitError", "Population", "Projection", "Circuit",
-    "normal", "abs_normal", "constant", "identity",
+    "normal", "abs_normal", "constant", "identity", "fan_in_uniform",
 ]
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -105,6 +105,12 @@ def constant(value: float) -> Initializer:
         return np.full(shape, float(value))
     draw.__doc__ = f"constant({value})"
     return draw
+
+
+def fan_in_uniform(rng, shape):
+    """Uniform in ±1/√fan_in, the default of PyTorch/Equinox linear layers."""
+    bound = 1.0 / np.sqrt(shape[-1])
+    return rng.uniform(-bound, bound, size=shape)
 
 
 def identity(rng, shape):

@@ -32,6 +32,16 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _weight_std(text: str):
+    if text == "fan-in":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--weight-std {text!r}: give a number or "
+                                         "'fan-in'") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     from neurosim.circuits import ACTIVATIONS, CIRCUITS
     from neurosim.hardware_targets import TARGETS
@@ -66,9 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--inference-rate", type=float, default=0.1, help="Euler step dt/tau")
     t.add_argument("--learning-rate", type=float, default=0.02,
                    help="per-sample learning rate of the weight updates")
-    t.add_argument("--weight-std", type=float, default=0.05,
-                   help="std of the Gaussian initial weights (the paper's variance 0.05, "
-                        "std 0.22, leaves per-sample relu training at chance on MNIST)")
+    t.add_argument("--weight-std", type=_weight_std, default=0.05,
+                   help="std of the Gaussian initial weights, or 'fan-in' for uniform in "
+                        "±1/sqrt(fan_in) (the paper's variance 0.05, std 0.22, leaves "
+                        "per-sample relu training at chance on MNIST)")
     t.add_argument("--steps", type=int, default=100,
                    help="inference steps per training sample (0 for backprop)")
     t.add_argument("--dataset", choices=data.DATASETS, default="mnist")
