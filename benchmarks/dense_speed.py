@@ -1,0 +1,125 @@
+"""Speed of the batched dense engine against a plain hand-written batched numpy
+version of the same training run, measured side by side in one run.
+
+The run (the issue's reference set-up): 784-300-100-10 relu predictive coding,
+batch 64, float32, 100 inference steps at rate 0.1, Adam 1e-3 on the weight
+updates, one pass over (a subset of) MNIST. Contenders alternate; each is
+timed ``--repeats`` times and the median is reported, with the ratio
+dense / hand-written, the achieved FLOP/s (useful multiply-adds only) and the
+test accuracy after the pass.
+
+    python benchmarks/dense_speed.py [--samples 60000] [--repeats 3]
+
+Peers (pcx, the paper's reference code, ngclearn) are not installed by the
+project; their figures measured on this machine are quoted in the README.
+"""
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from neurosim import data
+from neurosim.circuits import relaxed_predictive_coding
+from neurosim.hardware_targets.dense import Adam, DenseTarget
+from neurosim.target import train_trial
+from neurosim.training import encode_labels, evaluate
+
+SIZES = (784, 300, 100, 10)
+B, STEPS, RATE, ADAM_LR, STD = 64, 100, 0.1, 1e-3, 0.02
+
+
+def useful_flops(n_samples):
+    """Multiply-adds x 2 of the matrix products the algorithm needs."""
+    pairs = [(SIZES[i], SIZES[i + 1]) for i in range(len(SIZES) - 1)]
+    first = pairs[0][0] * pairs[0][1]
+    rest = sum(a * b for a, b in pairs[1:])
+    per_step = 2 * 2 * rest                 # predictions + errors sent up (hidden layers)
+    per_sample = 2 * (first + rest)         # forward initialisation (incl. the clamped input)
+    per_sample += 2 * (first + rest)        # final prediction before the update
+    per_sample += 2 * (first + rest)        # weight updates (outer products)
+    return n_samples * (STEPS * per_step + per_sample)
+
+
+class HandWritten:
+    """Plain batched numpy PC with Adam, float32 (no neurosim code)."""
+
+    def __init__(self, weights):
+        self.W = {l: weights[f"weights{l}"]["w"].astype(np.float32) for l in (1, 2, 3)}
+        self.m = {l: np.zeros_like(w) for l, w in self.W.items()}
+        self.v = {l: np.zeros_like(w) for l, w in self.W.items()}
+        self.t = 0
+
+    def train(self, x, y):
+        W = self.W
+        mu = {3: x}
+        pred3 = W[3] @ x.T                                    # constant: input is clamped
+        mu[2] = np.maximum(pred3.T, 0)
+        mu[1] = np.maximum(mu[2] @ W[2].T, 0)
+        mu[0] = y
+        for _ in range(STEPS):
+            p1, p0 = mu[2] @ W[2].T, mu[1] @ W[1].T
+            e2 = mu[2] - np.maximum(pred3.T, 0)
+            e1, e0 = mu[1] - np.maximum(p1, 0), mu[0] - np.maximum(p0, 0)
+            g1, g0 = e1 * (p1 > 0), e0 * (p0 > 0)
+            mu[1] = mu[1] + RATE * (-e1 + g0 @ W[1])
+            mu[2] = mu[2] + RATE * (-e2 + g1 @ W[2])
+        p2, p1, p0 = pred3.T, mu[2] @ W[2].T, mu[1] @ W[1].T
+        grads = {3: (mu[2] - np.maximum(p2, 0)) * (p2 > 0),
+                 2: (mu[1] - np.maximum(p1, 0)) * (p1 > 0),
+                 1: (mu[0] - np.maximum(p0, 0)) * (p0 > 0)}
+        self.t += 1
+        for l in (1, 2, 3):
+            d = grads[l].T @ mu[l] / len(x)
+            self.m[l] = 0.9 * self.m[l] + 0.1 * d
+            self.v[l] = 0.999 * self.v[l] + 0.001 * d * d
+            mh, vh = self.m[l] / (1 - 0.9 ** self.t), self.v[l] / (1 - 0.999 ** self.t)
+            W[l] += (ADAM_LR * mh / (np.sqrt(vh) + 1e-8)).astype(np.float32)
+
+    def accuracy(self, x, y):
+        h = x
+        for l in (3, 2, 1):
+            h = np.maximum(h @ self.W[l].T, 0)
+        return float(np.mean(np.argmax(h, 1) == y))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--samples", type=int, default=60000)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    ds = data.load("mnist").subset(args.samples, None, seed=0)
+    x = ds.x_train.astype(np.float32)
+    y = encode_labels(ds.y_train, 10, 0.1).astype(np.float32)
+    circuit = relaxed_predictive_coding(SIZES, "relu", inference_rate=RATE, weight_std=STD)
+    weights = circuit.initial_weights(0)
+    times = {"neurosim dense": [], "hand-written numpy": []}
+    acc = {}
+    for _ in range(args.repeats):
+        target = DenseTarget(circuit, weights=weights, dtype=np.float32,
+                             optimizer=Adam(ADAM_LR), batch_mean=True)
+        t0 = time.perf_counter()
+        for i in range(0, len(x), B):
+            train_trial(target, x[i:i + B], y[i:i + B], STEPS)
+        times["neurosim dense"].append(time.perf_counter() - t0)
+        acc["neurosim dense"] = evaluate(target, ds.x_test, ds.y_test)
+        hand = HandWritten(weights)
+        t0 = time.perf_counter()
+        for i in range(0, len(x), B):
+            hand.train(x[i:i + B], y[i:i + B])
+        times["hand-written numpy"].append(time.perf_counter() - t0)
+        acc["hand-written numpy"] = hand.accuracy(ds.x_test.astype(np.float32), ds.y_test)
+    flops = useful_flops(len(x))
+    ref = statistics.median(times["hand-written numpy"])
+    print(f"784-300-100-10 relu PC, batch {B}, float32, {STEPS} steps, Adam {ADAM_LR}, "
+          f"{len(x)} MNIST samples, median of {args.repeats} interleaved runs; "
+          f"{flops / 1e12:.2f} TFLOP useful work")
+    print(f"{'':20s} {'seconds':>8s} {'ratio':>6s} {'GFLOP/s':>8s} {'test acc':>9s}")
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        print(f"{name:20s} {med:8.2f} {med / ref:6.2f} {flops / med / 1e9:8.1f} "
+              f"{100 * acc[name]:8.2f}%")
+
+
+if __name__ == "__main__":
+    main()
