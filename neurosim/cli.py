@@ -78,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-sample learning rate of the weight updates")
     t.add_argument("--weight-std", type=_weight_std, default=0.05,
                    help="std of the Gaussian initial weights, or 'fan-in' for uniform in "
-                        "±1/sqrt(fan_in) (the paper's variance 0.05, std 0.22, leaves "
-                        "per-sample relu training at chance on MNIST)")
+                        "±1/sqrt(fan_in); the authors' code uses std 0.05 (the paper's text "
+                        "says variance 0.05, std 0.22, which leaves per-sample relu training "
+                        "at chance on MNIST)")
     t.add_argument("--steps", type=int, default=100,
                    help="inference steps per training sample (0 for backprop)")
     t.add_argument("--dataset", choices=data.DATASETS, default="mnist")
