@@ -95,14 +95,15 @@ def report(results, folder: Path, epochs: int) -> str:
             cells = []
             for v in VARIANTS:
                 runs = rows.get((dataset, act, v), [])
-                if not runs:
-                    cells.append("–")
-                elif any(r["diverged"] for r in runs):
-                    n = sum(r["diverged"] for r in runs)
-                    cells.append(f"diverged ({n}/{len(runs)})")
-                else:
-                    acc = 100 * np.array([r["final_test_accuracy"] for r in runs])
-                    cells.append(f"{acc.mean():.2f} ± {acc.std():.2f} (n={len(acc)})")
+                ok = [r for r in runs if not r["diverged"]]
+                n_div = len(runs) - len(ok)
+                cell = "–" if not runs else ""
+                if ok:
+                    acc = 100 * np.array([r["final_test_accuracy"] for r in ok])
+                    cell = f"{acc.mean():.2f} ± {acc.std():.2f} (n={len(acc)})"
+                if n_div:
+                    cell += f"{', ' if cell else ''}diverged {n_div}/{len(runs)}"
+                cells.append(cell)
             lines.append(f"| {dataset} | {act} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     (folder / f"table_{epochs}epoch.md").write_text(table + "\n")
