@@ -20,10 +20,9 @@ from __future__ import annotations
 from brian2 import ms
 from brian2.utils.stringtools import word_substitute
 
-from neurosim.circuit import (Circuit, CircuitError, Population, Projection, fan_in_uniform,
-                              normal)
+from neurosim.circuit import Circuit, Population, Projection, fan_in_uniform, normal
 
-from .predictive_coding import ACTIVATIONS
+from .predictive_coding import ACTIVATIONS, check_layers
 
 HIDDEN_EQS = """
 h = {f} : 1           # activity
@@ -44,12 +43,7 @@ def backprop_network(sizes=(784, 300, 100, 10), activation: str = "relu",
                      weight_std: float | None = 0.05 ** 0.5) -> Circuit:
     """A ``sizes`` network (input first) trained by backprop, or by feedback
     alignment with ``feedback_alignment=True``."""
-    if activation not in ACTIVATIONS:
-        raise CircuitError(f"Unknown activation {activation!r}; choose one of "
-                           f"{sorted(ACTIVATIONS)}.")
-    if len(sizes) < 2 or any(int(n) != n or n < 1 for n in sizes):
-        raise CircuitError(f"sizes={sizes!r}: give at least two positive layer sizes, "
-                           "input first, e.g. (784, 300, 100, 10).")
+    check_layers(sizes, activation)
     f, fprime = (word_substitute(e, {"x": "a"}) for e in ACTIVATIONS[activation])
     name = "feedback_alignment" if feedback_alignment else "backprop"
     circuit = Circuit(name, dt=1 * ms, namespace={"lr": learning_rate},

@@ -46,6 +46,18 @@ ACTIVATIONS = {
     "linear": ("x", "1"),
 }
 
+
+
+def check_layers(sizes, activation: str) -> None:
+    """Layer sizes (input first) and activation of a layered rate circuit."""
+    if activation not in ACTIVATIONS:
+        raise CircuitError(f"Unknown activation {activation!r}; choose one of "
+                           f"{sorted(ACTIVATIONS)}.")
+    if len(sizes) < 2 or any(int(n) != n or n < 1 for n in sizes):
+        raise CircuitError(f"sizes={sizes!r}: give at least two positive layer sizes, "
+                           "input first, e.g. (784, 300, 100, 10).")
+
+
 VALUE_EQS = """
 dmu/dt = (-eps + feedback) / tau : 1
 eps : 1       # own prediction error (stays 0 in the top layer)
@@ -83,12 +95,7 @@ def relaxed_predictive_coding(
     Weights start from N(0, weight_std²) (the paper: variance 0.05), or
     uniform in ±1/√fan_in with ``weight_std=None``.
     """
-    if activation not in ACTIVATIONS:
-        raise CircuitError(f"Unknown activation {activation!r}; choose one of "
-                           f"{sorted(ACTIVATIONS)}.")
-    if len(sizes) < 2 or any(int(n) != n or n < 1 for n in sizes):
-        raise CircuitError(f"sizes={sizes!r}: give at least two positive layer sizes, "
-                           "top (input) first, e.g. (784, 300, 100, 10).")
+    check_layers(sizes, activation)
     if learned_feedback and fixed_random_feedback:
         raise CircuitError("learned_feedback and fixed_random_feedback exclude each other: "
                            "θ̃ is either learned (eq. 4) or fixed (feedback alignment).")

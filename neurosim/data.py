@@ -371,19 +371,26 @@ def _mnist_images_to_uint8(x: np.ndarray, source, part: str) -> np.ndarray:
                     "not the expected MNIST pickle")
 
 
-def mnist_from_pickle(path) -> tuple:
-    """Read an ``mnist.pkl.gz`` (restricted unpickler) into uint8 arrays
-    ``(x_train, y_train, x_test, y_test)``; train = train + valid."""
-    path = pathlib.Path(path)
+def _read_bytes(path: pathlib.Path, missing: str, corrupt: str) -> bytes:
+    """The file's bytes, gunzipped when they start with the gzip magic."""
     if not path.is_file():
-        raise DataError(f"{path}: no such file; run `neurosim data fetch mnist`")
+        raise DataError(f"{path}: no such file; {missing}")
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
         except (EOFError, OSError, gzip.BadGzipFile) as exc:
-            raise DataError(f"{path}: broken gzip stream ({exc}); the file is truncated or "
-                            "corrupt: delete it and run `neurosim data fetch mnist`") from None
+            raise DataError(f"{path}: broken gzip stream ({type(exc).__name__}: {exc}); the "
+                            f"file is truncated or corrupt: {corrupt}") from None
+    return raw
+
+
+def mnist_from_pickle(path) -> tuple:
+    """Read an ``mnist.pkl.gz`` (restricted unpickler) into uint8 arrays
+    ``(x_train, y_train, x_test, y_test)``; train = train + valid."""
+    path = pathlib.Path(path)
+    raw = _read_bytes(path, missing="run `neurosim data fetch mnist`",
+                      corrupt="delete it and run `neurosim data fetch mnist`")
     obj = _restricted_unpickle(raw, path)
     if not (isinstance(obj, (tuple, list)) and len(obj) == 3
             and all(isinstance(p, (tuple, list)) and len(p) == 2 for p in obj)):
@@ -657,15 +664,8 @@ def read_idx(path) -> np.ndarray:
     that the data size matches the dimensions exactly. Returns a native-endian array.
     """
     path = pathlib.Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file; give the path of an IDX file")
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (EOFError, OSError, gzip.BadGzipFile) as exc:
-            raise DataError(f"{path}: broken gzip stream ({type(exc).__name__}: {exc}); the "
-                            "file is truncated or corrupt: download it again") from None
+    raw = _read_bytes(path, missing="give the path of an IDX file",
+                      corrupt="download it again")
     if len(raw) < 4:
         raise DataError(f"{path}: {len(raw)} bytes, too short for an IDX header; the file is "
                         "truncated: download it again")
