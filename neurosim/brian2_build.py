@@ -120,6 +120,7 @@ def check_with_brian2(circuit: Circuit) -> None:
         for name, proj in circuit.projections.items():
             small[name] = {v: np.zeros((1, 1) if proj.connect == "all" else (1,))
                            for v in proj.parameters}
+        objs = None
         try:
             objs = build(circuit, small, sizes)
             for op in list(objs.settle_ops.values()) + list(objs.learn_ops.values()):
@@ -134,5 +135,10 @@ def check_with_brian2(circuit: Circuit) -> None:
             msg = str(root).strip().strip("'\"")
             where = f" in {where.group(1)}" if where else ""
             raise CircuitError(f"Circuit {circuit.name!r}{where}: {msg} -- {_hint(root)}.") from exc
+        finally:
+            # the copy never runs: tell Brian2 not to warn, when it is deleted, that
+            # its objects were "never included in a network"
+            for obj in objs.network.objects if objs else ():
+                obj._network = obj._network or "neurosim check"
     finally:
         prefs.codegen.target = old_target
