@@ -3,13 +3,17 @@
 The loop is the paper's protocol (:func:`neurosim.target.train_trial` per
 sample), with a tqdm progress bar, periodic evaluation on the test set,
 divergence detection, and an atomic checkpoint after every evaluation so that
-an interrupted run resumes where it stopped.
+an interrupted run resumes where it stopped (Ctrl-C finishes the current
+trial, writes a checkpoint and stops).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +95,22 @@ def load_checkpoint(path: Path, target: Target) -> dict:
     return state
 
 
+@contextlib.contextmanager
+def _deferred_interrupt():
+    """Ctrl-C during a trial is held until the trial has finished, so that a
+    checkpoint never holds a half-applied update. Yields a function that says
+    whether an interrupt is pending."""
+    pending = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: pending.append(True))
+    try:
+        yield lambda: bool(pending)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def fit(target: Target, dataset, settings: TrainSettings, checkpoint: Path | None = None,
         progress: bool = True) -> list[dict]:
     """Train ``target`` on ``dataset``; returns the learning curve (one dict per
@@ -112,26 +132,37 @@ def fit(target: Target, dataset, settings: TrainSettings, checkpoint: Path | Non
     bar = tqdm(total=total, initial=state["epoch"] * n + state["index"], disable=not progress,
                desc="train", unit="sample")
     start = time.perf_counter() - state["elapsed"]
-    for epoch in range(state["epoch"], s.epochs):
-        order = np.random.default_rng([s.seed, epoch]).permutation(n)
-        for i in range(state["index"], n, s.batch_size):
-            k = order[i:i + s.batch_size]
-            if s.batch_size == 1:
-                k = k[0]
-            train_trial(target, dataset.x_train[k], labels[k], s.steps)
-            done = min(i + s.batch_size, n)
-            bar.update(done - i)
-            if any(i < e <= done for e in eval_at):
-                target.check_finite(f" in epoch {epoch + 1}, after sample {done}")
-                acc = evaluate(target, dataset.x_test, dataset.y_test, s.test_steps)
-                elapsed = time.perf_counter() - start
-                state["history"].append({"epoch": epoch + 1, "samples": epoch * n + done,
-                                         "test_accuracy": acc, "seconds": round(elapsed, 2)})
-                bar.set_postfix(test_accuracy=f"{acc:.3f}")
-                state.update(epoch=epoch if done < n else epoch + 1,
-                             index=done % n, elapsed=elapsed)
-                if checkpoint is not None:
-                    save_checkpoint(checkpoint, target, state)
-        state["index"] = 0
+    with _deferred_interrupt() as interrupted:
+        for epoch in range(state["epoch"], s.epochs):
+            order = np.random.default_rng([s.seed, epoch]).permutation(n)
+            for i in range(state["index"], n, s.batch_size):
+                k = order[i:i + s.batch_size]
+                train_trial(target, dataset.x_train[k[0] if s.batch_size == 1 else k],
+                            labels[k[0] if s.batch_size == 1 else k], s.steps)
+                done = min(i + s.batch_size, n)
+                bar.update(done - i)
+                # after every trial: a blow-up stops the run here, before any
+                # checkpoint is written, so the last one on disk is a good one
+                target.check_finite(f" in epoch {epoch + 1}, batch {i // s.batch_size + 1} "
+                                    f"(samples {i + 1}-{done})")
+                state.update(epoch=epoch if done < n else epoch + 1, index=done % n,
+                             elapsed=time.perf_counter() - start)
+                if any(i < e <= done for e in eval_at):
+                    acc = evaluate(target, dataset.x_test, dataset.y_test, s.test_steps)
+                    state["elapsed"] = time.perf_counter() - start
+                    state["history"].append({"epoch": epoch + 1, "samples": epoch * n + done,
+                                             "test_accuracy": acc,
+                                             "seconds": round(state["elapsed"], 2)})
+                    bar.set_postfix(test_accuracy=f"{acc:.3f}")
+                    if checkpoint is not None:
+                        save_checkpoint(checkpoint, target, state)
+                if interrupted():
+                    if checkpoint is not None:
+                        save_checkpoint(checkpoint, target, state)
+                    bar.close()
+                    raise KeyboardInterrupt(f"interrupted after {epoch * n + done} samples"
+                                            + (f"; checkpoint saved to {checkpoint}"
+                                               if checkpoint is not None else ""))
+            state["index"] = 0
     bar.close()
     return state["history"]

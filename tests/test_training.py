@@ -1,5 +1,7 @@
 """Training loop: an interrupted run resumes from its checkpoint and ends with the
 same weights as an uninterrupted one; divergence stops with a message."""
+import json
+
 import numpy as np
 import pytest
 
@@ -57,5 +59,37 @@ def test_resume_gives_the_same_weights(tmp_path, monkeypatch, kind):
 def test_divergence_stops_with_a_message():
     ds, _, settings = small()
     circuit = relaxed_predictive_coding((64, 8, 10), "relu", learning_rate=1e6)
-    with pytest.raises(DivergenceError, match="diverged"):
+    with pytest.raises(DivergenceError, match=r"in epoch 1, batch \d+ \(samples"):
         fit(Brian2Target(circuit, seed=0), ds, settings, progress=False)
+
+
+def test_ctrl_c_saves_a_checkpoint_after_the_current_trial(tmp_path, monkeypatch):
+    """A real SIGINT in the middle of a trial: the trial completes, a checkpoint is
+    written at that point, and the resumed run ends with the uninterrupted weights."""
+    import os
+    import signal
+    ds, circuit, settings = small()
+    full = Brian2Target(circuit, seed=1)
+    fit(full, ds, settings, progress=False)
+
+    calls = {"n": 0}
+    real = training.train_trial
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 17:                 # between evaluation checkpoints (12 and 24)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train_trial", interrupted)
+    with pytest.raises(KeyboardInterrupt, match="after 17 samples; checkpoint saved"):
+        fit(Brian2Target(circuit, seed=1), ds, settings, checkpoint=tmp_path / "c.npz",
+            progress=False)
+    monkeypatch.setattr(training, "train_trial", real)
+    with np.load(tmp_path / "c.npz") as saved:
+        assert json.loads(bytes(saved["__state__"]).decode())["index"] == 17
+    resumed = Brian2Target(circuit, seed=1)
+    fit(resumed, ds, settings, checkpoint=tmp_path / "c.npz", progress=False)
+    for proj, params in full.get_weights().items():
+        for var, value in params.items():
+            np.testing.assert_allclose(resumed.get_weights()[proj][var], value, atol=1e-12)
