@@ -21,6 +21,11 @@ from .circuit import CircuitError
 from .target import DivergenceError
 
 
+SWITCHES = ("learned_feedback", "no_fprime", "learned_errors", "fully_relaxed",
+            "fixed_random_feedback")
+CIRCUIT_PARAMETERS = ("inference_rate", "learning_rate", "weight_std")
+
+
 def _sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(s) for s in text.split(",") if s.strip())
@@ -134,6 +139,11 @@ def _train(args) -> int:
             print(f"{out}: already trained with these settings "
                   f"(test accuracy {done['final_test_accuracy']:.4f}); use --force to retrain.")
             return 0
+    previous = out / "config.json"
+    if (out / "checkpoint.npz").exists() and not args.force and previous.exists() \
+            and json.loads(previous.read_text()) != config:
+        raise CircuitError(f"{out} holds an unfinished run with other settings; resume it "
+                           "with the same options, or use --force or another --out.")
     out.mkdir(parents=True, exist_ok=True)
     if args.idx_dir:
         ds = data.load_idx_folder(args.idx_dir)
@@ -143,16 +153,11 @@ def _train(args) -> int:
     sizes = (ds.x_train.shape[1], *args.hidden, ds.n_classes)
     factory = CIRCUITS[args.circuit]
     accepted = inspect.signature(factory).parameters
-    switches = [k for k in ("learned_feedback", "no_fprime", "learned_errors",
-                            "fully_relaxed", "fixed_random_feedback") if getattr(args, k)]
-    unsupported = [s for s in switches if s not in accepted]
+    unsupported = [k for k in SWITCHES if getattr(args, k) and k not in accepted]
     if unsupported:
         raise CircuitError(f"--{unsupported[0].replace('_', '-')} applies to relaxed-pc, not "
                            f"to the {args.circuit} circuit.")
-    kwargs = {k: getattr(args, k) for k in ("learned_feedback", "no_fprime", "learned_errors",
-                                            "fully_relaxed", "fixed_random_feedback",
-                                            "inference_rate", "learning_rate", "weight_std")
-              if k in accepted}
+    kwargs = {k: getattr(args, k) for k in SWITCHES + CIRCUIT_PARAMETERS if k in accepted}
     circuit = factory(sizes, args.activation, **kwargs)
     options = {}
     if args.batch_size > 1 or args.optimizer != "sgd" or args.float32:
@@ -170,10 +175,10 @@ def _train(args) -> int:
     settings = TrainSettings(epochs=args.epochs, steps=args.steps, batch_size=args.batch_size,
                              evaluations_per_epoch=args.evaluations, seed=args.seed)
     checkpoint = out / "checkpoint.npz"
-    if checkpoint.exists() and not args.force:
-        print(f"resuming from {checkpoint}")
-    elif checkpoint.exists():
+    if checkpoint.exists() and args.force:
         checkpoint.unlink()
+    elif checkpoint.exists():
+        print(f"resuming from {checkpoint}")
     t0 = time.perf_counter()
     try:
         history = fit(target, ds, settings, checkpoint=checkpoint,
@@ -225,6 +230,9 @@ def main(argv=None) -> int:
     except (CircuitError, data.DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        print(f"stopped: {exc}; run the same command again to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

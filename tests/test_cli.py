@@ -52,3 +52,12 @@ def test_batched_dense_training_and_clear_option_errors(tmp_path, capsys):
     assert "need --target dense" in capsys.readouterr().err
     assert main(ARGS + ["--circuit", "backprop", "--no-fprime", "--out", str(tmp_path / "y")]) == 2
     assert "applies to relaxed-pc" in capsys.readouterr().err
+
+
+def test_unfinished_run_with_other_settings_is_not_resumed(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text('{"seed": 99}')
+    (out / "checkpoint.npz").write_bytes(b"")
+    assert main(ARGS + ["--out", str(out)]) == 2
+    assert "other settings" in capsys.readouterr().err
