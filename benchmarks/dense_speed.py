@@ -12,9 +12,16 @@ test accuracy after the pass.
 
 Peers (pcx, the paper's reference code, ngclearn) are not installed by the
 project; their figures measured on this machine are quoted in the README.
+With ``--pcx PYTHON`` (the python of the environment made by
+benchmarks/peers/setup_peers.sh), each repeat also runs
+benchmarks/peers/pcx_mnist.py in that interpreter, interleaved with the others,
+and the table gets a pcx row (its own training time, JIT compilation excluded).
 """
 import argparse
+import json
+import pathlib
 import statistics
+import subprocess
 import time
 
 import numpy as np
@@ -26,6 +33,8 @@ from neurosim.target import train_trial
 from neurosim.training import encode_labels, evaluate
 
 SIZES = (784, 300, 100, 10)
+PCX_NAME = "pcx 0.6.3 (JAX, CPU)"
+PCX_SCRIPT = pathlib.Path(__file__).resolve().parent / "peers" / "pcx_mnist.py"
 B, STEPS, RATE, ADAM_LR, STD = 64, 100, 0.1, 1e-3, 0.02
 
 
@@ -87,6 +96,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=60000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--pcx", metavar="PYTHON", default=None,
+                    help="also time pcx, running benchmarks/peers/pcx_mnist.py in PYTHON")
     args = ap.parse_args()
     ds = data.load("mnist").subset(args.samples, None, seed=0)
     x = ds.x_train.astype(np.float32)
@@ -94,6 +105,8 @@ def main():
     circuit = relaxed_predictive_coding(SIZES, "relu", inference_rate=RATE, weight_std=STD)
     weights = circuit.initial_weights(0)
     times = {"neurosim dense": [], "hand-written numpy": []}
+    if args.pcx:
+        times[PCX_NAME] = []
     acc = {}
     for _ in range(args.repeats):
         target = DenseTarget(circuit, weights=weights, dtype=np.float32,
@@ -109,6 +122,12 @@ def main():
             hand.train(x[i:i + B], y[i:i + B])
         times["hand-written numpy"].append(time.perf_counter() - t0)
         acc["hand-written numpy"] = hand.accuracy(ds.x_test.astype(np.float32), ds.y_test)
+        if args.pcx:
+            run = subprocess.run([args.pcx, str(PCX_SCRIPT), "--samples", str(args.samples)],
+                                 check=True, capture_output=True, text=True)
+            res = json.loads(run.stdout.strip().splitlines()[-1])
+            times[PCX_NAME].append(res["seconds_train"])
+            acc[PCX_NAME] = res["test_accuracy"]
     flops = useful_flops(len(x))
     ref = statistics.median(times["hand-written numpy"])
     print(f"784-300-100-10 relu PC, batch {B}, float32, {STEPS} steps, Adam {ADAM_LR}, "
@@ -119,6 +138,9 @@ def main():
         med = statistics.median(ts)
         print(f"{name:20s} {med:8.2f} {med / ref:6.2f} {flops / med / 1e9:8.1f} "
               f"{100 * acc[name]:8.2f}%")
+    if args.pcx:
+        dense, pcx = (statistics.median(times[k]) for k in ("neurosim dense", PCX_NAME))
+        print(f"dense / pcx ratio: {dense / pcx:.2f}")
 
 
 if __name__ == "__main__":
