@@ -15,7 +15,10 @@ Run it in the peers environment (benchmarks/peers/setup_peers.sh), not in the
 project's: it reads neurosim's MNIST cache with plain numpy and does not import
 neurosim.
 
-    .venv-peers/bin/python benchmarks/peers/pcx_mnist.py [--samples 60000]
+    .venv-peers/bin/python benchmarks/peers/pcx_mnist.py [--samples 60000] [--energy sum]
+
+``--energy mean`` averages the energy over the batch instead, as pcx's own MNIST
+example does, which divides the inference step by the batch size (see ENERGY).
 
 Prints one JSON line: seconds_train (the pass, JIT compilation excluded),
 test_accuracy, jit_seconds (the warm-up that compiles), and the set-up.
@@ -115,9 +118,25 @@ def predict(x, *, model):
 
 
 @pxf.vmap(BATCHED, in_axes=(0,), out_axes=(None, 0), axis_name="batch")
-def energy(x, *, model):
+def energy_sum(x, *, model):
     y_ = model(x, None)
     return jax.lax.psum(model.energy(), "batch"), y_
+
+
+@pxf.vmap(BATCHED, in_axes=(0,), out_axes=(None, 0), axis_name="batch")
+def energy_mean(x, *, model):
+    y_ = model(x, None)
+    return jax.lax.pmean(model.energy().sum(), "batch"), y_
+
+
+# --energy: "sum" (default) sums the energy over the batch, so each sample's value
+# nodes get the gradient of their own energy and the inference step is 0.1 per
+# sample, as in the other contenders. "mean" averages it over the batch, as pcx's
+# discriminative MNIST example does: the value-node gradients are then divided by
+# the batch size (an effective inference step of 0.1 / 64). Adam makes the weight
+# updates nearly the same either way.
+ENERGY = {"sum": energy_sum, "mean": energy_mean}
+energy = energy_sum
 
 
 @pxf.jit(static_argnums=0)
@@ -187,7 +206,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=60000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--energy", choices=sorted(ENERGY), default="sum",
+                    help="batch reduction of the energy (see ENERGY above); default sum")
     args = ap.parse_args()
+    global energy
+    energy = ENERGY[args.energy]                 # read when train_on_batch is traced
     x, labels, x_test, y_test = load_mnist(args.samples)
     y = np.eye(SIZES[-1], dtype=np.float32)[labels]
     spans = batches(len(x))
@@ -228,7 +251,7 @@ def main():
     print(json.dumps({"seconds_train": seconds_train,
                       "test_accuracy": correct / len(x_test),
                       "jit_seconds": jit_seconds,
-                      "samples": len(x), "pcx": "0.6.3", "jax": jax.__version__,
+                      "samples": len(x), "energy": args.energy, "pcx": "0.6.3", "jax": jax.__version__,
                       "backend": jax.default_backend()}))
 
 
