@@ -31,8 +31,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 from brian2 import Equations, Quantity, ms
-from brian2.equations.equations import DIFFERENTIAL_EQUATION, SUBEXPRESSION
-from brian2.utils.stringtools import get_identifiers
+from brian2.equations.equations import SUBEXPRESSION
 
 __all__ = [
     "CircuitError", "Population", "Projection", "Circuit",
@@ -158,10 +157,6 @@ class Population:
                 raise CircuitError(
                     f"Population {self.name!r}: initial value of {var!r} has shape "
                     f"{np.shape(value)}; give a scalar or an array of length {self.n}.")
-
-    @property
-    def state_variables(self) -> list[str]:
-        return [n for n, eq in self.equations.items() if eq.type == DIFFERENTIAL_EQUATION]
 
     @property
     def stored_variables(self) -> list[str]:
@@ -379,19 +374,6 @@ class Circuit:
             out[proj.name] = {v: proj.initial_values(v, src.n, tgt.n, rng)
                               for v in proj.parameters}
         return out
-
-    def identifiers(self) -> set[str]:
-        """Every identifier used in the circuit's code (for diagnostics)."""
-        ids = set()
-        for p in self.populations.values():
-            ids |= p.equations.identifiers
-            for code in (p.threshold, p.reset, p.init):
-                ids |= get_identifiers(code or "")
-        for p in self.projections.values():
-            ids |= p.equations.identifiers
-            for code in (p.on_pre, p.on_post, p.learning_rule):
-                ids |= get_identifiers(code or "")
-        return ids
 
     def check(self) -> "Circuit":
         """Let Brian2 resolve identifiers and check units on a miniature copy.
