@@ -268,15 +268,13 @@ class Circuit:
 
     # declaration ---------------------------------------------------------------------
     def add(self, item: Population | Projection):
+        if isinstance(item, (Population, Projection)) and (
+                item.name in self.populations or item.name in self.projections):
+            raise CircuitError(f"Circuit {self.name!r}: the name {item.name!r} is used "
+                               "twice; give every population and projection its own name.")
         if isinstance(item, Population):
-            if item.name in self.populations or item.name in self.projections:
-                raise CircuitError(f"Circuit {self.name!r}: the name {item.name!r} is used "
-                                   "twice; give every population and projection its own name.")
             self.populations[item.name] = item
         elif isinstance(item, Projection):
-            if item.name in self.populations or item.name in self.projections:
-                raise CircuitError(f"Circuit {self.name!r}: the name {item.name!r} is used "
-                                   "twice; give every population and projection its own name.")
             for role in ("source", "target"):
                 pop = getattr(item, role)
                 if pop not in self.populations:

@@ -216,7 +216,8 @@ def _sha256_file(path: pathlib.Path) -> str:
     return h.hexdigest()
 
 
-def _atomic_write_bytes(path: pathlib.Path, payload: bytes) -> None:
+def atomic_write_bytes(path: pathlib.Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` through a synced temporary file and os.replace."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -245,8 +246,8 @@ def write_cache(path, name: str, x_train, y_train, x_test, y_test, image_shape,
     np.savez_compressed(buf, meta=np.array(json.dumps(meta)), **arrays)
     payload = buf.getvalue()
     digest = hashlib.sha256(payload).hexdigest()
-    _atomic_write_bytes(path, payload)
-    _atomic_write_bytes(_sidecar(path), f"{digest}  {path.name}\n".encode())
+    atomic_write_bytes(path, payload)
+    atomic_write_bytes(_sidecar(path), f"{digest}  {path.name}\n".encode())
     return path
 
 

@@ -9,10 +9,9 @@ trial, writes a checkpoint and stops).
 from __future__ import annotations
 
 import contextlib
+import io
 import json
-import os
 import signal
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from .data import atomic_write_bytes
 from .target import DivergenceError, Target, predict, train_trial
 
 
@@ -57,26 +57,13 @@ def evaluate(target: Target, x: np.ndarray, y: np.ndarray, steps: int = 0,
     return correct / len(y)
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def save_checkpoint(path: Path, target: Target, state: dict) -> None:
     arrays = {f"{p}/{v}": a for p, vs in target.get_weights().items() for v, a in vs.items()}
     arrays.update({f"__extra__/{k}": a for k, a in target.extra_state().items()})
     arrays["__state__"] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
-
-    def write(tmp):
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-    _atomic_write(path, write)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def load_checkpoint(path: Path, target: Target) -> dict:
@@ -119,15 +106,15 @@ def fit(target: Target, dataset, settings: TrainSettings, checkpoint: Path | Non
     n = len(dataset.y_train)
     labels = encode_labels(dataset.y_train, dataset.n_classes, s.label_off)
     eval_at = set(np.linspace(0, n, s.evaluations_per_epoch + 1, dtype=int)[1:])
+    if s.batch_size > target.max_batch:
+        raise ValueError(f"batch_size={s.batch_size}: the {target.name} target runs at most "
+                         f"{target.max_batch} sample(s) at a time; use the dense target.")
     state = {"epoch": 0, "index": 0, "history": [], "elapsed": 0.0}
     if checkpoint is not None and checkpoint.exists():
         state = load_checkpoint(checkpoint, target)
     else:
         acc = evaluate(target, dataset.x_test, dataset.y_test, s.test_steps)
         state["history"].append({"epoch": 0, "samples": 0, "test_accuracy": acc, "seconds": 0.0})
-    if s.batch_size > target.max_batch:
-        raise ValueError(f"batch_size={s.batch_size}: the {target.name} target runs at most "
-                         f"{target.max_batch} sample(s) at a time; use the dense target.")
     total = s.epochs * n
     bar = tqdm(total=total, initial=state["epoch"] * n + state["index"], disable=not progress,
                desc="train", unit="sample")
@@ -136,9 +123,9 @@ def fit(target: Target, dataset, settings: TrainSettings, checkpoint: Path | Non
         for epoch in range(state["epoch"], s.epochs):
             order = np.random.default_rng([s.seed, epoch]).permutation(n)
             for i in range(state["index"], n, s.batch_size):
-                k = order[i:i + s.batch_size]
-                train_trial(target, dataset.x_train[k[0] if s.batch_size == 1 else k],
-                            labels[k[0] if s.batch_size == 1 else k], s.steps)
+                # one sample as 1-d arrays (every target), a batch as (B, n)
+                k = order[i] if s.batch_size == 1 else order[i:i + s.batch_size]
+                train_trial(target, dataset.x_train[k], labels[k], s.steps)
                 done = min(i + s.batch_size, n)
                 bar.update(done - i)
                 # after every trial: a blow-up stops the run here, before any
