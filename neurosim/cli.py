@@ -192,6 +192,7 @@ def _train(args) -> int:
                "test_samples": len(ds.y_test), "final_test_accuracy": history[-1]["test_accuracy"],
                "seconds_this_session": round(time.perf_counter() - t0, 2), "history": history}
     metrics_path.write_text(json.dumps(metrics, indent=2))
+    checkpoint.unlink(missing_ok=True)  # finished: only an unfinished run keeps one
     with open(out / "metrics.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(history[0]))
         writer.writeheader()

@@ -20,6 +20,7 @@ def test_train_writes_metrics_and_skips_when_done(tmp_path, capsys):
     assert 0.0 <= metrics["final_test_accuracy"] <= 1.0
     assert (out / "metrics.csv").read_text().startswith("epoch,samples,test_accuracy")
     assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (out / "checkpoint.npz").exists()          # finished runs keep no checkpoint
     capsys.readouterr()
     mtime = (out / "metrics.json").stat().st_mtime_ns
     assert main(ARGS + ["--out", str(out)]) == 0
@@ -61,3 +62,10 @@ def test_unfinished_run_with_other_settings_is_not_resumed(tmp_path, capsys):
     (out / "checkpoint.npz").write_bytes(b"")
     assert main(ARGS + ["--out", str(out)]) == 2
     assert "other settings" in capsys.readouterr().err
+
+
+def test_finished_run_can_be_redone_with_other_settings(tmp_path):
+    out = tmp_path / "run"
+    assert main(ARGS + ["--out", str(out)]) == 0
+    assert main(ARGS + ["--seed", "1", "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["config"]["seed"] == 1
