@@ -17,6 +17,11 @@ Two additions to Brian2's vocabulary describe trial-based rate circuits:
     ``'w += lr * gated_post * mu_pre'`` (eq. 3 of the relaxed predictive coding
     paper). Continuous plasticity (STDP) is written in ``on_pre``/``on_post``
     or in the model's differential equations, as in Brian2.
+``plasticity`` (projection)
+    A reusable rule object from :mod:`neurosim.plasticity` (``PairSTDP``,
+    ``ThreeFactorSTDP``) whose Brian2 code is merged into the projection's
+    model and ``on_pre``/``on_post``; it stays available as
+    ``projection.plasticity`` so that a target can map it by type.
 
 Equations are parsed with Brian2's own parser (:class:`brian2.Equations`) when
 declared; identifiers and units are checked by :meth:`Circuit.check`, which
@@ -187,6 +192,7 @@ class Projection:
     delay: object = None
     init: Mapping[str, object] = field(default_factory=dict)
     learning_rule: str | None = None
+    plasticity: object = None
 
     def __post_init__(self):
         _check_name("Projection", self.name)
@@ -194,6 +200,9 @@ class Projection:
             raise CircuitError(f"Projection {self.name!r}: connect={self.connect!r} is not "
                                f"supported; use one of {CONNECTIVITIES}.")
         self.equations = _parse(f"Projection {self.name!r}", "synapse model", self.model)
+        self.rule_namespace = {}
+        if self.plasticity is not None:
+            self._merge_plasticity()
         own = set(self.equations.names)
         for var in self.init:
             if var not in own:
@@ -205,6 +214,31 @@ class Projection:
                 raise CircuitError(
                     f"Projection {self.name!r}: summed variable {eq.varname!r} must name "
                     "its target with _post or _pre (e.g. 'I_post = w*r_pre : 1 (summed)').")
+
+    def _merge_plasticity(self):
+        """Add the rule's model lines, on_pre/on_post statements (after the
+        projection's own) and namespace entries (see :mod:`neurosim.plasticity`)."""
+        from .plasticity import PlasticityRule
+        rule = self.plasticity
+        if not isinstance(rule, PlasticityRule):
+            raise CircuitError(
+                f"Projection {self.name!r}: plasticity={rule!r} is not a plasticity rule; "
+                "give a rule object from neurosim.plasticity (e.g. PairSTDP(...)).")
+        code = rule.brian2(self.name)
+        rule_eqs = _parse(f"Projection {self.name!r}", f"{type(rule).__name__} model", code.model)
+        for var in rule_eqs.names:
+            mine = self.equations.get(var)
+            if mine is not None and (mine.type != "parameter" or mine.dim != rule_eqs[var].dim):
+                raise CircuitError(
+                    f"Projection {self.name!r}: {type(rule).__name__} declares {var!r} "
+                    f"({rule_eqs[var]}), which the projection's model already declares as "
+                    f"{mine}; remove it from the model (or declare it as a plain parameter "
+                    "of the same unit).")
+        self.equations = Equations([eq for name, eq in self.equations.items()
+                                    if name not in rule_eqs.names] + list(rule_eqs.values()))
+        self.on_pre = "\n".join(c for c in (self.on_pre, code.on_pre) if c)
+        self.on_post = "\n".join(c for c in (self.on_post, code.on_post) if c)
+        self.rule_namespace = code.namespace
 
     @property
     def summed(self) -> dict[str, tuple[str, str]]:
@@ -304,6 +338,13 @@ class Circuit:
                             "one summed variable per target: declare a second variable.")
             for var in item.parameters:
                 item.initial_values(var, src.n, tgt.n, np.random.default_rng(0))
+            for key, value in item.rule_namespace.items():
+                if key in self.namespace and self.namespace[key] is not value:
+                    raise CircuitError(
+                        f"Projection {item.name!r}: its plasticity rule's constant {key!r} "
+                        f"is already in the namespace of circuit {self.name!r}; rename the "
+                        "projection or the namespace entry.")
+            self.namespace.update(item.rule_namespace)
             self.projections[item.name] = item
         else:
             raise CircuitError(f"Circuit.add takes a Population or a Projection, not "
