@@ -17,10 +17,11 @@ What is taken from Brian2
 * **Statements and expressions**: code lines are split by
   ``brian2.parsing.statements.parse_statement`` and rendered to numpy syntax by
   ``brian2.parsing.rendering.NumpyNodeRenderer`` (``and`` -> ``&``, ``not`` ->
-  ``logical_not`` ...). Each rendered expression is compiled once with
-  ``compile()`` and evaluated with a namespace of ``(B, n)`` arrays, the
-  circuit's namespace as floats in SI units, Brian2's unit names and constants,
-  and ``dt``/``t`` in seconds.
+  ``logical_not`` ...). The step loop of ``run``/``settle`` is written out as
+  Python source over local ``(B, n)`` arrays for each schedule and compiled
+  once (as Brian2's numpy code objects are); the globals are the circuit's
+  namespace as floats in SI units, Brian2's unit names and constants, and
+  ``dt``/``t`` in seconds.
 * **Functions**: Brian2's numpy implementations of its default functions
   (``tanh``, ``exp``, ``sign`` ...), looked up by name in ``xp``. ``int``,
   ``ceil``, ``floor`` and ``clip`` are dtype-preserving equivalents (Brian2's
@@ -283,6 +284,7 @@ class DenseTarget(Target):
         self._synfactor_cache: dict = {}
         self.set_weights(weights or circuit.initial_weights(seed))
         self._schedule_memo: dict = {}
+        self._step_functions: dict = {}
 
     # --- construction ---------------------------------------------------------------
     def _check_supported(self):
@@ -328,7 +330,8 @@ class DenseTarget(Target):
         g["int"] = as_int
         g["ceil"] = lambda v: xp.ceil(v).astype(dtype)
         g["floor"] = lambda v: xp.floor(v).astype(dtype)
-        g["clip"] = lambda v, lo, hi: xp.clip(v, lo, hi)
+        # numpy's clip ufunc without np.clip's Python wrapper (a few µs per call)
+        g["clip"] = np._core.umath.clip if xp is np else (lambda v, lo, hi: xp.clip(v, lo, hi))
         g["logical_not"] = xp.logical_not
         g.update(inf=float("inf"), pi=float(np.pi), e=float(np.e), dt=self.dt)
         for key, value in self.circuit.namespace.items():
@@ -617,15 +620,6 @@ class DenseTarget(Target):
         self.state[pop][var] = value.astype(self.dtype, copy=False)
         self._subcache[pop].clear()
 
-    def _run_block(self, pop, stmts):
-        scratch = {}
-        for var, stored, expr in stmts:
-            value = self._eval(expr, scratch)
-            if stored:
-                self._write(pop, var, value)
-            else:
-                scratch[var] = value
-
     def _syn_factor(self, plan):
         key = (plan["proj"], plan["var"])
         hit = self._synfactor_cache.get(key)
@@ -660,10 +654,9 @@ class DenseTarget(Target):
                 value = value * self._eval(plan["target"], syn=syn)
         self._write(plan["pop"], plan["base"], value)
 
-    def _all_summed(self, skip=()):
+    def _all_summed(self):
         for plan in self._summed:
-            if (plan["proj"], plan["var"]) not in skip:
-                self._compute_summed(plan)
+            self._compute_summed(plan)
 
     # --- state ------------------------------------------------------------------------
     def _to_host(self, value):
@@ -771,17 +764,140 @@ class DenseTarget(Target):
         constant, unread = self._schedule(blocks, record)
         constant = constant if self.cache_constant else []
         unread = [k for k in unread if k not in constant] if self.defer_unread else []
-        after_first, before_last = set(constant), set(unread)
-        for step in range(n_steps):
-            skip = (after_first if step else set()) | \
-                (before_last if step < n_steps - 1 else set())
-            self._all_summed(skip=skip)
-            for key in record:
-                traces[key][step] = self._pop_value(*key)
-            for pop, stmts in blocks.items():
-                self._run_block(pop, stmts)
-            self._tick()
+        key = (tuple(sorted((p, id(b)) for p, b in blocks.items())), tuple(record),
+               tuple(constant), tuple(unread))
+        if key not in self._step_functions:
+            self._step_functions[key] = self._generate_steps(blocks, record, constant, unread)
+        if n_steps:
+            factors = {(p["proj"], p["var"]): self._syn_factor(p) for p in self._summed
+                       if p["mode"] == "matmul" and p["syn"] is not None}
+            self.t = self._step_functions[key](n_steps, self.state, self.weights, factors,
+                                               self.t, traces)
+            for cache in self._subcache.values():
+                cache.clear()
         return list(constant), unread
+
+    def _generate_steps(self, blocks, record, constant, unread):
+        """Python source for the whole step loop of one schedule, compiled once.
+
+        The interpreter of the previous version (a namespace dict and an
+        ``eval`` per expression, a cache lookup per subexpression) cost about a
+        third of a 784-300-100-10 step at batch 64. This writes the same
+        operations, in the same order, as straight-line code over local
+        variables, as Brian2's numpy templates do for its code objects: the
+        results are bit-identical."""
+        c, lines = self.circuit, []
+        emit = lines.append
+        sym = {}  # (pop, var) -> local name; ('#W'|'#F', proj, var), ('#T', pop, var) likewise
+
+        def name(*key):
+            if key not in sym:
+                sym[key] = f"_{len(sym)}_" + "_".join(k.lstrip("#") for k in key)
+            return sym[key]
+
+        valid: set = set()  # subexpressions computed since their population was last written
+
+        def need(pop, var, indent):
+            if var in self.state[pop]:
+                return name(pop, var)
+            if var in self._subexprs[pop]:
+                if (pop, var) not in valid:
+                    code = expr_code(self._subexprs[pop][var], indent, {})
+                    emit(f"{indent}{name(pop, var)} = {code}")
+                    valid.add((pop, var))
+                return name(pop, var)
+            if var == "t":
+                return "t"
+            if var == "i":
+                return repr(list(range(c.populations[pop].n))).join(("_xp.asarray(", ")"))
+            return str(c.populations[pop].n)  # N
+
+        def expr_code(expr, indent, scratch, proj=None):
+            subs = {}
+            for n, kind, pop, var, _axis in expr.refs:
+                subs[n] = (need(pop, var, indent) if kind == "pop" else scratch[n]
+                           if kind == "scratch" else name("#W", proj, var) if kind == "syn"
+                           else "t")
+            return f"({word_substitute(expr.numpy, subs)})"
+
+        def write(pop, var, code, indent):
+            emit(f"{indent}{name(pop, var)} = _w({code}, (_B, {c.populations[pop].n}))")
+            valid.difference_update({k for k in valid if k[0] == pop})
+
+        def summed(plan, indent):
+            proj = c.projections[plan["proj"]]
+            pname = proj.name
+            if plan["mode"] == "elementwise":
+                return write(plan["pop"], plan["base"],
+                             expr_code(plan["expr"], indent, {}, pname), indent)
+            to_post = plan["side"] == "post"
+            n_src = c.populations[proj.source if to_post else proj.target].n
+            src = None if plan["source"] is None else \
+                f"_bc({expr_code(plan['source'], indent, {}, pname)}, (_B, {n_src}))"
+            W = None if plan["syn"] is None else name("#F", pname, plan["var"])
+            if W is None:
+                value = str(n_src) if src is None else f"{src}.sum(axis=-1, keepdims=True)"
+            elif src is None:
+                value = f"{W}.sum(axis={1 if to_post else 0})"
+            else:
+                value = f"({src} @ {W}.T)" if to_post else f"({src} @ {W})"
+            if plan["target"] is not None:
+                value += f" * {expr_code(plan['target'], indent, {}, pname)}"
+            write(plan["pop"], plan["base"], value, indent)
+
+        body = "        "
+        for plan in self._summed:
+            key = (plan["proj"], plan["var"])
+            if key in constant or key in unread:
+                emit(f"{body}if step == {'0' if key in constant else 'n_steps - 1'}:")
+                before = set(valid)
+                summed(plan, body + "    ")
+                written = plan["pop"]  # afterwards: valid only if valid on both paths
+                valid.intersection_update({k for k in before if k[0] != written})
+            else:
+                summed(plan, body)
+        for i, key in enumerate(record):
+            emit(f"{body}_traces[{i}][step] = {need(*key, body)}")
+        for pop, stmts in blocks.items():
+            scratch = {}
+            for var, stored, expr in stmts:
+                code = expr_code(expr, body, scratch)
+                if stored:
+                    write(pop, var, code, body)
+                else:
+                    scratch[var] = name("#T", pop, var)
+                    emit(f"{body}{scratch[var]} = {code}")
+        emit(f"{body}t += {self.dt!r}")
+        valid.clear()
+        loads = []
+        for key, local in sym.items():
+            if key[0] == "#W":
+                loads.append(f"    {local} = W[{key[1]!r}][{key[2]!r}]")
+            elif key[0] == "#F":
+                loads.append(f"    {local} = F[({key[1]!r}, {key[2]!r})]")
+            elif key[0] in self.state and key[1] in self.state[key[0]]:
+                loads.append(f"    {local} = S[{key[0]!r}][{key[1]!r}]")
+        stores = [f"    S[{k[0]!r}][{k[1]!r}] = {local}" for k, local in sym.items()
+                  if k[0] in self.state and k[1] in self.state[k[0]]]
+        source = "\n".join(
+            ["def _steps(n_steps, S, W, F, t, traces):",
+             "    _B = _Bsize()",
+             "    _traces = [traces[k] for k in _record]", *loads,
+             "    for step in range(n_steps):", *lines, *stores, "    return t"])
+        g = dict(self._globals, range=range, _xp=self.xp, _record=list(record), _w=self._fit,
+                 _bc=self._broadcast, _Bsize=lambda: self.B)
+        exec(compile(source, f"<dense step loop of {c.name}>", "exec"), g)
+        return g["_steps"]
+
+    def _fit(self, value, shape):
+        """What ``_write`` stores: ``value`` as a (B, n) array of the target's dtype."""
+        value = self.xp.asarray(value)
+        if value.shape != shape:
+            value = self.xp.broadcast_to(value, shape)
+        return value.astype(self.dtype, copy=False)
+
+    def _broadcast(self, value, shape):
+        return value if value.shape == shape else self.xp.broadcast_to(value, shape)
 
     def learn(self):
         if not self._rules:
