@@ -3,7 +3,7 @@
 Both circuits are declared with neurosim and run on the Brian2 target (numpy
 code generation), with the same θ, the same held input and target and the same
 inference time constant (50 ms: the rate circuit's inference rate is
-1 ms / 50 ms). Measured and printed:
+1 ms / 50 ms, :func:`rate_counterpart`). Measured and printed:
 
   * inference: the spiking circuit's rate-averaged hidden values µ₁ and errors
     (ON − OFF, over the counting window after settling) against the rate
@@ -26,14 +26,12 @@ import matplotlib
 import numpy as np
 from brian2 import ms
 
-from neurosim.circuits.predictive_coding import relaxed_predictive_coding
-from neurosim.circuits.spiking_predictive_coding import (rate_weights, spiking_predictive_coding,
-                                                         spiking_trial)
+from neurosim.circuits.spiking_predictive_coding import (rate_counterpart, rate_weights,
+                                                         spiking_predictive_coding, spiking_trial)
 from neurosim.hardware_targets.brian2 import Brian2Target
 from neurosim.target import train_trial
 
 SIZES = (3, 3, 2)       # input (top) first: 3 input, 3 hidden, 2 output values
-RATE_DT = 1 * ms        # the rate circuit's time step
 AVERAGE = 50 * ms       # averaging window of the rate-averaged spiking trajectories
 
 
@@ -41,11 +39,8 @@ def circuits(sizes=SIZES, learning_rate=0.1, weight_seed=0, **spiking_options):
     """The spiking circuit and its rate counterpart, with the same θ (Brian2 targets)."""
     spiking = spiking_predictive_coding(sizes, learning_rate=learning_rate,
                                         weight_seed=weight_seed, **spiking_options)
-    tau = spiking.namespace["tau"]
-    rate = relaxed_predictive_coding(sizes, "linear", inference_rate=float(RATE_DT / tau),
-                                     learning_rate=learning_rate)
     s = Brian2Target(spiking)
-    r = Brian2Target(rate, weights=rate_weights(s.get_weights()))
+    r = Brian2Target(rate_counterpart(spiking), weights=rate_weights(s.get_weights()))
     return s, r
 
 
@@ -105,7 +100,7 @@ def learning(s, r, xs, ys, trials, settle_steps=1500):
     """F at the end of each trial for both circuits (same θ start, same rule)."""
     top = len(s.circuit.populations) // 3
     window_steps = int(round(float(s.circuit.namespace["window"] / s.circuit.dt)))
-    rate_steps = int(round(float((settle_steps + window_steps) * s.circuit.dt / RATE_DT)))
+    rate_steps = int(round(float((settle_steps + window_steps) * s.circuit.dt / r.circuit.dt)))
     f_spiking, f_rate = [], []
     for k in range(trials):
         x, y = xs[k % len(xs)], ys[k % len(ys)]
@@ -116,7 +111,7 @@ def learning(s, r, xs, ys, trials, settle_steps=1500):
     return np.array(f_spiking), np.array(f_rate)
 
 
-def figure(s, rate_trace, spike_trace, fixed, f_spiking, f_rate, path=None):
+def figure(s, r, rate_trace, spike_trace, fixed, f_spiking, f_rate, path=None):
     import matplotlib.pyplot as plt
     c = s.circuit
     dt_ms = float(c.dt / ms)
@@ -127,7 +122,7 @@ def figure(s, rate_trace, spike_trace, fixed, f_spiking, f_rate, path=None):
     soma = spike_trace[("value1", "u")]
     for i in range(mu.shape[1]):
         color = f"C{i}"
-        ax.plot(np.arange(len(mu)) * float(RATE_DT / ms), mu[:, i], color=color, lw=1.5,
+        ax.plot(np.arange(len(mu)) * float(r.circuit.dt / ms), mu[:, i], color=color, lw=1.5,
                 label="rate circuit" if i == 0 else None)
         ax.plot(np.arange(len(soma)) * dt_ms, soma[:, i], color=color, lw=0.5, alpha=0.35,
                 label="spiking, soma u (not seen by other neurons)" if i == 0 else None)
@@ -197,7 +192,7 @@ def main():
         f"{k} {np.abs(theta_s[k]['w'] - theta_r[k]['w']).max():.4f}" for k in theta_s))
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "spiking_vs_rate.png"
-    figure(s, rate_trace, spike_trace, fixed, f_spiking, f_rate, path)
+    figure(s, r, rate_trace, spike_trace, fixed, f_spiking, f_rate, path)
     print(f"figure: {path}")
 
 

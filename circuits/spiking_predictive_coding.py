@@ -55,7 +55,7 @@ from brian2 import Hz, ms
 from neurosim.circuit import Circuit, CircuitError, Population, Projection
 from neurosim.target import Target
 
-from .predictive_coding import check_layers
+from .predictive_coding import check_layers, relaxed_predictive_coding
 
 # rectified integrate-and-fire, reset by subtraction: fires gain*[drive]+ Hz
 _FIRING = """
@@ -202,6 +202,17 @@ def spiking_trial(target: Target, x, y=None, settle_steps: int = 1500, learn: bo
         target.learn()
     traces = {k: np.concatenate([trace[k], trace2[k]]) for k in trace}
     return averages, traces
+
+
+def rate_counterpart(circuit: Circuit) -> Circuit:
+    """The linear rate circuit (:func:`relaxed_predictive_coding`) with the same
+    sizes, inference time constant and learning rate, with a 1 ms step; start
+    it from :func:`rate_weights` of the spiking circuit's weights."""
+    sizes = [circuit.population(f"value{l}").n for l in reversed(range(_layers(circuit)))]
+    step = 1 * ms
+    return relaxed_predictive_coding(sizes, "linear",
+                                     inference_rate=float(step / circuit.namespace["tau"]),
+                                     learning_rate=circuit.namespace["lr"])
 
 
 def rate_weights(weights: dict) -> dict:
