@@ -12,6 +12,10 @@ TARGETS = {
     "brian2-numpy": ("brian2", "Brian2Target", {"codegen": "numpy"}),
     "brian2-cython": ("brian2", "Brian2Target", {"codegen": "cython"}),
     "dense": ("dense", "DenseTarget", {}),
+    "brian2-cpp": ("brian2_standalone", "CppStandaloneTarget", {}),
+    "brian2-cuda": ("brian2_standalone", "CudaStandaloneTarget", {}),
+    "lava": ("lava", "LavaTarget", {"precision": "floating_pt"}),
+    "lava-fixed": ("lava", "LavaTarget", {"precision": "fixed_pt"}),
 }
 
 

@@ -1,0 +1,428 @@
+"""Brian2 standalone targets: compiled C++ (``cpp_standalone``) and CUDA (brian2cuda).
+
+Both run any circuit through the same :func:`neurosim.brian2_build.build` as the
+runtime target, on a Brian2 standalone device: Brian2 generates a C++ (or CUDA)
+project, compiles it and runs the binary.
+
+Design (why the host keeps a runtime copy)
+    The :class:`~neurosim.target.Target` interface is interactive: between runs
+    a trial protocol sets and reads variables (clamp, settle, run, learn), and
+    each phase switches ``state_updater.active`` / ``run_regularly.active``. A
+    standalone binary, in contrast, runs a fixed program. So these targets
+    subclass :class:`~hardware_targets.brian2.Brian2Target`: the inherited
+    runtime network is the *host copy* of the state (``get``/``set``, weights,
+    clamping, monitors, subexpressions are Brian2's own, unchanged), and every
+    time the protocol advances the network (``run``, ``settle``, ``learn``) the
+    steps are executed by a compiled *program* instead:
+
+    * one program per configuration (the ``active`` switches of every Brian2
+      object, the number of steps, the monitors, the namespace), compiled once
+      into its own folder and cached for the life of the target;
+    * every call runs the cached binary with Brian2's ``run_args``: all stored
+      state (neuron and synapse variables, ``lastspike``, ``lastupdate`` ...)
+      goes in, the final state and the monitors' recordings come back into the
+      host copy. A few lines of C++ inserted with ``device.insert_code`` start
+      the binary at the host's simulation time (so refractoriness, event-driven
+      synapses and recorded times continue) and seed the random numbers with a
+      per-call seed derived from ``seed`` (so successive calls draw fresh, and
+      reproducible, random numbers).
+
+    A training loop therefore compiles each phase once (about 10-30 s each on
+    2 cores) and then pays only the binary run and the state transfer per call
+    (see ``benchmarks/target_scaling.py`` for measured figures).
+
+What a standalone target cannot do (each raises :class:`CircuitError`)
+    * projections with a synaptic ``delay``: spikes in flight would be lost at
+      every call boundary (the state carried between calls has no spike queue);
+    * batches of samples (one sample at a time, like the runtime target);
+    * monitors other than Brian2 ``StateMonitor`` / ``SpikeMonitor``;
+    * code Brian2 cannot translate to C++/CUDA (for example a namespace holding
+      a Python function without a C++ implementation): the error names the
+      construct; the runtime targets ``brian2-numpy``/``brian2-cython`` run it.
+    * ``brian2-cuda`` compiles without a GPU, but running needs one.
+
+Build folders
+    By default every target compiles into a fresh temporary folder, removed
+    when the target is closed (:meth:`CppStandaloneTarget.close`), garbage
+    collected or the interpreter exits. A folder that failed to build is
+    removed at once. ``directory=`` keeps the programs in a folder of the
+    user's choice instead (not removed; a later process that generates the
+    same code finds the compiled objects there and recompiles nothing).
+
+brian2cuda set-up (all in :func:`cuda_prefs`, applied only while compiling)
+    brian2cuda 1.0b1 with CUDA 13 needs: the cuRAND headers and library from
+    the ``nvidia-curand`` wheel (the wheel ships only ``libcurand.so.10`` while
+    brian2cuda links ``-lcurand``, so a ``libcurand.so`` link to it is made in
+    the build folder); C++17 for nvcc and the host compiler (CUDA 13's
+    Thrust/CUB refuse C++11); and, on a machine without a GPU,
+    ``detect_gpus=False`` with ``compute_capability=8.0`` so the code compiles.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import tempfile
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+from brian2 import Quantity, SpikeMonitor, StateMonitor, prefs
+from brian2.core.variables import ArrayVariable
+from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
+from brian2.devices.device import reset_device, set_device
+
+from neurosim.brian2_build import build
+from neurosim.circuit import Circuit, CircuitError, root_cause
+
+from .brian2 import Brian2Target
+
+__all__ = ["CppStandaloneTarget", "CudaStandaloneTarget", "gpu_available", "nvcc_available",
+           "cuda_prefs"]
+
+RUN_FILE = "neurosim_run.txt"  # start time and seed of a call, read by the inserted code
+
+
+@dataclass
+class Program:
+    """One compiled configuration: its device, folder and Brian2 objects."""
+    device: CPPStandaloneDevice
+    directory: str
+    objs: object                  # Brian2Objects of this build
+    pairs: list                   # (host object, program object) with carried state
+    monitors: list                # program monitors, in the order of the host's
+    binary: str
+    runs: int = 0
+
+
+def _switches(objs):
+    """Every Brian2 object of a build whose ``active`` flag a phase may switch,
+    in a deterministic order (the same for every build of one circuit)."""
+    for obj in [*objs.groups.values(), *objs.synapses.values()]:
+        yield obj
+        yield from obj.contained_objects
+
+
+def _carried(obj) -> list[str]:
+    """State variables of a group/synapses that a call must carry over: its own
+    writable arrays (user variables, lastspike, not_refractory, lastupdate, ...);
+    not Brian2's internal buffers (names starting with '_')."""
+    return [name for name, var in obj.variables.items()
+            if isinstance(var, ArrayVariable) and var.owner.name == obj.name and not var.read_only
+            and not name.startswith("_")]
+
+
+@contextlib.contextmanager
+def _temporary_prefs(values: dict):
+    """Set Brian2 preferences for the duration of a build, then restore them
+    (preferences are global: later runtime use must not see them)."""
+    old = {key: prefs[key] for key in values}
+    try:
+        for key, value in values.items():
+            prefs[key] = value
+        yield
+    finally:
+        for key, value in old.items():
+            prefs[key] = value
+
+
+class CppStandaloneTarget(Brian2Target):
+    """Run a circuit as compiled C++ (Brian2 ``cpp_standalone``).
+
+    ``directory``: where programs are compiled (default: a temporary folder
+    removed with the target). See the module documentation for the design.
+    """
+
+    name = "brian2-cpp"
+    device_name = "cpp_standalone"
+
+    def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
+                 directory: str | None = None):
+        for proj in circuit.projections.values():
+            if proj.delay is not None and np.any(np.asarray(proj.delay) != 0):
+                raise CircuitError(
+                    f"The {self.name} target cannot run projection {proj.name!r} with "
+                    f"delay={proj.delay!r}: spikes in flight are not carried between "
+                    "calls. Remove the delay, or use the brian2-numpy / brian2-cython "
+                    "runtime targets, which keep the spike queue.")
+        super().__init__(circuit, seed, weights, codegen="numpy")  # the host copy
+        self._programs: dict = {}
+        self._calls = 0
+        if directory is None:
+            self.directory = tempfile.mkdtemp(prefix=f"neurosim-{self.name}-")
+            self._cleanup = weakref.finalize(self, shutil.rmtree, self.directory, True)
+        else:
+            self.directory = os.path.abspath(directory)
+            os.makedirs(self.directory, exist_ok=True)
+            self._cleanup = None
+
+    def close(self) -> None:
+        """Forget the compiled programs and remove the temporary build folder."""
+        self._programs.clear()
+        if self._cleanup is not None:
+            self._cleanup()
+
+    # --- device-specific parts (overridden by the CUDA target) ----------------------
+    def _new_device(self):
+        return CPPStandaloneDevice()
+
+    def _build_prefs(self) -> dict:
+        return {}
+
+    def _start_code(self, network: str) -> str:
+        """C++ run before the network: the host's time and this call's seed."""
+        return (f'{{ std::ifstream _in("{RUN_FILE}"); double _t; unsigned long _seed; '
+                f'_in >> _t >> _seed; {network}.t = _t; '
+                "for (size_t _k = 0; _k < _random_generators.size(); _k++) "
+                "_random_generators[_k].seed(_seed + _k); }")
+
+    def _check_can_run(self) -> None:
+        pass
+
+    # --- programs -------------------------------------------------------------------
+    def _monitors(self):
+        base = set(self.objs.groups.values()) | set(self.objs.synapses.values())
+        out = []
+        for obj in self.net.objects:
+            if obj in base:
+                continue
+            if type(obj) not in (StateMonitor, SpikeMonitor):
+                raise CircuitError(
+                    f"The {self.name} target records with Brian2 StateMonitor and "
+                    f"SpikeMonitor only, not {type(obj).__name__} {obj.name!r}; record "
+                    "state or spikes instead, or use the brian2-numpy target.")
+            out.append(obj)
+        return out
+
+    def _source_name(self, source) -> tuple[str, str]:
+        for kind, table in (("groups", self.objs.groups), ("synapses", self.objs.synapses)):
+            for name, obj in table.items():
+                if obj is source:
+                    return kind, name
+        raise CircuitError(f"The {self.name} target can record only the circuit's own "
+                           f"populations and projections, not {source.name!r}.")
+
+    def _monitor_spec(self, mon) -> tuple:
+        record = mon.record if isinstance(mon.record, bool) else tuple(np.asarray(mon.record))
+        return (type(mon).__name__, self._source_name(mon.source),
+                tuple(sorted(mon.record_variables)), record, mon.when, mon.order)
+
+    def _key(self, n_steps: int, monitors) -> str:
+        parts = (n_steps, tuple(obj.active for obj in _switches(self.objs)),
+                 tuple(self._monitor_spec(m) for m in monitors),
+                 repr(sorted((k, repr(v)) for k, v in self.circuit.namespace.items())))
+        return hashlib.sha1(repr(parts).encode()).hexdigest()[:16]
+
+    def _program(self, n_steps: int, monitors=()) -> Program:
+        key = self._key(n_steps, monitors)
+        if key not in self._programs:
+            self._programs[key] = self._compile(key, n_steps, monitors)
+        return self._programs[key]
+
+    def _compile(self, key: str, n_steps: int, monitors) -> Program:
+        directory = os.path.join(self.directory, f"{self.name}-{key}")
+        device = self._new_device()
+        with _temporary_prefs(self._build_prefs()):
+            set_device(device, build_on_run=False)
+            try:
+                objs = build(self.circuit, {})   # values arrive through run_args
+                for host, own in zip(_switches(self.objs), _switches(objs)):
+                    own.active = host.active
+                pairs = [(self.objs.groups[n], objs.groups[n]) for n in objs.groups] + \
+                        [(self.objs.synapses[n], objs.synapses[n]) for n in objs.synapses]
+                mons = []
+                for mon in monitors:
+                    kind, name = self._source_name(mon.source)
+                    source = getattr(objs, kind)[name]
+                    if isinstance(mon, StateMonitor):
+                        own = StateMonitor(source, sorted(mon.record_variables),
+                                           record=mon.record, when=mon.when, order=mon.order)
+                    else:
+                        own = SpikeMonitor(source, sorted(mon.record_variables - {"i", "t"}),
+                                           record=mon.record, when=mon.when, order=mon.order)
+                    objs.network.add(own)
+                    mons.append(own)
+                device.insert_code("main", self._start_code(objs.network.name))
+                objs.network.run(n_steps * self.dt, namespace=self.circuit.namespace)
+                device.build(directory=directory, run=False, with_output=False)
+            except Exception as exc:
+                shutil.rmtree(directory, ignore_errors=True)
+                raise CircuitError(
+                    f"The {self.name} target could not generate or compile circuit "
+                    f"{self.circuit.name!r}: {root_cause(exc)}. Constructs that Brian2 "
+                    f"cannot translate for {self.device_name} (for example Python "
+                    "functions without a C++ implementation) run on the brian2-numpy "
+                    "and brian2-cython targets.") from exc
+            finally:
+                reset_device()
+        return Program(device, directory, objs, pairs, mons,
+                       binary=os.path.join(directory, "main"))
+
+    def compile(self, n_steps: int) -> str:
+        """Compile (without running) the program that ``run(n_steps)`` would use
+        with the current clamps; return the path of its binary."""
+        self._updaters(True)
+        return self._program(int(n_steps)).binary
+
+    # --- running --------------------------------------------------------------------
+    def _run(self, n_steps):
+        if n_steps == 0:
+            return
+        monitors = self._monitors()
+        program = self._program(n_steps, monitors)
+        self._check_can_run()
+        self._calls += 1
+        call_seed = (self.seed * 1_000_003 + self._calls) % 2 ** 31
+        with open(os.path.join(program.directory, RUN_FILE), "w") as f:
+            f.write(f"{float(self.net.t_)!r} {call_seed}\n")
+        run_args = {}
+        for host, own in program.pairs:
+            for name in _carried(host):
+                var = host.variables[name]
+                value = np.asarray(var.get_value())
+                run_args[own.state(name)] = value if var.dim.is_dimensionless \
+                    else Quantity(value, dim=var.dim)
+        device = program.device
+        try:
+            device.run(directory=program.directory, with_output=False, run_args=run_args)
+        except Exception as exc:
+            raise CircuitError(f"The {self.name} program of circuit {self.circuit.name!r} "
+                               f"failed to run ({root_cause(exc)}); its project is in "
+                               f"{program.directory}.") from exc
+        finally:
+            device.delete(code=False, data=False, run_args=True, directory=False)
+        program.runs += 1
+        for host, own in program.pairs:
+            for name in _carried(host):
+                host.variables[name].get_value()[:] = own.variables[name].get_value()
+        for host, own in zip(monitors, program.monitors):
+            self._copy_recording(host, own)
+        self.net.t_ = float(self.net.t_) + n_steps * float(self.dt)
+
+    @staticmethod
+    def _copy_recording(host, own):
+        """Append what a program's monitor recorded to the host's monitor."""
+        start = int(host.variables["N"].get_value())
+        if isinstance(host, StateMonitor):
+            new = {v: np.asarray(own.variables[v].get_value()) for v in host.record_variables}
+            new["t"] = np.asarray(own.variables["t"].get_value())
+        else:
+            new = {v: np.asarray(own.variables[v].get_value()) for v in host.record_variables}
+            host.variables["count"].get_value()[:] += own.variables["count"].get_value()
+        n = len(new["t"])
+        host.resize(start + n)
+        for v, values in new.items():
+            host.variables[v].get_value()[start:start + n] = values
+
+
+# --- CUDA ---------------------------------------------------------------------------
+
+def gpu_available() -> tuple[bool, str]:
+    """Whether an NVIDIA GPU can run CUDA programs here, and why not."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return False, "no NVIDIA GPU: nvidia-smi is not installed"
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"no NVIDIA GPU: nvidia-smi failed ({exc})"
+    if out.returncode != 0 or "GPU" not in out.stdout:
+        return False, f"no NVIDIA GPU: nvidia-smi -L found none ({out.stderr.strip()})"
+    return True, out.stdout.strip().splitlines()[0]
+
+
+def nvcc_available() -> tuple[bool, str]:
+    """Whether the CUDA compiler is installed, and where (or why not)."""
+    nvcc = shutil.which("nvcc")
+    cuda = os.environ.get("CUDA_PATH") or os.environ.get("CUDA_HOME")
+    for candidate in ([os.path.join(cuda, "bin", "nvcc")] if cuda else []) + \
+            [os.path.join(os.sep, "usr", "local", "cuda", "bin", "nvcc")]:
+        if nvcc is None and os.path.isfile(candidate):
+            nvcc = candidate
+    if nvcc is None:
+        return False, "nvcc (the CUDA compiler) is not installed or not on PATH"
+    return True, nvcc
+
+
+def _curand_wheel() -> tuple[str, str]:
+    """Include and library folders of the nvidia-curand wheel."""
+    try:
+        files = importlib.metadata.files("nvidia-curand") or []
+    except importlib.metadata.PackageNotFoundError:
+        files = []
+    found = {f.name: os.path.dirname(str(f.locate())) for f in files
+             if f.name in ("curand.h", "libcurand.so.10")}
+    if len(found) != 2:
+        raise CircuitError("The brian2-cuda target needs cuRAND: install the pinned "
+                           "'nvidia-curand' wheel (requirements/base.txt).")
+    return found["curand.h"], found["libcurand.so.10"]
+
+
+def cuda_prefs(link_dir: str, gpu: bool) -> dict:
+    """Every Brian2 preference brian2cuda 1.0b1 needs here, in one place.
+
+    ``link_dir`` receives a ``libcurand.so`` link to the wheel's
+    ``libcurand.so.10`` (brian2cuda links ``-lcurand``); ``gpu=False`` compiles
+    for compute capability 8.0 without looking for a device.
+    """
+    include, lib = _curand_wheel()
+    os.makedirs(link_dir, exist_ok=True)
+    link = os.path.join(link_dir, "libcurand.so")
+    if not os.path.exists(link):
+        os.symlink(os.path.join(lib, "libcurand.so.10"), link)
+    gcc = [a for a in prefs["codegen.cpp.extra_compile_args_gcc"] if not a.startswith("-std=")]
+    nvcc = [a for a in prefs["devices.cuda_standalone.cuda_backend.extra_compile_args_nvcc"]
+            if not a.startswith("-std=")]
+    values = {
+        "codegen.cpp.include_dirs": prefs["codegen.cpp.include_dirs"] + [include],
+        "codegen.cpp.library_dirs": prefs["codegen.cpp.library_dirs"] + [link_dir],
+        "codegen.cpp.runtime_library_dirs": prefs["codegen.cpp.runtime_library_dirs"] + [lib],
+        "codegen.cpp.extra_compile_args_gcc": gcc + ["-std=c++17"],
+        "devices.cuda_standalone.cuda_backend.extra_compile_args_nvcc": nvcc + ["-std=c++17"],
+    }
+    if not gpu:
+        values["devices.cuda_standalone.cuda_backend.detect_gpus"] = False
+        values["devices.cuda_standalone.cuda_backend.compute_capability"] = 8.0
+    return values
+
+
+class CudaStandaloneTarget(CppStandaloneTarget):
+    """Run a circuit on an NVIDIA GPU through brian2cuda (``cuda_standalone``).
+
+    Compiling needs nvcc only; running needs a GPU (a clear error otherwise).
+    """
+
+    name = "brian2-cuda"
+    device_name = "cuda_standalone"
+
+    def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
+                 directory: str | None = None):
+        ok, why = nvcc_available()
+        if not ok:
+            raise CircuitError(f"The brian2-cuda target cannot compile: {why}. Install the "
+                               "CUDA toolkit, or use the brian2-cpp target.")
+        import brian2cuda  # noqa: F401  (registers the cuda_standalone device and prefs)
+        self.gpu, self.gpu_reason = gpu_available()
+        super().__init__(circuit, seed, weights, directory)
+
+    def _new_device(self):
+        from brian2cuda.device import CUDAStandaloneDevice
+        return CUDAStandaloneDevice()
+
+    def _build_prefs(self):
+        return cuda_prefs(os.path.join(self.directory, "curand-link"), self.gpu)
+
+    def _start_code(self, network):
+        return (f'{{ std::ifstream _in("{RUN_FILE}"); double _t; unsigned long long _seed; '
+                f'_in >> _t >> _seed; {network}.t = _t; '
+                "random_number_buffer.set_seed(_seed); }")
+
+    def _check_can_run(self):
+        if not self.gpu:
+            raise CircuitError(
+                f"The brian2-cuda target compiled circuit {self.circuit.name!r} but cannot "
+                f"run it: {self.gpu_reason}. Run it on a machine with an NVIDIA GPU, or use "
+                "the brian2-cpp target (same code generation, on the CPU).")
