@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 
 import numpy as np
-from brian2 import StateMonitor, prefs, seed as brian2_seed
+from brian2 import SpikeMonitor, StateMonitor, prefs, seed as brian2_seed
 
 from neurosim.brian2_build import build, get_synaptic, set_synaptic
 from neurosim.circuit import Circuit, CircuitError
@@ -105,21 +105,35 @@ class Brian2Target(Target):
             self._single_steps(list(self.objs.learn_ops.values()), 1)
 
     def run(self, n_steps, record=()):
-        monitors = {}
+        monitors, spikes = {}, {}
         by_pop: dict[str, list[str]] = {}
         for pop, var in record:
+            if var == "spikes":
+                self.circuit.population(pop)  # raises with the list of names
+                if self.circuit.population(pop).threshold is None:
+                    raise CircuitError(f"Population {pop!r} has no threshold, so it never "
+                                       "spikes: record one of its variables instead.")
+                spikes[pop] = SpikeMonitor(self.objs.groups[pop], record=True)
+                continue
             self.circuit.check_variable(pop, var)
             by_pop.setdefault(pop, []).append(var)
         for pop, variables in by_pop.items():
             # after the summed variables, before the state update: the state at step start
             monitors[pop] = StateMonitor(self.objs.groups[pop], variables, record=True,
                                          when="before_groups", order=1000)
-            self.net.add(monitors[pop])
+        self.net.add(*monitors.values(), *spikes.values())
         self._updaters(True)
+        start = int(round(float(self.net.t) / float(self.dt)))
         try:
             self._run(n_steps)
         finally:
-            for mon in monitors.values():
-                self.net.remove(mon)
-        return {(pop, var): np.array(getattr(monitors[pop], var + "_")).T
-                for pop, var in record}
+            self.net.remove(*monitors.values(), *spikes.values())
+        out = {}
+        for pop, var in record:
+            if var == "spikes":
+                mon = spikes[pop]
+                steps = np.round(np.asarray(mon.t_) / float(self.dt)).astype(np.int64) - start
+                out[(pop, var)] = np.stack([steps, np.asarray(mon.i, dtype=np.int64)], axis=1)
+            else:
+                out[(pop, var)] = np.array(getattr(monitors[pop], var + "_")).T
+        return out

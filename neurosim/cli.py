@@ -1,6 +1,7 @@
 """``neurosim`` command line: train circuits, fetch data sets.
 
     neurosim train --dataset mnist --train-size 1000 --out results/main
+    neurosim run song-abbott-stdp --duration 10 --out results/stdp
     neurosim data fetch mnist fashion-mnist
     neurosim data info
 """
@@ -112,6 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--force", action="store_true", help="retrain even if results exist")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
 
+    r = sub.add_parser(
+        "run", help="run a spiking circuit and plot its spikes and weights",
+        description="Run a spiking circuit from the library (built with its default "
+                    "parameters) for --duration and write raster.png (the last second), "
+                    "rates.png, weights.png (histogram of each plastic projection's "
+                    "weights) and metrics.json to --out.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    r.add_argument("circuit", choices=sorted(CIRCUITS), help="circuit from the library")
+    r.add_argument("--duration", type=float, default=1.0, help="simulated time (seconds)")
+    r.add_argument("--target", choices=sorted(TARGETS), default="brian2-cython")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--chunks", type=int, default=20, help="progress-bar steps of the run")
+    r.add_argument("--out", type=Path, default=Path("results/run"), help="output folder")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     d = sub.add_parser("data", help="fetch and inspect data sets")
     dsub = d.add_subparsers(dest="data_command", required=True)
     f = dsub.add_parser("fetch", help="download, verify (sha256) and cache data sets")
@@ -204,6 +220,72 @@ def _train(args) -> int:
     return 0
 
 
+def _run(args) -> int:
+    from tqdm.auto import tqdm
+    from neurosim.circuits import CIRCUITS
+    from neurosim.hardware_targets import make_target
+    from .plots import raster, rates, weight_histogram
+
+    try:
+        circuit = CIRCUITS[args.circuit]()
+    except TypeError:
+        raise CircuitError(f"{args.circuit} needs arguments (sizes, ...): `neurosim run` runs "
+                           "circuits that have defaults, such as the spiking ones; train rate "
+                           "circuits with `neurosim train`.") from None
+    spiking = [name for name, pop in circuit.populations.items() if pop.threshold]
+    if not spiking:
+        raise CircuitError(f"{args.circuit} has no spiking population (none has a "
+                           "threshold): nothing to plot as spikes; use `neurosim train`.")
+    if not args.duration > 0 or args.chunks < 1:
+        raise CircuitError("--duration must be positive and --chunks at least 1.")
+    dt = float(circuit.dt)
+    n_steps = max(1, int(round(args.duration / dt)))
+    target = make_target(args.target, circuit, seed=args.seed)
+    bounds = np.linspace(0, n_steps, min(args.chunks, n_steps) + 1).astype(int)
+    spikes = {name: [] for name in spiking}
+    t0 = time.perf_counter()
+    for start, stop in tqdm(list(zip(bounds[:-1], bounds[1:])), desc=args.circuit,
+                            unit="chunk", disable=args.no_progress):
+        rec = target.run(stop - start, record=[(name, "spikes") for name in spiking])
+        for name in spiking:
+            spikes[name].append(rec[(name, "spikes")] + [start, 0])
+    seconds = time.perf_counter() - t0
+    spikes = {k: np.concatenate(v) for k, v in spikes.items()}
+    args.out.mkdir(parents=True, exist_ok=True)
+    title = circuit.description or circuit.name
+    last = max(0, n_steps - int(round(1.0 / dt)))
+    raster({k: v[v[:, 0] >= last] for k, v in spikes.items()}, dt * 1e3,
+           args.out / "raster.png", title)
+    sizes = {k: circuit.populations[k].n for k in spiking}
+    rates(spikes, sizes, n_steps, dt * 1e3, bin_ms=max(1e3 * dt, args.duration * 1e3 / 50),
+          path=args.out / "rates.png", title=title)
+    weights = target.get_weights()
+    plastic = {name: proj.plasticity for name, proj in circuit.projections.items()
+               if proj.plasticity is not None}
+    shown = {name: weights[name][rule.weight] for name, rule in plastic.items()} or \
+        {name: next(iter(w.values())) for name, w in weights.items() if w}
+    if shown:
+        weight_histogram(shown, {name: float(rule.wmax) for name, rule in plastic.items()},
+                         path=args.out / "weights.png", title=title)
+    metrics = {
+        "circuit": args.circuit, "description": circuit.description, "target": args.target,
+        "seed": args.seed, "duration_s": args.duration, "steps": n_steps,
+        "wall_seconds": round(seconds, 3),
+        "spikes": {k: int(len(v)) for k, v in spikes.items()},
+        "rate_hz": {k: len(v) / sizes[k] / (n_steps * dt) for k, v in spikes.items()},
+        "weights": {name: {"mean": float(np.mean(w)), "min": float(np.min(w)),
+                           "max": float(np.max(w))} for name, w in shown.items()},
+    }
+    for name, rule in plastic.items():
+        w = shown[name] / float(rule.wmax)
+        metrics["weights"][name].update(fraction_near_0=float(np.mean(w < 0.1)),
+                                        fraction_near_wmax=float(np.mean(w > 0.9)))
+    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(f"{args.circuit}: {n_steps} steps in {seconds:.1f} s; wrote {args.out}/raster.png, "
+          "rates.png, " + ("weights.png, " if shown else "") + "metrics.json")
+    return 0
+
+
 def _data(args) -> int:
     if args.data_command == "fetch":
         for name in args.names:
@@ -227,7 +309,7 @@ def _data(args) -> int:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _train(args) if args.command == "train" else _data(args)
+        return {"train": _train, "run": _run, "data": _data}[args.command](args)
     except (CircuitError, data.DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

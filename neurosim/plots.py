@@ -38,3 +38,54 @@ def trajectories(traces: dict, dt_ms: float = 1.0, path: Path | None = None, tit
         fig.savefig(path, dpi=120)
         plt.close(fig)
     return fig
+
+
+def _save(fig, path):
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+    return fig
+
+
+def raster(spikes: dict, dt_ms: float = 1.0, path: Path | None = None, title: str = ""):
+    """Spike raster, one panel per population: ``spikes[name]`` is a (k, 2)
+    array of ``[step, neuron]`` rows, as ``Target.run`` records them."""
+    fig, axes = plt.subplots(len(spikes), 1, figsize=(6, 1.2 + 1.6 * len(spikes)),
+                             sharex=True, squeeze=False)
+    for ax, (name, rows) in zip(axes[:, 0], spikes.items()):
+        rows = np.asarray(rows).reshape(-1, 2)
+        ax.plot(rows[:, 0] * dt_ms, rows[:, 1], "|k", ms=2, mew=0.5)
+        ax.set_ylabel(f"{name}\nneuron")
+    axes[-1, 0].set_xlabel("time (ms)")
+    axes[0, 0].set_title(title)
+    return _save(fig, path)
+
+
+def rates(spikes: dict, sizes: dict, n_steps: int, dt_ms: float = 1.0, bin_ms: float = 50.0,
+          path: Path | None = None, title: str = ""):
+    """Population firing rate (Hz per neuron) in bins of ``bin_ms``."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    edges = np.arange(0.0, n_steps * dt_ms + bin_ms, bin_ms)
+    for name, rows in spikes.items():
+        counts, _ = np.histogram(np.asarray(rows).reshape(-1, 2)[:, 0] * dt_ms, bins=edges)
+        ax.step(edges[:-1], counts / sizes[name] / (bin_ms / 1000.0), where="post", label=name)
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("rate (Hz per neuron)")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def weight_histogram(weights: dict, wmax: dict | None = None, bins: int = 20,
+                     path: Path | None = None, title: str = ""):
+    """Histogram of each projection's weights (``weights[name]`` any array),
+    as a fraction of ``wmax[name]`` where given."""
+    fig, axes = plt.subplots(1, len(weights), figsize=(4 * len(weights), 3), squeeze=False)
+    for ax, (name, w) in zip(axes[0], weights.items()):
+        scale = (wmax or {}).get(name)
+        ax.hist(np.ravel(w) / (scale or 1.0), bins=bins, color="0.3")
+        ax.set_xlabel(f"{name} weight" + (" / wmax" if scale else ""))
+        ax.set_ylabel("synapses")
+    axes[0, 0].set_title(title)
+    return _save(fig, path)

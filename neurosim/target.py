@@ -79,7 +79,12 @@ class Target(ABC):
     @abstractmethod
     def run(self, n_steps: int, record=()) -> dict[tuple[str, str], np.ndarray]:
         """Advance ``n_steps`` time steps; return ``{(pop, var): (n_steps, ...) array}``
-        holding each recorded variable at the start of every step."""
+        holding each recorded variable at the start of every step.
+
+        ``(pop, 'spikes')`` records the spikes of a population with a threshold
+        as a ``(k, 2)`` int array of ``[step, neuron]`` rows, steps counted from
+        the start of this call. Without ``record`` a run pays no per-step
+        Python cost."""
 
     @abstractmethod
     def learn(self) -> None:
