@@ -63,6 +63,7 @@ import contextlib
 import hashlib
 import importlib.metadata
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -104,6 +105,28 @@ def _switches(objs):
     for obj in [*objs.groups.values(), *objs.synapses.values()]:
         yield obj
         yield from obj.contained_objects
+
+
+def _mark_used(network) -> None:
+    """Tell Brian2 that objects of ``network`` belong to it although it never
+    runs (the host copy, a failed build), so that deleting them does not warn
+    that they were "never included in a network"."""
+    for obj in network.objects:
+        for o in (obj, *obj.contained_objects):
+            if o._network is None:
+                o._network = network.id
+
+
+def _explain(exc: BaseException) -> str:
+    """The Brian2 object (if named) and the first message under Brian2's wrappers."""
+    where, e = "", exc
+    while e is not None:
+        found = re.search(r"object named '([^']+)'", str(e))
+        if found is None:
+            return f"{str(e).splitlines()[0] if str(e) else type(e).__name__}{where}"
+        where = where or f" (in {found.group(1)})"
+        e = e.__cause__ or e.__context__
+    return str(root_cause(exc)) + where
 
 
 def _carried(obj) -> list[str]:
@@ -149,6 +172,7 @@ class CppStandaloneTarget(Brian2Target):
                     "calls. Remove the delay, or use the brian2-numpy / brian2-cython "
                     "runtime targets, which keep the spike queue.")
         super().__init__(circuit, seed, weights, codegen="numpy")  # the host copy
+        _mark_used(self.net)
         self._programs: dict = {}
         self._calls = 0
         if directory is None:
@@ -195,7 +219,7 @@ class CppStandaloneTarget(Brian2Target):
                     f"SpikeMonitor only, not {type(obj).__name__} {obj.name!r}; record "
                     "state or spikes instead, or use the brian2-numpy target.")
             out.append(obj)
-        return out
+        return sorted(out, key=lambda m: repr(self._monitor_spec(m)))  # net.objects is a set
 
     def _source_name(self, source) -> tuple[str, str]:
         for kind, table in (("groups", self.objs.groups), ("synapses", self.objs.synapses)):
@@ -227,6 +251,7 @@ class CppStandaloneTarget(Brian2Target):
         device = self._new_device()
         with _temporary_prefs(self._build_prefs()):
             set_device(device, build_on_run=False)
+            objs = None
             try:
                 objs = build(self.circuit, {})   # values arrive through run_args
                 for host, own in zip(_switches(self.objs), _switches(objs)):
@@ -250,9 +275,11 @@ class CppStandaloneTarget(Brian2Target):
                 device.build(directory=directory, run=False, with_output=False)
             except Exception as exc:
                 shutil.rmtree(directory, ignore_errors=True)
+                if objs is not None:
+                    _mark_used(objs.network)
                 raise CircuitError(
                     f"The {self.name} target could not generate or compile circuit "
-                    f"{self.circuit.name!r}: {root_cause(exc)}. Constructs that Brian2 "
+                    f"{self.circuit.name!r}: {_explain(exc)}. Constructs that Brian2 "
                     f"cannot translate for {self.device_name} (for example Python "
                     "functions without a C++ implementation) run on the brian2-numpy "
                     "and brian2-cython targets.") from exc
@@ -272,6 +299,7 @@ class CppStandaloneTarget(Brian2Target):
         if n_steps == 0:
             return
         monitors = self._monitors()
+        _mark_used(self.net)
         program = self._program(n_steps, monitors)
         self._check_can_run()
         self._calls += 1
