@@ -42,10 +42,18 @@ moved by spikes rather than a differential equation: the error spikes are its
 only input, so the rate circuit's eq. 2 is the mean of these jumps, with no
 extra synaptic delay in the inference loop.
 
-Not covered (see the report in the tests/notebook): nonlinear f (a prediction
-population firing at f(θµ) would be needed, and f' gating of the feedback),
-negative values (a value neuron cannot fire below zero: the task must keep µ ≥
-0, or values need ON/OFF pairs too), Dale's law (θ's sign is the synapse's).
+Trials: :func:`spiking_trial` holds the input and target with :func:`hold`
+(``Target.clamp`` would stop the held neurons' integrate-and-fire updates, so
+the rate protocol ``train_trial`` does not apply), relaxes, counts spikes over
+``window`` and returns the rate averages (:func:`rate_averages`).
+:func:`rate_counterpart` and :func:`rate_weights` give the matching rate circuit
+and its θ for comparisons. Everything uses the Target interface only.
+
+Not covered (notebooks/04_spiking_predictive_coding.ipynb lists it): nonlinear
+f (a population firing at f(θµ) would be needed, and f' gating of the
+feedback); negative values (a value neuron cannot fire below zero: the task
+must keep µ ≥ 0, or values need ON/OFF pairs too); Dale's law (θ's sign is the
+synapse's).
 """
 from __future__ import annotations
 
@@ -82,7 +90,8 @@ def spiking_predictive_coding(sizes=(3, 3, 2), activation: str = "linear",
                               weight_std: float = 0.5, gain=400 * Hz, tau=50 * ms,
                               tau_syn=5 * ms, refractory=1 * ms, window=200 * ms,
                               learning_rate: float = 0.1, dt=0.1 * ms) -> Circuit:
-    """Linear spiking PC circuit; layer sizes top (input) first.
+    """Linear spiking PC circuit; layer sizes top (input) first; ``activation``
+    must be ``'linear'`` (the argument keeps the rate circuits' signature).
 
     ``theta`` maps l = 1..top to the initial θ_l, shape (n_{l−1}, n_l); by
     default non-negative draws |N(0, weight_std²)| from ``weight_seed`` (drawn
@@ -114,7 +123,9 @@ def spiking_predictive_coding(sizes=(3, 3, 2), activation: str = "linear",
         description=f"{'-'.join(map(str, sizes))} linear spiking PC, ON/OFF errors")
     neuron = dict(SPIKE, refractory=refractory)
     for l, n in enumerate(layer_sizes):
-        circuit.add(Population(f"value{l}", n, VALUE_EQS, values={"free": 1.0}, **neuron))
+        # the top (input) layer is always held: it has no error of its own
+        circuit.add(Population(f"value{l}", n, VALUE_EQS, values={"free": float(l < top)},
+                               **neuron))
         if l < top:
             for kind, polarity in (("on", 1.0), ("off", -1.0)):
                 circuit.add(Population(f"error_{kind}{l}", n, ERROR_EQS,
