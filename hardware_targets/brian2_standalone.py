@@ -55,7 +55,8 @@ brian2cuda set-up (all in :func:`cuda_prefs`, applied only while compiling)
     brian2cuda links ``-lcurand``, so a ``libcurand.so`` link to it is made in
     the build folder); C++17 for nvcc and the host compiler (CUDA 13's
     Thrust/CUB refuse C++11); and, on a machine without a GPU,
-    ``detect_gpus=False`` with ``compute_capability=8.0`` so the code compiles.
+    ``detect_gpus=False`` with ``compute_capability=8.0`` and ``gpu_id=0`` so
+    the code compiles.
 """
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
-from brian2 import Quantity, SpikeMonitor, StateMonitor, prefs
+from brian2 import NeuronGroup, Quantity, SpikeMonitor, StateMonitor, defaultclock, prefs
 from brian2.core.variables import ArrayVariable
 from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 from brian2.devices.device import reset_device, set_device
@@ -175,6 +176,7 @@ class CppStandaloneTarget(Brian2Target):
         _mark_used(self.net)
         self._programs: dict = {}
         self._calls = 0
+        self.last_binary_s = 0.0
         if directory is None:
             self.directory = tempfile.mkdtemp(prefix=f"neurosim-{self.name}-")
             self._cleanup = weakref.finalize(self, shutil.rmtree, self.directory, True)
@@ -205,6 +207,10 @@ class CppStandaloneTarget(Brian2Target):
 
     def _check_can_run(self) -> None:
         pass
+
+    def _extra_objects(self) -> list:
+        """Objects a device needs in every program beside the circuit's."""
+        return []
 
     # --- programs -------------------------------------------------------------------
     def _monitors(self):
@@ -270,6 +276,7 @@ class CppStandaloneTarget(Brian2Target):
                                            record=mon.record, when=mon.when, order=mon.order)
                     objs.network.add(own)
                     mons.append(own)
+                objs.network.add(*self._extra_objects())
                 device.insert_code("main", self._start_code(objs.network.name))
                 objs.network.run(n_steps * self.dt, namespace=self.circuit.namespace)
                 device.build(directory=directory, run=False, with_output=False)
@@ -279,7 +286,7 @@ class CppStandaloneTarget(Brian2Target):
                     _mark_used(objs.network)
                 raise CircuitError(
                     f"The {self.name} target could not generate or compile circuit "
-                    f"{self.circuit.name!r}: {_explain(exc)}. Constructs that Brian2 "
+                    f"{self.circuit.name!r}: {_explain(exc).rstrip('.')}. Constructs that Brian2 "
                     f"cannot translate for {self.device_name} (for example Python "
                     "functions without a C++ implementation) run on the brian2-numpy "
                     "and brian2-cython targets.") from exc
@@ -323,6 +330,7 @@ class CppStandaloneTarget(Brian2Target):
         finally:
             device.delete(code=False, data=False, run_args=True, directory=False)
         program.runs += 1
+        self.last_binary_s = device.timers["run_binary"]  # the program alone, without transfers
         for host, own in program.pairs:
             for name in _carried(host):
                 host.variables[name].get_value()[:] = own.variables[name].get_value()
@@ -414,6 +422,7 @@ def cuda_prefs(link_dir: str, gpu: bool) -> dict:
     if not gpu:
         values["devices.cuda_standalone.cuda_backend.detect_gpus"] = False
         values["devices.cuda_standalone.cuda_backend.compute_capability"] = 8.0
+        values["devices.cuda_standalone.cuda_backend.gpu_id"] = 0
     return values
 
 
@@ -447,6 +456,14 @@ class CudaStandaloneTarget(CppStandaloneTarget):
         return (f'{{ std::ifstream _in("{RUN_FILE}"); double _t; unsigned long long _seed; '
                 f'_in >> _t >> _seed; {network}.t = _t; '
                 "random_number_buffer.set_seed(_seed); }")
+
+    def _extra_objects(self):
+        # brian2cuda 1.0b1's synapses template reads the C++ object `defaultclock`
+        # (for the spike delay), which exists only if something runs on Brian2's
+        # default clock; the circuit runs on its own clock. An empty group on the
+        # default clock, set to the circuit's dt, declares it and keeps it in step.
+        defaultclock.dt = self.dt
+        return [NeuronGroup(1, "", name="neurosim_defaultclock*")]
 
     def _check_can_run(self):
         if not self.gpu:
