@@ -251,7 +251,7 @@ class _PopulationStep:
         """New stored values and the messages to send, in floating point."""
         s = self.spec
         phase = (self.time_step - 1) % s.K
-        mode, active = int(self.mode[0]), bool(self.active[0])
+        mode, active = int(self._mode[0]), bool(self._active[0])
         self.g["t"] = ((self.time_step - 1) // s.K) * s.dt
         scope = _Scope(state, self.subexprs, self.g)
         scope["i"] = np.arange(s.n)
@@ -311,8 +311,8 @@ def _make_models(lava, proc_cls, spec):
                      PyLoihiProcessModel.__init__(self, proc_params), self._setup())[0]}
         for var in spec.stored:
             attrs[var] = LavaPyType(np.ndarray, dtype, precision=_STATE_BITS)
-        attrs["mode"] = LavaPyType(np.ndarray, int)
-        attrs["active"] = LavaPyType(np.ndarray, int)
+        attrs["_mode"] = LavaPyType(np.ndarray, int)
+        attrs["_active"] = LavaPyType(np.ndarray, int)
         for port, kind in spec.ports:
             if kind == "in":
                 attrs[port] = LavaPyType(PyInPort.VEC_DENSE, dtype, precision=_STATE_BITS)
@@ -360,8 +360,8 @@ def _make_process(lava, spec):
         AbstractProcess.__init__(self, name=spec.name, spec=spec)
         for var in spec.stored:
             setattr(self, var, Var(shape=(spec.n,), init=values[var]))
-        self.mode = Var(shape=(1,), init=0)
-        self.active = Var(shape=(1,), init=1)
+        self._mode = Var(shape=(1,), init=0)  # Brian2 names never start with _
+        self._active = Var(shape=(1,), init=1)
         for port, kind in spec.ports:
             setattr(self, port, (InPort if kind == "in" else OutPort)(shape=(spec.n,)))
 
@@ -497,12 +497,12 @@ class LavaTarget(Target):
                 recv = sympy_to_str(str_to_sympy(f"({recv}) * ({parts['scalar']})"))
                 link = _Link(proj, parts["syn"], not to_post, False)
                 k = len(self.links)
-                ports[src].append((f"out{k}", "out"))
-                ports[tgt].append((f"in{k}", "in"))
-                outs[src].append((f"out{k}", levels[(proj.name, var)], send))
-                ins[tgt].append((f"in{k}", levels[(proj.name, var)], base, "=", recv))
+                ports[src].append((f"_out{k}", "out"))
+                ports[tgt].append((f"_in{k}", "in"))
+                outs[src].append((f"_out{k}", levels[(proj.name, var)], send))
+                ins[tgt].append((f"_in{k}", levels[(proj.name, var)], base, "=", recv))
                 self.links.append(link)
-                self._wiring.append((link, src, f"out{k}", tgt, f"in{k}"))
+                self._wiring.append((link, src, f"_out{k}", tgt, f"_in{k}"))
             for tvar, op, expr in _statements(proj.on_pre, f"Projection {proj.name!r} on_pre"):
                 where = f"Projection {proj.name!r} on_pre: {tvar} {op} {expr}"
                 if not (tvar.endswith("_post") and op in ("+=", "-=")):
@@ -518,12 +518,12 @@ class LavaTarget(Target):
                 spiking = True
                 link = _Link(proj, parts["syn"], False, True)
                 k = len(self.links)
-                if ("spikes", "spike") not in ports[proj.source]:
-                    ports[proj.source].append(("spikes", "spike"))
-                ports[proj.target].append((f"in{k}", "in"))
-                ins[proj.target].append((f"in{k}", -1, tvar[:-5], op, parts["scalar"]))
+                if ("_spikes", "spike") not in ports[proj.source]:
+                    ports[proj.source].append(("_spikes", "spike"))
+                ports[proj.target].append((f"_in{k}", "in"))
+                ins[proj.target].append((f"_in{k}", -1, tvar[:-5], op, parts["scalar"]))
                 self.links.append(link)
-                self._wiring.append((link, proj.source, "spikes", proj.target, f"in{k}"))
+                self._wiring.append((link, proj.source, "_spikes", proj.target, f"_in{k}"))
         self.K = self.L + 2 + spiking
         g = _globals(c.namespace, float(c.dt))
         self._g = g
@@ -541,7 +541,7 @@ class LavaTarget(Target):
                 name=pop.name, n=pop.n, stored=stored, subexprs=subexprs, update=update,
                 init=pop.init, threshold=pop.threshold, reset=pop.reset,
                 inputs=ins[pop.name], outputs=outs[pop.name], ports=ports[pop.name],
-                spike_port="spikes" if ("spikes", "spike") in ports[pop.name] else None,
+                spike_port="_spikes" if ("_spikes", "spike") in ports[pop.name] else None,
                 K=self.K, L=self.L, spike_phase=spiking, namespace=c.namespace,
                 dt=float(c.dt), frac_bits=self.frac_bits)
             # compile here too: a code error is reported now, not inside a Lava worker
@@ -743,8 +743,8 @@ class LavaTarget(Target):
     # --- dynamics -----------------------------------------------------------------
     def _configure(self, mode):
         for name, proc in self.procs.items():
-            self._set_var(proc.mode, [_MODES[mode]])
-            self._set_var(proc.active, [0 if name in self.clamped else 1])
+            self._set_var(proc._mode, [_MODES[mode]])
+            self._set_var(proc._active, [0 if name in self.clamped else 1])
 
     def settle(self):
         self._configure("settle")
