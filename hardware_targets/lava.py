@@ -351,6 +351,21 @@ def _make_models(lava, proc_cls, spec):
             "fixed_pt": build("fixed_pt", np.int64, run_fixed)}
 
 
+def _clipped_learning_dense_model():
+    """Lava's floating-point LearningDense model, with the weights also held in
+    [wmin, wmax] after every learning epoch (PairSTDP clips there; Lava's
+    engine only saturates at 0 for excitatory weights)."""
+    from lava.proc.dense.models import PyLearningDenseModelFloat
+
+    class ClippedLearningDenseModel(PyLearningDenseModelFloat):
+        def _saturate_synaptic_variable(self, name, values):
+            values = super()._saturate_synaptic_variable(name, values)
+            if name == "weights":
+                values = np.clip(values, self.proc_params["wmin"], self.proc_params["wmax"])
+            return values
+    return ClippedLearningDenseModel
+
+
 def _make_process(lava, spec):
     from lava.magma.core.process.ports.ports import InPort, OutPort
     from lava.magma.core.process.process import AbstractProcess
@@ -408,8 +423,9 @@ def _strip(expr: str, suffix: str) -> str:
 class _Link:
     """One Dense: which projection variable it holds, transposed or diagonal."""
 
-    def __init__(self, proj, syn, transpose, binary):
+    def __init__(self, proj, syn, transpose, binary, rule=None):
         self.proj, self.syn, self.transpose, self.binary = proj, syn, transpose, binary
+        self.rule = rule  # a PairSTDP carried by a LearningDense
         self.dense = None
         self.exp = 0
         self.weight_error = 0.0
@@ -451,8 +467,10 @@ class LavaTarget(Target):
                 raise CircuitError(f"Population {pop.name!r}: stochastic equations (xi) have "
                                    f"no mapping on the Lava target; {_ALTERNATIVES}.")
         for proj in self.circuit.projections.values():
-            for what, bad in (("on_post code", proj.on_post), ("a delay", proj.delay),
-                              ("synaptic differential equations", proj.equations.diff_eq_names)):
+            _on_pre, on_post, rule_vars = self._own_code(proj)
+            for what, bad in (("on_post code", on_post), ("a delay", proj.delay),
+                              ("synaptic differential equations",
+                               sorted(set(proj.equations.diff_eq_names) - rule_vars))):
                 if bad:
                     raise CircuitError(
                         f"Projection {proj.name!r}: {what} ({bad!r}) has no mapping on the "
@@ -465,6 +483,32 @@ class LavaTarget(Target):
                 raise CircuitError(f"Projection {proj.name!r}: synaptic subexpressions {subs} "
                                    "have no mapping on the Lava target; write them into the "
                                    f"summed variable, or {_ALTERNATIVES}.")
+
+    def _own_code(self, proj):
+        """The projection's on_pre, on_post and the variables of its plasticity rule
+        (a PairSTDP runs in Lava's learning engine, not as Brian2 code)."""
+        from neurosim.plasticity import PairSTDP
+        rule = proj.plasticity
+        if rule is None:
+            return proj.on_pre, proj.on_post, set()
+        if type(rule) is not PairSTDP or self.fixed or proj.connect != "all":
+            raise CircuitError(
+                f"Projection {proj.name!r}: {type(rule).__name__} has no mapping on the "
+                f"{self.precision} Lava target"
+                f"{' with connect=' + repr(proj.connect) if proj.connect != 'all' else ''}: "
+                "PairSTDP on an all-to-all projection maps onto Lava's STDPLoihi rule in "
+                "floating point (target 'lava'); the three-factor rule would need Lava's "
+                "RewardModulatedSTDP with post-synaptic y2/y3 traces from the neuron model, "
+                "which this target does not generate yet. Use the lava target with PairSTDP, "
+                f"or {_ALTERNATIVES}.")
+        code = rule.brian2(proj.name)
+
+        def strip(merged, part):
+            merged = merged or ""
+            return merged[: len(merged) - len(part)].rstrip("\n") if part else merged
+        from brian2 import Equations
+        return (strip(proj.on_pre, code.on_pre), strip(proj.on_post, code.on_post),
+                set(Equations(code.model).names) - {rule.weight})
 
     def _abstract_code(self, pop) -> str:
         if not pop.equations.diff_eq_names:
@@ -503,7 +547,12 @@ class LavaTarget(Target):
                 ins[tgt].append((f"_in{k}", levels[(proj.name, var)], base, "=", recv))
                 self.links.append(link)
                 self._wiring.append((link, src, f"_out{k}", tgt, f"_in{k}"))
-            for tvar, op, expr in _statements(proj.on_pre, f"Projection {proj.name!r} on_pre"):
+            on_pre, _on_post, _ = self._own_code(proj)
+            if proj.plasticity is not None:  # post spikes reach the LearningDense too
+                if ("_spikes", "spike") not in ports[proj.target]:
+                    ports[proj.target].append(("_spikes", "spike"))
+                spiking = True
+            for tvar, op, expr in _statements(on_pre, f"Projection {proj.name!r} on_pre"):
                 where = f"Projection {proj.name!r} on_pre: {tvar} {op} {expr}"
                 if not (tvar.endswith("_post") and op in ("+=", "-=")):
                     raise CircuitError(
@@ -516,7 +565,11 @@ class LavaTarget(Target):
                                        f"'{expr}' reads neuron variables, which a Dense cannot "
                                        f"carry; {_ALTERNATIVES}.")
                 spiking = True
-                link = _Link(proj, parts["syn"], False, True)
+                if proj.plasticity is not None and parts["syn"] != proj.plasticity.weight:
+                    raise CircuitError(f"{where}: with {type(proj.plasticity).__name__} the "
+                                       f"spike must deliver the learned weight "
+                                       f"{proj.plasticity.weight!r}; {_ALTERNATIVES}.")
+                link = _Link(proj, parts["syn"], False, True, proj.plasticity)
                 k = len(self.links)
                 if ("_spikes", "spike") not in ports[proj.source]:
                     ports[proj.source].append(("_spikes", "spike"))
@@ -568,9 +621,41 @@ class LavaTarget(Target):
             if self.fixed:
                 matrix, link.exp, link.weight_error = self._quantise(matrix)
                 kwargs["weight_exp"] = link.exp + (self.frac_bits if link.binary else 0)
-            link.dense = Dense(weights=matrix, name=f"{link.proj.name}_{in_port}", **kwargs)
+            if link.rule is not None:
+                link.dense = self._learning_dense(link, matrix, in_port)
+                self.procs[tgt]._spikes.connect(link.dense.s_in_bap)
+            else:
+                link.dense = Dense(weights=matrix, name=f"{link.proj.name}_{in_port}", **kwargs)
             getattr(self.procs[src], out_port).connect(link.dense.s_in)
             link.dense.a_out.connect(getattr(self.procs[tgt], in_port))
+
+    def _learning_dense(self, link, matrix, in_port):
+        """PairSTDP -> Lava's STDPLoihi on a LearningDense (floating point).
+
+        Brian2's rule: pre spike ``w += apost``, post spike ``w += apre``, with
+        traces ``apre``/``apost`` decaying as exp(-t/taupre/post) and jumping by
+        ``Apre``/``Apost`` at spikes. STDPLoihi: ``dw = lr*A_minus*x0*y1 +
+        lr*A_plus*y0*x1`` with traces x1/y1 decaying as exp(-1/tau) per Lava step
+        and jumping by their impulses. So lr = A_plus = 1, A_minus = -1 (exact
+        literals: STDPLoihi rounds its constants to powers of two), impulses
+        ``Apre`` and ``-Apost``, taus in Lava steps (tau/dt * K), one learning
+        epoch per Lava step. Weights are held in [wmin, wmax] by the model below.
+        """
+        from lava.proc.dense.process import LearningDense
+        from lava.proc.learning_rules.stdp_learning_rule import STDPLoihi
+        rule, dt = link.rule, float(self.circuit.dt)
+        if float(rule.wmin) != 0 or np.any(matrix < 0):
+            raise CircuitError(f"Projection {link.proj.name!r}: Lava's STDP weights are "
+                               "excitatory (wmin = 0, weights >= 0); "
+                               f"got wmin={rule.wmin}; {_ALTERNATIVES}.")
+        stdp = STDPLoihi(learning_rate=1, A_plus=1, A_minus=-1,
+                         tau_plus=float(rule.taupre) / dt * self.K,
+                         tau_minus=float(rule.taupost) / dt * self.K,
+                         x1_impulse=float(rule.Apre), y1_impulse=-float(rule.Apost), t_epoch=1)
+        dense = LearningDense(weights=matrix, learning_rule=stdp, name=f"{link.proj.name}_{in_port}",
+                              wmin=float(rule.wmin), wmax=float(rule.wmax))
+        self.models[dense] = _clipped_learning_dense_model()
+        return dense
 
     def _matrix(self, link) -> np.ndarray:
         proj = link.proj
@@ -718,6 +803,9 @@ class LavaTarget(Target):
         self._set_var(getattr(self.procs[population], variable), self._encode(values))
 
     def get_weights(self):
+        for link in self.links:  # weights that Lava's learning engine changed
+            if link.rule is not None and link.dense.runtime is not None:
+                self.weights[link.proj.name][link.syn] = self._get_var(link.dense.weights)
         return {name: {v: a.copy() for v, a in params.items()}
                 for name, params in self.weights.items()}
 
