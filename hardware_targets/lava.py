@@ -30,6 +30,18 @@ Mapping
   fed by binary spikes. Anything else raises :class:`CircuitError` naming the
   construct and the alternatives (the ``brian2-*`` targets run every Brian2
   construct; ``dense`` every rate construct).
+* **PairSTDP** (``Projection(..., plasticity=PairSTDP(...))``) -> Lava's
+  ``STDPLoihi`` rule on a ``LearningDense`` (floating point), the post
+  population's spikes wired to its ``s_in_bap``; the constants go into the
+  trace impulses so that the rule strings hold only exact literals, the trace
+  time constants are counted in Lava steps, and a subclass of Lava's float
+  ``LearningDense`` model holds the weights in ``[wmin, wmax]`` as the Brian2
+  rule does. Identical to Brian2's event-driven STDP except when a pre and a
+  post spike of one synapse fall in the same step (Brian2 applies the
+  depression of the pre spike before the post spike's trace jump; Lava's
+  engine pairs both). ``ThreeFactorSTDP`` raises :class:`CircuitError` (it
+  would need Lava's ``RewardModulatedSTDP`` fed with y2/y3 traces by the
+  neuron model, not generated yet), as does any rule on ``lava-fixed``.
 * **learning_rule** (trial-level plasticity of rate circuits): applied by the
   target between runs -- summed variables are recomputed by one Lava step in
   which nothing else is updated, then the host reads the population state
@@ -96,10 +108,11 @@ inside a run, when the target is garbage collected, used as a context
 manager, or at interpreter exit.
 
 Not supported (:class:`CircuitError` names the construct and the
-alternatives): refractoriness, stochastic equations, ``on_post``, delays,
-synaptic differential equations, summed variables that are not a product of
-one synaptic variable and one-sided factors, and ``on_pre`` code other than
-``x_post += w * constant``.
+alternatives): refractoriness, stochastic equations, ``on_post`` code and
+synaptic differential equations other than a PairSTDP rule's, delays, summed
+variables that are not a product of one synaptic variable and one-sided
+factors, ``on_pre`` code other than ``x_post += w * constant``, and
+``ThreeFactorSTDP``.
 """
 from __future__ import annotations
 
