@@ -59,8 +59,8 @@ def spike_steps(counts):
 
 
 def rate_averaged(counts, circuit, every=5 * ms):
-    """Values read from spikes: spikes in a centred window of AVERAGE / (gain · AVERAGE),
-    every ``every``, from a recorded spike-count trace; returns (times in ms, values)."""
+    """Values read from spikes, every ``every``: the spikes in a centred window of
+    length AVERAGE divided by gain · AVERAGE; returns (times in ms, values)."""
     spikes = np.zeros(counts.shape)
     steps, neurons = spike_steps(counts)
     np.add.at(spikes, (steps, neurons), 1)
@@ -181,6 +181,11 @@ def main():
         print(f"{name}: rate fixed point {np.round(fixed[name], 4)}, spiking rate-averaged "
               f"{np.round(averages[name], 4)}, max |deviation| {dev.max():.4f} "
               f"({dev.max() / quantum:.2f} spikes)")
+    for l in range(sum(name.startswith("error") for name in fixed)):
+        on, off = averages[f"error_on{l}"], averages[f"error_off{l}"]
+        print(f"error layer {l}: ON + OFF spikes {np.sum(on + off) / quantum:.0f}, of which "
+              f"|ON − OFF| {np.sum(np.abs(on - off)) / quantum:.0f} carry ε (the rest: both "
+              "firing where the balanced current fluctuates around 0)")
     s, r = circuits()  # learning starts from the initial θ again
     f_spiking, f_rate = learning(s, r, xs, ys, args.trials)
     n = len(xs)
