@@ -259,6 +259,8 @@ class _PopulationStep:
         self.ins = [(port, level, var, op, _expr(factor)) for port, level, var, op, factor
                     in s.inputs]
         self.spiked = np.zeros(s.n, dtype=bool)
+        self.traces = [np.zeros(s.n) for _ in s.traces]
+        self.trace_y2 = [_expr(y2) for _k, _decay, _jump, y2, _y3 in s.traces]
 
     def _step(self, state: dict, received: dict) -> tuple[dict, dict]:
         """New stored values and the messages to send, in floating point."""
@@ -269,6 +271,7 @@ class _PopulationStep:
         scope = _Scope(state, self.subexprs, self.g)
         scope["i"] = np.arange(s.n)
         new = {}
+        trace_out = {}
 
         def write(values):
             new.update(values)
@@ -289,7 +292,20 @@ class _PopulationStep:
                            np.zeros(s.n, dtype=bool))
             if not s.spike_phase and self.spiked.any():
                 write(scope.execute(self.reset, s.stored, s.n, where=self.spiked))
-        elif phase == s.L + 2:  # on_pre increments, then resets (Brian2's order)
+            if mode == 0:
+                for j, (k, decay, jump, _y2, y3) in enumerate(s.traces):
+                    self.traces[j] = self.traces[j] * decay  # apost now, before this spike
+                    gain = math.exp(1 / LavaTarget._Y_TAU)
+                    trace_out[f"_y1_{k}"] = gain * self.traces[j]
+                    trace_out[f"_y3_{k}"] = np.full(s.n, gain * y3)
+                    self.traces[j] = self.traces[j] + jump * self.spiked
+        if phase == s.L and mode == 0:
+            # dw = dt*eta*M*E one Lava step before the spikes: Brian2 transmits
+            # with the weight its clock-driven update has just changed
+            for j, (k, *_rest) in enumerate(s.traces):
+                trace_out[f"_y2_{k}"] = math.exp(1 / LavaTarget._Y_TAU) * np.broadcast_to(
+                    eval(self.trace_y2[j], self.g, scope), (s.n,)).astype(float)
+        if phase == s.L + 2:  # on_pre increments, then resets (Brian2's order)
             for port, level, var, op, factor in self.ins:
                 if level == -1:
                     inc = received[port] * eval(factor, self.g, scope)
@@ -303,6 +319,9 @@ class _PopulationStep:
         if s.spike_port:
             out[s.spike_port] = (self.spiked if phase == s.L + 1
                                  else np.zeros(s.n, dtype=bool))
+        for k, *_ in s.traces:
+            for i in (1, 2, 3):
+                out[f"_y{i}_{k}"] = trace_out.get(f"_y{i}_{k}", np.zeros(s.n))
         return new, out
 
     def _ports(self, kind):
@@ -331,6 +350,8 @@ def _make_models(lava, proc_cls, spec):
                 attrs[port] = LavaPyType(PyInPort.VEC_DENSE, dtype, precision=_STATE_BITS)
             elif kind == "out":
                 attrs[port] = LavaPyType(PyOutPort.VEC_DENSE, dtype, precision=_STATE_BITS)
+            elif kind == "trace":
+                attrs[port] = LavaPyType(PyOutPort.VEC_DENSE, float)
             else:
                 attrs[port] = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
         cls = type(f"{spec.name}_{tag_name}", (_PopulationStep, PyLoihiProcessModel), attrs)
@@ -438,7 +459,8 @@ class _Link:
 
     def __init__(self, proj, syn, transpose, binary, rule=None):
         self.proj, self.syn, self.transpose, self.binary = proj, syn, transpose, binary
-        self.rule = rule  # a PairSTDP carried by a LearningDense
+        self.rule = rule  # a PairSTDP or ThreeFactorSTDP carried by a LearningDense
+        self.trace_k = None  # index of the y1/y2/y3 ports feeding a 3-factor rule
         self.dense = None
         self.exp = 0
         self.weight_error = 0.0
@@ -500,20 +522,25 @@ class LavaTarget(Target):
     def _own_code(self, proj):
         """The projection's on_pre, on_post and the variables of its plasticity rule
         (a PairSTDP runs in Lava's learning engine, not as Brian2 code)."""
-        from neurosim.plasticity import PairSTDP
+        from neurosim.plasticity import PairSTDP, ThreeFactorSTDP
         rule = proj.plasticity
         if rule is None:
             return proj.on_pre, proj.on_post, set()
-        if type(rule) is not PairSTDP or self.fixed or proj.connect != "all":
+        if type(rule) not in (PairSTDP, ThreeFactorSTDP) or self.fixed \
+                or proj.connect != "all":
             raise CircuitError(
                 f"Projection {proj.name!r}: {type(rule).__name__} has no mapping on the "
                 f"{self.precision} Lava target"
                 f"{' with connect=' + repr(proj.connect) if proj.connect != 'all' else ''}: "
-                "PairSTDP on an all-to-all projection maps onto Lava's STDPLoihi rule in "
-                "floating point (target 'lava'); the three-factor rule would need Lava's "
-                "RewardModulatedSTDP with post-synaptic y2/y3 traces from the neuron model, "
-                "which this target does not generate yet. Use the lava target with PairSTDP, "
-                f"or {_ALTERNATIVES}.")
+                "PairSTDP and ThreeFactorSTDP on all-to-all projections map onto Lava's "
+                "learning engine (STDPLoihi, a Loihi 3-factor rule) in floating point only. "
+                f"Use the 'lava' target, or {_ALTERNATIVES}.")
+        if type(rule) is ThreeFactorSTDP and not rule.modulator.endswith("_post"):
+            raise CircuitError(
+                f"Projection {proj.name!r}: the Lava target takes the neuromodulator of a "
+                f"ThreeFactorSTDP from the post-synaptic neuron (Loihi's 3-factor rules read "
+                f"y2 from it); modulator={rule.modulator!r} is pre-synaptic. Move the "
+                f"modulator to the target population, or {_ALTERNATIVES}.")
         code = rule.brian2(proj.name)
 
         def strip(merged, part):
@@ -521,7 +548,20 @@ class LavaTarget(Target):
             return merged[: len(merged) - len(part)].rstrip("\n") if part else merged
         from brian2 import Equations
         return (strip(proj.on_pre, code.on_pre), strip(proj.on_post, code.on_post),
-                set(Equations(code.model).names) - {rule.weight})
+                set(Equations(code.model).names))
+
+    def _trace_spec(self, proj, k):
+        """What the post population sends to a ThreeFactorSTDP LearningDense each
+        neurosim step (see ``_learning_dense``): its post trace ``apost`` (decay
+        factor, jump ``Apost``), ``dt * eta * M`` and ``dt / tau_e``."""
+        rule, dt = proj.plasticity, float(self.circuit.dt)
+        eta = rule.names(proj.name)["eta"]
+        return (k, float(np.exp(-dt / float(rule.taupost))), float(rule.Apost),
+                f"{dt!r} * {eta} * {rule.modulator[:-5]}", dt / float(rule.tau_e))
+
+    #: Lava's 3-factor rules decay the y traces they receive by one step,
+    #: with tau = _Y_TAU, before using them: the neuron sends them scaled up.
+    _Y_TAU = float(np.iinfo(np.uint16).max)
 
     def _abstract_code(self, pop) -> str:
         if not pop.equations.diff_eq_names:
@@ -541,6 +581,7 @@ class LavaTarget(Target):
         ports = {p: [] for p in c.populations}
         ins = {p: [] for p in c.populations}
         outs = {p: [] for p in c.populations}
+        traces = {p: [] for p in c.populations}
         self._wiring = []  # (link, source pop, out port, target pop, in port)
         spiking = False
         for proj in c.projections.values():
@@ -565,6 +606,10 @@ class LavaTarget(Target):
                 if ("_spikes", "spike") not in ports[proj.target]:
                     ports[proj.target].append(("_spikes", "spike"))
                 spiking = True
+                if type(proj.plasticity).__name__ == "ThreeFactorSTDP":
+                    traces[proj.target].append(self._trace_spec(proj, len(self.links)))
+                    ports[proj.target] += [(f"_y{i}_{len(self.links)}", "trace")
+                                           for i in (1, 2, 3)]
             for tvar, op, expr in _statements(on_pre, f"Projection {proj.name!r} on_pre"):
                 where = f"Projection {proj.name!r} on_pre: {tvar} {op} {expr}"
                 if not (tvar.endswith("_post") and op in ("+=", "-=")):
@@ -584,6 +629,8 @@ class LavaTarget(Target):
                                        f"{proj.plasticity.weight!r}; {_ALTERNATIVES}.")
                 link = _Link(proj, parts["syn"], False, True, proj.plasticity)
                 k = len(self.links)
+                if any(t[0] == k for t in traces[proj.target]):
+                    link.trace_k = k
                 if ("_spikes", "spike") not in ports[proj.source]:
                     ports[proj.source].append(("_spikes", "spike"))
                 ports[proj.target].append((f"_in{k}", "in"))
@@ -607,6 +654,7 @@ class LavaTarget(Target):
                 name=pop.name, n=pop.n, stored=stored, subexprs=subexprs, update=update,
                 init=pop.init, threshold=pop.threshold, reset=pop.reset,
                 inputs=ins[pop.name], outputs=outs[pop.name], ports=ports[pop.name],
+                traces=traces[pop.name],
                 spike_port="_spikes" if ("_spikes", "spike") in ports[pop.name] else None,
                 K=self.K, L=self.L, spike_phase=spiking, namespace=c.namespace,
                 dt=float(c.dt), frac_bits=self.frac_bits)
@@ -637,6 +685,10 @@ class LavaTarget(Target):
             if link.rule is not None:
                 link.dense = self._learning_dense(link, matrix, in_port)
                 self.procs[tgt]._spikes.connect(link.dense.s_in_bap)
+                if link.trace_k is not None:
+                    for i in (1, 2, 3):
+                        getattr(self.procs[tgt], f"_y{i}_{link.trace_k}").connect(
+                            getattr(link.dense, f"s_in_y{i}"))
             else:
                 link.dense = Dense(weights=matrix, name=f"{link.proj.name}_{in_port}", **kwargs)
             getattr(self.procs[src], out_port).connect(link.dense.s_in)
@@ -661,11 +713,30 @@ class LavaTarget(Target):
             raise CircuitError(f"Projection {link.proj.name!r}: Lava's STDP weights are "
                                "excitatory (wmin = 0, weights >= 0); "
                                f"got wmin={rule.wmin}; {_ALTERNATIVES}.")
-        stdp = STDPLoihi(learning_rate=1, A_plus=1, A_minus=-1,
-                         tau_plus=float(rule.taupre) / dt * self.K,
-                         tau_minus=float(rule.taupost) / dt * self.K,
-                         x1_impulse=float(rule.Apre), y1_impulse=-float(rule.Apost), t_epoch=1)
-        dense = LearningDense(weights=matrix, learning_rule=stdp, name=f"{link.proj.name}_{in_port}",
+        if type(rule).__name__ == "ThreeFactorSTDP":
+            # Eligibility = Lava's tag. Once per neurosim step (phase L+1) the post
+            # population sends y1 = apost (before its own spike), y2 = dt*eta*M
+            # and y3 = dt/tau_e, zeros at other Lava steps. All appliers read the
+            # old tag: w += dt*eta*M*E (Brian2's Euler step), E += -E*dt/tau_e
+            # + x0*apost + y0*apre (the decay and Brian2's on_pre/on_post).
+            from lava.magma.core.learning.learning_rule import Loihi3FLearningRule
+            learning = Loihi3FLearningRule(
+                dw="u0 * t * y2", dt="x0 * y1 + y0 * x1 - u0 * t * y3",
+                x1_impulse=float(rule.Apre), x1_tau=float(rule.taupre) / dt * self.K,
+                t_epoch=1)
+            if {learning.y1_tau, learning.y2_tau, learning.y3_tau} != {self._Y_TAU}:
+                raise CircuitError(  # a Lava other than 0.10: the y-trace gain is wrong
+                    f"This Lava's 3-factor rules decay y traces with taus "
+                    f"{learning.y1_tau, learning.y2_tau, learning.y3_tau}, not {self._Y_TAU}; "
+                    "update LavaTarget._Y_TAU.")
+        else:
+            learning = STDPLoihi(learning_rate=1, A_plus=1, A_minus=-1,
+                                 tau_plus=float(rule.taupre) / dt * self.K,
+                                 tau_minus=float(rule.taupost) / dt * self.K,
+                                 x1_impulse=float(rule.Apre), y1_impulse=-float(rule.Apost),
+                                 t_epoch=1)
+        dense = LearningDense(weights=matrix, learning_rule=learning,
+                              name=f"{link.proj.name}_{in_port}",
                               wmin=float(rule.wmin), wmax=float(rule.wmax))
         self.models[dense] = _clipped_learning_dense_model()
         return dense
@@ -816,9 +887,12 @@ class LavaTarget(Target):
         self._set_var(getattr(self.procs[population], variable), self._encode(values))
 
     def get_weights(self):
-        for link in self.links:  # weights that Lava's learning engine changed
+        for link in self.links:  # what Lava's learning engine changed
             if link.rule is not None and link.dense.runtime is not None:
                 self.weights[link.proj.name][link.syn] = self._get_var(link.dense.weights)
+                if link.trace_k is not None:  # the eligibility is Lava's tag
+                    self.weights[link.proj.name]["eligibility"] = \
+                        self._get_var(link.dense.tag_1)
         return {name: {v: a.copy() for v, a in params.items()}
                 for name, params in self.weights.items()}
 
