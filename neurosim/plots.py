@@ -87,5 +87,5 @@ def weight_histogram(weights: dict, wmax: dict | None = None, bins: int = 20,
         ax.hist(np.ravel(w) / (scale or 1.0), bins=bins, color="0.3")
         ax.set_xlabel(f"{name} weight" + (" / wmax" if scale else ""))
         ax.set_ylabel("synapses")
-    axes[0, 0].set_title(title)
+    fig.suptitle(title, fontsize=9)
     return _save(fig, path)
