@@ -12,7 +12,8 @@ Mapping
   ``Var`` per stored variable (differential equations and parameters), an
   ``InPort`` per summed variable or spike projection it receives, an
   ``OutPort`` per quantity that projections read from it, and ``Var`` s
-  ``mode`` and ``active`` the host sets between runs. Its
+  ``_mode`` and ``_active`` the host sets between runs (internal names start
+  with ``_``, which Brian2 names never do). Its
   ``PyLoihiProcessModel`` executes the code Brian2 generates for the
   equations: the state updater's abstract code
   (``StateUpdater.update_abstract_code``, the population's ``method``), the
@@ -39,9 +40,19 @@ Mapping
   rule does. Identical to Brian2's event-driven STDP except when a pre and a
   post spike of one synapse fall in the same step (Brian2 applies the
   depression of the pre spike before the post spike's trace jump; Lava's
-  engine pairs both). ``ThreeFactorSTDP`` raises :class:`CircuitError` (it
-  would need Lava's ``RewardModulatedSTDP`` fed with y2/y3 traces by the
-  neuron model, not generated yet), as does any rule on ``lava-fixed``.
+  engine pairs both).
+* **ThreeFactorSTDP** -> a ``Loihi3FLearningRule`` on a ``LearningDense``
+  (``dw = u0*t*y2``, ``dt = x0*y1 + y0*x1 - u0*t*y3``): the eligibility is
+  Lava's synaptic tag, the pre trace is Lava's ``x1``, and the post population
+  sends, per plastic projection, ``y1 = apost`` (its post trace, before its
+  own spike), ``y2 = dt*eta*M`` and ``y3 = dt/tau_e`` once per neurosim step
+  (zeros otherwise), scaled up by Lava's one-step decay of received y traces.
+  That is Brian2's Euler step of the rule, the transmission using the weight
+  just updated. Brian2 gates growth at ``wmax`` (a weight may overshoot by
+  one step); here the weight is clipped to ``[wmin, wmax]``: identical while
+  no weight reaches a bound. The modulator must be a post-synaptic variable.
+  Plasticity rules run in floating point only; ``lava-fixed`` raises
+  :class:`CircuitError`.
 * **learning_rule** (trial-level plasticity of rate circuits): applied by the
   target between runs -- summed variables are recomputed by one Lava step in
   which nothing else is updated, then the host reads the population state
@@ -112,7 +123,7 @@ alternatives): refractoriness, stochastic equations, ``on_post`` code and
 synaptic differential equations other than a PairSTDP rule's, delays, summed
 variables that are not a product of one synaptic variable and one-sided
 factors, ``on_pre`` code other than ``x_post += w * constant``, and
-``ThreeFactorSTDP``.
+plasticity rules on ``lava-fixed``.
 """
 from __future__ import annotations
 

@@ -208,6 +208,43 @@ def case_stdp():
     return out
 
 
+def three_factor_circuit():
+    """The STDP network with a ThreeFactorSTDP rule gated by a dopamine unit
+    whose M the test sets (positive, then negative)."""
+    from brian2 import ms
+    from neurosim.circuit import Circuit, Population, Projection
+    from neurosim.plasticity import ThreeFactorSTDP
+    c = Circuit("three_factor_network", namespace={"tau": 10 * ms}, dt=0.5 * ms)
+    c.add(Population("drive", 6, "dv/dt = (I - v) / tau : 1\nI : 1", threshold="v > 1",
+                     reset="v = 0", values={"I": np.linspace(1.1, 3.0, 6)}))
+    c.add(Population("out", 2, "dv/dt = (0.8 - v) / tau : 1\nM : 1", threshold="v > 1",
+                     reset="v = 0"))
+    c.add(Population("dopamine", 1, "M : 1", values={"M": 1.0}))
+    c.add(Projection("modulation", "dopamine", "out", "M_post = M_pre : 1 (summed)"))
+    rule = ThreeFactorSTDP(taupre=8 * ms, taupost=12 * ms, tau_e=40 * ms, Apre=0.02,
+                           Apost=-0.021, eta=0.02 / ms, wmax=0.5)
+    c.add(Projection("syn", "drive", "out", "w : 1", on_pre="v_post += w", plasticity=rule,
+                     init={"w": lambda rng, shape: rng.uniform(0.05, 0.3, shape)}))
+    return c
+
+
+def case_three_factor():
+    c = three_factor_circuit()
+    targets = _targets(c, ("brian2-numpy", "lava"), seed=3)
+    out = {"initial": c.initial_weights(3)["syn"]["w"].tolist()}
+    try:
+        for name, t in targets.items():
+            v = t.run(150, record=[("out", "v")])[("out", "v")].tolist()
+            t.set("dopamine", "M", [-0.5])
+            v += t.run(150, record=[("out", "v")])[("out", "v")].tolist()
+            weights = t.get_weights()["syn"]
+            out[name] = {"out.v": v, "w": weights["w"].tolist(),
+                         "eligibility": weights["eligibility"].tolist()}
+    finally:
+        _close(targets)
+    return out
+
+
 def case_errors():
     """Constructs Lava has no mapping for: the CircuitError messages."""
     from brian2 import ms
@@ -322,6 +359,20 @@ def test_pair_stdp_matches_brian2():
     np.testing.assert_allclose(lava["w"], b2["w"], atol=ATOL, rtol=0)
     np.testing.assert_allclose(lava["out.v"], b2["out.v"], atol=ATOL, rtol=0)
     assert "PairSTDP" in res["fixed_error"] and "floating point" in res["fixed_error"]
+    assert "brian2" in res["fixed_error"]
+
+
+def test_three_factor_stdp_matches_brian2():
+    """Eligibility (Lava's tag) and weights follow Brian2's Euler steps of
+    ThreeFactorSTDP exactly (float rounding: 1e-12) while no weight reaches a
+    bound (Brian2 gates at the bounds, Lava clips: see the module doc)."""
+    res = run_case("three_factor")
+    b2, lava = res["brian2-numpy"], res["lava"]
+    w0, w_b2 = np.array(res["initial"]), np.array(b2["w"])
+    assert np.abs(w_b2 - w0).max() > 0.01 and np.abs(b2["eligibility"]).max() > 0.01
+    assert 0 < w_b2.min() and w_b2.max() < 0.5  # inside [wmin, wmax]
+    for key in ("w", "eligibility", "out.v"):
+        np.testing.assert_allclose(lava[key], b2[key], atol=ATOL, rtol=0, err_msg=key)
 
 
 def test_unsupported_constructs_name_the_construct_and_alternatives():
