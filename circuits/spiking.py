@@ -52,14 +52,17 @@ def poisson_inputs(name: str, n: int, rate: Quantity) -> Population:
                       values={"rates": rate})
 
 
-def lif(name: str, n: int, modulated: bool = False) -> Population:
+def lif(name: str, n: int, modulated: bool = False, refractory: Quantity | None = None
+        ) -> Population:
     """Leaky integrate-and-fire neurons of Brian2's STDP example (threshold vt,
-    reset to vr). ``modulated`` adds ``M``, the neuromodulator a dopamine
-    projection writes for the plastic synapses onto these neurons."""
+    reset to vr, no refractory period unless ``refractory`` is given: the
+    neuron then cannot fire again for that time). ``modulated`` adds ``M``, the
+    neuromodulator a dopamine projection writes for the plastic synapses onto
+    these neurons."""
     model = LIF_EQS + ("M : 1  # neuromodulator, written by a dopamine projection\n"
                        if modulated else "")
-    return Population(name, n, model, threshold="v > vt", reset="v = vr", method="exact",
-                      values={"v": -60 * mV})
+    return Population(name, n, model, threshold="v > vt", reset="v = vr",
+                      refractory=refractory, method="exact", values={"v": -60 * mV})
 
 
 def dopamine(name: str = "dopamine") -> Population:
@@ -151,16 +154,16 @@ def dopamine_stdp(n_inputs: int = 20, rate: Quantity = 10 * Hz, w0: float = 0.00
 
 
 def reward_task(n_pattern: int = 20, w0: float = 0.1, wmax: float = 0.3, Apre: float = 0.1,
-                depression: float = 1.05,
-                eta: Quantity = 1 / second, tau_e: Quantity = 200 * ms,
-                tau_reward: Quantity = 1 * second, dt: Quantity = 1 * ms) -> Circuit:
+                depression: float = 1.05, eta: Quantity = 1 / second,
+                tau_e: Quantity = 200 * ms, tau_reward: Quantity = 1 * second,
+                dt: Quantity = 1 * ms) -> Circuit:
     """Two input patterns (inputs ``[0, n_pattern)`` and ``[n_pattern,
-    2 n_pattern)``) onto one output neuron through three-factor synapses. Run
-    it with :func:`reward_trials`."""
+    2 n_pattern)``) onto one output neuron through three-factor synapses, all
+    starting at ``w0`` (strong enough that the neuron first fires for both).
+    Run it with :func:`reward_trials`."""
     return _three_factor("reward_task", 2 * n_pattern, 0 * Hz, w0, wmax, Apre, depression,
-                         eta, tau_e,
-                         tau_reward, dt, f"reward task: 2 patterns x {n_pattern} Poisson "
-                         "inputs -> 1 LIF, three-factor synapses")
+                         eta, tau_e, tau_reward, dt, f"reward task: 2 patterns x {n_pattern} "
+                         "Poisson inputs -> 1 LIF, three-factor synapses")
 
 
 # --- environments: protocols over the Target interface --------------------------------

@@ -24,7 +24,8 @@ from brian2 import Hz, mV, ms, second
 from plain_brian2_stdp import run_plain
 from neurosim.circuit import Circuit, CircuitError, Population, Projection
 from neurosim.circuits import CIRCUITS
-from neurosim.circuits.spiking import (dopamine_stdp, lif, poisson_inputs, reward_task,
+from neurosim.circuits.spiking import (LIF_PARAMETERS, dopamine_stdp, lif, poisson_inputs,
+                                       reward_task,
                                        reward_trials, rewarded_pairing, song_abbott_stdp)
 from neurosim.cli import main
 from neurosim.hardware_targets import make_target
@@ -102,6 +103,15 @@ def test_spike_recording_layout():
     # neuron 1 fires every step; steps are counted from the start of this run
     np.testing.assert_array_equal(rec, [[0, 1], [1, 1], [2, 1], [3, 1]])
     assert rec.dtype.kind == "i"
+
+
+def test_lif_refractory_period():
+    c = Circuit("refractory", namespace=dict(LIF_PARAMETERS), dt=1 * ms)
+    c.add(lif("neuron", 1, refractory=5 * ms))
+    target = make_target("brian2-numpy", c)
+    target.set("neuron", "ge", [1e3])                   # drive far above threshold
+    steps = target.run(20, record=[("neuron", "spikes")])[("neuron", "spikes")][:, 0]
+    assert len(steps) >= 3 and set(np.diff(steps)) == {5}
 
 
 def test_two_rules_in_one_circuit_do_not_clash():
