@@ -3,7 +3,8 @@ against cython code generation, on Brian2's STDP example (Song, Miller &
 Abbott 2000: 1000 Poisson inputs onto one LIF neuron, dt = 0.1 ms).
 
 The contenders run interleaved (neurosim numpy, plain numpy, neurosim cython,
-plain cython, repeated), after one untimed warm-up each (cython compiles its
+plain cython, repeated; every other repeat the plain script goes first), after
+one untimed warm-up each (cython compiles its
 code then). Reported: medians of the run phase (``Network.run`` of the whole
 duration) and of build + run, and the ratios from the same session; the goal
 is neurosim / plain <= 1.05 for the run phase. Both contenders end with the
@@ -53,10 +54,13 @@ def main(argv=None):
     times = {(who, cg, phase): [] for who in ("neurosim", "plain") for cg in args.codegen
              for phase in ("run", "total")}
 
-    def once(cg, record: bool):
+    def once(cg, record: bool, plain_first: bool = False):
         t_ns, t_pl = {}, {}
+        if plain_first:
+            plain = run_plain(w0, args.duration * second, args.seed, codegen=cg, timings=t_pl)
         ours = run_neurosim(cg, args.duration, args.seed, t_ns)
-        plain = run_plain(w0, args.duration * second, args.seed, codegen=cg, timings=t_pl)
+        if not plain_first:
+            plain = run_plain(w0, args.duration * second, args.seed, codegen=cg, timings=t_pl)
         if not np.array_equal(ours, plain):
             raise SystemExit(f"{cg}: neurosim and the plain script ended with different weights")
         if record:
@@ -68,7 +72,7 @@ def main(argv=None):
         once(cg, record=False)  # warm-up: cython compiles here
     for rep in range(args.repeats):
         for cg in args.codegen:
-            once(cg, record=True)
+            once(cg, record=True, plain_first=rep % 2 == 1)  # alternate who goes first
         print(f"repeat {rep + 1}/{args.repeats} done", file=sys.stderr)
 
     med = {k: statistics.median(v) for k, v in times.items()}

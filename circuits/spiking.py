@@ -102,7 +102,7 @@ def song_abbott_stdp(n_inputs: int = 1000, rate: Quantity = 15 * Hz, gmax: float
     c.add(lif("neuron", 1))
     rule = PairSTDP(taupre=taupre, taupost=taupost, Apre=dApre * gmax,
                     Apost=-dApre * gmax * float(taupre / taupost) * 1.05, wmax=gmax)
-    c.add(Projection("synapses", "inputs", "neuron", "w : 1", on_pre="ge += w",
+    c.add(Projection("synapses", "inputs", "neuron", "w : 1", on_pre="ge_post += w",
                      plasticity=rule, init={"w": lambda rng, shape: rng.uniform(0, gmax, shape)}))
     return c
 
@@ -116,7 +116,7 @@ def _three_factor(name: str, n_inputs: int, rate, w0: float, wmax: float, Apre: 
     c.add(lif("neuron", 1, modulated=True))
     c.add(dopamine())
     rule = ThreeFactorSTDP(tau_e=tau_e, Apre=Apre, Apost=-depression * Apre, eta=eta, wmax=wmax)
-    c.add(Projection("synapses", "inputs", "neuron", "w : 1", on_pre="ge += w",
+    c.add(Projection("synapses", "inputs", "neuron", "w : 1", on_pre="ge_post += w",
                      plasticity=rule, init={"w": constant(w0)}))
     _modulate(c, "dopamine", "neuron")
     return c
@@ -149,7 +149,7 @@ def dopamine_stdp(n_inputs: int = 20, rate: Quantity = 10 * Hz, w0: float = 0.00
                       "Poisson inputs -> 1 LIF, three-factor synapses")
     c.add(poisson_inputs("background", n_background, background_rate))
     c.add(Projection("background_synapses", "background", "neuron", "w : 1",
-                     on_pre="ge += w", init={"w": constant(w_background)}))
+                     on_pre="ge_post += w", init={"w": constant(w_background)}))
     return c
 
 
