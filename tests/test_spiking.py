@@ -76,7 +76,8 @@ def test_rewarded_synapse_grows_and_others_do_not():
     w = result["weights"] / wmax
     assert result["rewards"].sum() > 20                 # rewards were given
     tagged, others = w[:, 0], w[:, 1:]
-    # measured (seeds 0, 1): tagged +0.70, +0.36 wmax; others' mean +0.09, +0.06 wmax
+    # measured, seeds 0-3: tagged +0.70, +0.36, +0.67, +0.70 wmax; others' mean
+    # +0.09, +0.06, +0.01, +0.14 wmax; tagged above the others' 75th percentile in all
     assert tagged[-1] - tagged[0] > 0.3
     assert abs(others[-1].mean() - others[0].mean()) < 0.15
     assert tagged[-1] > np.quantile(others[-1], 0.75)
@@ -87,9 +88,10 @@ def test_reward_task_learns_the_rewarded_pattern():
     target = make_target("brian2-cython", circuit, seed=0)
     result = reward_trials(target, n_trials=120, rewarded=0, seed=0)
     correct = result["correct"].astype(float)
-    # starts responding to both patterns (chance: about 50% correct)
+    # starts responding to both patterns (chance: about 50% correct); measured
+    # first/last 40 trials, seeds 0-3: 0.47/0.82, 0.55/0.80, 0.60/0.78, 0.57/0.75
     assert correct[:40].mean() < 0.65
-    assert correct[-40:].mean() > correct[:40].mean() + 0.2
+    assert correct[-40:].mean() > correct[:40].mean() + 0.15
     n = len(result["weights"]) // 2
     assert result["weights"][:n].mean() > 2 * result["weights"][n:].mean()
 
