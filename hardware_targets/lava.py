@@ -130,6 +130,7 @@ from __future__ import annotations
 import atexit
 import math
 import threading
+import time
 import weakref
 
 import numpy as np
@@ -156,6 +157,47 @@ _ALTERNATIVES = "run this circuit on a brian2-numpy/brian2-cython target (or 'de
 _STATE_BITS = 24
 _MODES = {"run": 0, "settle": 1, "hold": 2}
 _STOP_TIMEOUT = 10.0  # seconds
+
+
+def _kill_workers(runtime):
+    for actor in runtime._messaging_infrastructure.actors:
+        if actor.is_alive():
+            actor.kill()
+    try:
+        runtime._messaging_infrastructure.smm.shutdown()
+    except Exception:
+        pass
+
+
+def _wait(runtime):
+    """Wait for a non-blocking Lava run to finish, and fail fast if a worker fails.
+
+    Written here because Lava's own wait, on an error reported by a process
+    model, joins every worker -- and the healthy ones, blocked on their ports,
+    never exit, so the interpreter hangs. This polls the runtime services'
+    replies and the workers instead; on an error it kills the workers and
+    raises with the worker's traceback."""
+    from lava.magma.runtime.mgmt_token_enums import MGMT_RESPONSE, enum_equal
+    ports = list(runtime.service_to_runtime)
+    actors = runtime._messaging_infrastructure.actors
+    replies = {}
+    while len(replies) < len(ports):
+        for i, port in enumerate(ports):
+            if i not in replies and port.probe():
+                replies[i] = port.recv()
+        if len(replies) < len(ports):
+            failed = [a for a in actors if a.exception or not a.is_alive()]
+            if failed:
+                replies[-1] = MGMT_RESPONSE.ERROR
+                break
+            time.sleep(2e-4)
+    if all(enum_equal(r, MGMT_RESPONSE.DONE) for r in replies.values()):
+        runtime._is_running = False
+        return
+    details = "\n".join(a.exception[1] for a in actors if a.exception)
+    _kill_workers(runtime)
+    runtime._is_running = runtime._is_started = False
+    raise RuntimeError(f"A Lava process model failed; the run was stopped.\n{details}")
 
 
 def _stop_quietly(proc):
@@ -803,9 +845,9 @@ class LavaTarget(Target):
         self._runtime_proc = next(iter(self.procs.values()))
 
     def close(self):
-        """Stop Lava's runtime and its worker processes (idempotent). If a worker
-        died and ``stop()`` does not return within ``_STOP_TIMEOUT`` seconds,
-        the workers are killed."""
+        """Stop Lava's runtime and its worker processes (idempotent). If
+        ``stop()`` does not return within ``_STOP_TIMEOUT`` seconds, the workers
+        are killed."""
         proc, self._runtime_proc = self._runtime_proc, None
         LavaTarget._open.discard(self)
         runtime = proc.runtime if proc is not None else None
@@ -815,9 +857,7 @@ class LavaTarget(Target):
         stopper.start()
         stopper.join(timeout=_STOP_TIMEOUT)
         if stopper.is_alive():
-            for actor in runtime._messaging_infrastructure.actors:
-                if actor.is_alive():
-                    actor.kill()
+            _kill_workers(runtime)
 
     def __del__(self):
         self.close()
@@ -832,13 +872,15 @@ class LavaTarget(Target):
         from lava.magma.core.run_conditions import RunSteps
         if self._runtime_proc is None:
             raise CircuitError("This Lava target was closed; build a new one.")
+        proc = self._runtime_proc
         try:
-            if self._runtime_proc.runtime is None:
+            condition = RunSteps(num_steps=n, blocking=False)
+            if proc.runtime is None:
                 LavaTarget._open.add(self)
-                self._runtime_proc.run(condition=RunSteps(num_steps=n, blocking=True),
-                                       run_cfg=self._cfg)
+                proc.run(condition=condition, run_cfg=self._cfg)
             else:
-                self._runtime_proc.run(condition=RunSteps(num_steps=n, blocking=True))
+                proc.run(condition=condition)
+            _wait(proc.runtime)
         except BaseException:
             self.close()
             raise

@@ -245,6 +245,29 @@ def case_three_factor():
     return out
 
 
+def case_worker_failure():
+    """A process model that raises inside a Lava worker (fault injected into the
+    real model): the run must fail fast, and no worker may survive."""
+    import multiprocessing
+    import neurosim.hardware_targets.lava as lava_target
+    step = lava_target._PopulationStep._step
+
+    def failing(self, state, received):
+        if self.time_step > 5:
+            raise ZeroDivisionError("injected failure")
+        return step(self, state, received)
+    lava_target._PopulationStep._step = failing
+    from neurosim.hardware_targets import make_target
+    t = make_target("lava", leaky_circuit(), seed=0)
+    try:
+        t.run(10)
+        error = None
+    except RuntimeError as exc:
+        error = str(exc)
+    return {"error": error, "closed": t._runtime_proc is None,
+            "alive": [p.pid for p in multiprocessing.active_children()]}
+
+
 def case_errors():
     """Constructs Lava has no mapping for: the CircuitError messages."""
     from brian2 import ms
@@ -373,6 +396,12 @@ def test_three_factor_stdp_matches_brian2():
     assert 0 < w_b2.min() and w_b2.max() < 0.5  # inside [wmin, wmax]
     for key in ("w", "eligibility", "out.v"):
         np.testing.assert_allclose(lava[key], b2[key], atol=ATOL, rtol=0, err_msg=key)
+
+
+def test_a_failing_worker_stops_the_run_without_hanging():
+    res = run_case("worker_failure")
+    assert res["error"] is not None and "injected failure" in res["error"]
+    assert res["closed"] and res["alive"] == []
 
 
 def test_unsupported_constructs_name_the_construct_and_alternatives():
