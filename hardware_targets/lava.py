@@ -97,6 +97,11 @@ A documented, Loihi-style quantisation scheme (``F = frac_bits``, default 12):
   holds ``max|w|``. Graded input arrives with ``weight_exp = e`` (exact
   integer product, then Lava's arithmetic shift, which floors: ``< 2**-F``);
   binary spikes with ``weight_exp = e + F``;
+* **weights on the host**: the target keeps float64 master weights
+  (``get_weights``; ``learning_rule`` updates them), and every write sends their
+  quantisation to Lava, with the exponent fixed when the ``Dense`` was built
+  (weights that outgrow it saturate; :meth:`LavaTarget.quantisation` reports
+  the error);
 * **neuron update**: the generated update is evaluated on the dequantised
   state and the result rounded to the grid above (Loihi 2 runs custom neuron
   programs in fixed-point microcode; here the rounding of every stored value
@@ -743,7 +748,7 @@ class LavaTarget(Target):
                         getattr(self.procs[tgt], f"_y{i}_{link.trace_k}").connect(
                             getattr(link.dense, f"s_in_y{i}"))
             else:
-                link.dense = Dense(weights=matrix, name=f"{link.proj.name}_{in_port}", **kwargs)
+                link.dense = Dense(weights=matrix, name=f"{link.proj.name}{in_port}", **kwargs)
             getattr(self.procs[src], out_port).connect(link.dense.s_in)
             link.dense.a_out.connect(getattr(self.procs[tgt], in_port))
 
@@ -789,7 +794,7 @@ class LavaTarget(Target):
                                  x1_impulse=float(rule.Apre), y1_impulse=-float(rule.Apost),
                                  t_epoch=1)
         dense = LearningDense(weights=matrix, learning_rule=learning,
-                              name=f"{link.proj.name}_{in_port}",
+                              name=f"{link.proj.name}{in_port}",
                               wmin=float(rule.wmin), wmax=float(rule.wmax))
         self.models[dense] = _clipped_learning_dense_model()
         return dense
@@ -807,15 +812,18 @@ class LavaTarget(Target):
         return w.T.copy() if link.transpose else w.copy()
 
     @staticmethod
-    def _quantise(w):
-        """8-bit mantissa and shared exponent (module doc); (mantissa, e, max error)."""
+    def _quantise(w, e=None):
+        """8-bit mantissa and shared exponent (module doc): (mantissa, e, max error).
+        ``e`` is chosen to hold ``max|w|`` unless given (it is fixed once Lava has
+        compiled the Dense: later weights beyond its range saturate, and the
+        error says so)."""
         top = float(np.max(np.abs(w))) if w.size else 0.0
         mixed = w.min() < 0 < w.max()
         limit = 254 if mixed else 255
-        e = math.ceil(math.log2(top / limit)) if top > 0 else 0
+        if e is None:
+            e = math.ceil(math.log2(top / limit)) if top > 0 else 0
         if mixed:  # Lava drops the lowest mantissa bit of mixed-sign weights: even values
-            m = 2 * np.round(w / 2.0 ** (e + 1))
-            m = np.clip(m, -256, 254)
+            m = np.clip(2 * np.round(w / 2.0 ** (e + 1)), -256, 254)
         else:
             m = np.clip(np.round(w / 2.0 ** e), -255, 255)
         return m.astype(np.int32), e, float(np.max(np.abs(m * 2.0 ** e - w), initial=0.0))
@@ -963,9 +971,7 @@ class LavaTarget(Target):
             if link.proj.name in weights and link.syn in weights[link.proj.name]:
                 matrix = self._matrix(link)
                 if self.fixed:
-                    matrix, exp, link.weight_error = self._quantise(matrix)
-                    # the exponent is fixed when Lava compiles the Dense: keep it
-                    matrix = np.clip(np.round(matrix * 2.0 ** (exp - link.exp)), -256, 255)
+                    matrix, _, link.weight_error = self._quantise(matrix, link.exp)
                 self._set_var(link.dense.weights, matrix)
 
     # --- dynamics -----------------------------------------------------------------
