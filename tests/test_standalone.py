@@ -21,13 +21,14 @@ Tolerances, and why:
 
 Costs: each distinct phase configuration is compiled once (10-40 s on two
 shared cores); module fixtures share the compiled programs between tests.
-The CUDA compile test needs nvcc (about 70-120 s) and runs in CI.
+The CUDA compile test needs nvcc (about 70 s on two idle cores, 250 s measured
+with the cores shared) and runs in CI (not marked slow).
 """
 import os
 
 import numpy as np
 import pytest
-from brian2 import Hz, ms
+from brian2 import ms
 from brian2.devices.device import RuntimeDevice, get_device
 
 from test_pc_equivalence import LR, RATE, SEED, SIZES, STEPS
@@ -65,14 +66,14 @@ def spiking_circuit() -> Circuit:
     return c
 
 
-SPIKE_RECORD = [("neurons", "v")]
+SPIKE_RECORD = [("neurons", "v"), ("pacers", "spikes")]
 
 
 def run_chunks(target, n_calls=2):
     out = []
     for _ in range(n_calls):
         trace = target.run(CHUNK, record=SPIKE_RECORD)
-        out.append({"v": trace[("neurons", "v")],
+        out.append({"v": trace[("neurons", "v")], "spikes": trace[("pacers", "spikes")],
                     "neurons": target.get("neurons", "n_spikes").copy(),
                     "pacers_phase": target.get("pacers", "phase").copy(),
                     "poisson": target.get("poisson", "n_spikes").copy(),
@@ -182,17 +183,13 @@ def test_poisson_counts_agree_statistically_and_each_call_draws_fresh_numbers(sp
 
 
 def test_spike_recording_is_inherited(spiking_runs):
-    circuit, cpp, _ = spiking_runs
-    runtime = Brian2Target(circuit, seed=1)
-    want = runtime.run(200, record=[("pacers", "spikes")])[("pacers", "spikes")]
-    before = cpp._programs.copy()
-    got = cpp.run(200, record=[("pacers", "spikes")])[("pacers", "spikes")]
-    assert len(cpp._programs) == len(before) + 1
-    # the cpp target is 2 * CHUNK steps further on: compare spike counts per pacer
-    # with the deterministic phase advance over 200 steps (exact up to one spike)
-    assert got.ndim == 2 and got.shape[1] == 2 and got[:, 0].max() < 200
-    np.testing.assert_allclose(np.bincount(got[:, 1], minlength=8),
-                               np.bincount(want[:, 1], minlength=8), atol=1)
+    """(pop, 'spikes') recording of the runtime target works unchanged: the same
+    [step, neuron] rows, steps counted from the start of each call."""
+    _, _, results = spiking_runs
+    for want, got in zip(results["runtime"], results["cpp"]):
+        assert got["spikes"].shape[1] == 2 and len(got["spikes"]) > 20
+        assert 0 <= got["spikes"][:, 0].min() and got["spikes"][:, 0].max() < CHUNK
+        np.testing.assert_array_equal(got["spikes"], want["spikes"])
 
 
 # --- errors and build folders --------------------------------------------------------
@@ -239,11 +236,23 @@ NVCC, NVCC_WHY = nvcc_available()
 GPU, GPU_WHY = gpu_available()
 
 
+def poisson_to_lif() -> Circuit:
+    """The smallest spiking circuit worth compiling: Poisson inputs -> LIF (few
+    code objects, since nvcc needs 10-30 s for each on two cores)."""
+    c = Circuit("poisson_to_lif", namespace={"taum": 10 * ms}, dt=0.1 * ms)
+    c.add(Population("inputs", 20, "rates : Hz", threshold="rand() < rates * dt",
+                     values={"rates": 50.0}))
+    c.add(Population("neurons", 5, "dv/dt = -v / taum : 1", threshold="v > 1", reset="v = 0"))
+    c.add(Projection("input", "inputs", "neurons", "w : 1", on_pre="v += w",
+                     init={"w": constant(0.2)}))
+    return c
+
+
 @pytest.mark.skipif(not NVCC, reason=f"CUDA compile test: {NVCC_WHY}")
 def test_cuda_compiles_a_spiking_circuit():
     """brian2cuda generates and compiles the circuit with nvcc (no GPU needed);
     without a GPU, running it is refused with the reason."""
-    target = make_target("brian2-cuda", spiking_circuit(), seed=1)
+    target = make_target("brian2-cuda", poisson_to_lif(), seed=1)
     assert isinstance(target, CudaStandaloneTarget)
     binary = target.compile(CHUNK)
     assert os.path.isfile(binary) and os.access(binary, os.X_OK)
