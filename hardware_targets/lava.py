@@ -158,7 +158,8 @@ from .lava_compat import import_lava
 __all__ = ["LavaTarget", "PRECISIONS"]
 
 PRECISIONS = ("floating_pt", "fixed_pt")
-_ALTERNATIVES = "run this circuit on a brian2-numpy/brian2-cython target (or 'dense' for rate circuits)"
+_ALTERNATIVES = ("run this circuit on a brian2-numpy/brian2-cython target "
+                 "(or 'dense' for rate circuits)")
 _STATE_BITS = 24
 _MODES = {"run": 0, "settle": 1, "hold": 2}
 _STOP_TIMEOUT = 10.0  # seconds
@@ -381,9 +382,6 @@ class _PopulationStep:
             for i in (1, 2, 3):
                 out[f"_y{i}_{k}"] = trace_out.get(f"_y{i}_{k}", np.zeros(s.n))
         return new, out
-
-    def _ports(self, kind):
-        return [p for p in self.spec.ports if p[1] == kind]
 
 
 def _make_models(lava, proc_cls, spec):
