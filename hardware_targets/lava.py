@@ -26,7 +26,7 @@ Mapping
   a Lava ``Dense`` (weights ``W``, graded messages ``f(a)``; ``g(b)`` and
   constant factors are applied by the receiving process); ``x_pre = w *
   f(a_pre) * g(b_post)`` -> a ``Dense`` holding ``W.T`` from target to source;
-  ``one_to_one`` -> a ``Dense`` holding ``diag(w)`` (or the identity).
+  ``one_to_one`` -> a Lava ``Sparse`` holding ``diag(w)`` (or the identity).
   ``on_pre`` statements ``x_post += w`` (``-=``, times constants) -> a ``Dense``
   fed by binary spikes. Anything else raises :class:`CircuitError` naming the
   construct and the alternatives (the ``brian2-*`` targets run every Brian2
@@ -139,6 +139,7 @@ import time
 import weakref
 
 import numpy as np
+import scipy.sparse
 import sympy
 from brian2 import NeuronGroup, Quantity
 from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
@@ -720,6 +721,7 @@ class LavaTarget(Target):
 
     def _build(self, lava, weights):
         from lava.proc.dense.process import Dense
+        from lava.proc.sparse.process import Sparse
         self.procs, self.models = {}, {}
         for name, spec in self.specs.items():
             pop = self.circuit.populations[name]
@@ -746,9 +748,22 @@ class LavaTarget(Target):
                         getattr(self.procs[tgt], f"_y{i}_{link.trace_k}").connect(
                             getattr(link.dense, f"s_in_y{i}"))
             else:
-                link.dense = Dense(weights=matrix, name=f"{link.proj.name}{in_port}", **kwargs)
+                connection = Sparse if link.proj.connect == "one_to_one" else Dense
+                link.dense = connection(weights=self._lava_weights(link, matrix),
+                                        name=f"{link.proj.name}{in_port}", **kwargs)
             getattr(self.procs[src], out_port).connect(link.dense.s_in)
             link.dense.a_out.connect(getattr(self.procs[tgt], in_port))
+
+    @staticmethod
+    def _lava_weights(link, matrix):
+        """A one-to-one projection is a Lava Sparse holding the diagonal (kept
+        explicitly, zeros included: Lava's Var.set needs a fixed pattern)."""
+        if link.proj.connect != "one_to_one":
+            return matrix
+        n = matrix.shape[0]
+        diag = scipy.sparse.csr_matrix((np.diagonal(matrix).copy(), np.arange(n),
+                                        np.arange(n + 1)), shape=(n, n))
+        return diag
 
     def _learning_dense(self, link, matrix, in_port):
         """PairSTDP -> Lava's STDPLoihi on a LearningDense (floating point).
@@ -893,11 +908,13 @@ class LavaTarget(Target):
         self._steps += n
 
     def _set_var(self, var, value):
+        if not scipy.sparse.issparse(value):
+            value = np.asarray(value)
         if var.process.runtime is None:  # not compiled yet: the initial value
-            var.init = np.asarray(value).reshape(var.shape)
+            var.init = value if scipy.sparse.issparse(value) else value.reshape(var.shape)
             return
         try:
-            var.set(np.asarray(value))
+            var.set(value)
         except BaseException:
             self.close()
             raise
@@ -970,7 +987,7 @@ class LavaTarget(Target):
                 matrix = self._matrix(link)
                 if self.fixed:
                     matrix, _, link.weight_error = self._quantise(matrix, link.exp)
-                self._set_var(link.dense.weights, matrix)
+                self._set_var(link.dense.weights, self._lava_weights(link, matrix))
 
     # --- dynamics -----------------------------------------------------------------
     def _configure(self, mode):
