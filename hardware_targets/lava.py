@@ -385,7 +385,7 @@ class _PopulationStep:
         return new, out
 
 
-def _make_models(lava, proc_cls, spec):
+def _make_models(proc_cls, spec):
     """The floating_pt and fixed_pt PyLoihiProcessModels of one population."""
     from lava.magma.core.decorator import implements, requires, tag
     from lava.magma.core.model.py.model import PyLoihiProcessModel
@@ -457,7 +457,7 @@ def _clipped_learning_dense_model():
     return ClippedLearningDenseModel
 
 
-def _make_process(lava, spec):
+def _make_process(spec):
     from lava.magma.core.process.ports.ports import InPort, OutPort
     from lava.magma.core.process.process import AbstractProcess
     from lava.magma.core.process.variable import Var
@@ -544,10 +544,10 @@ class LavaTarget(Target):
         self._runtime_proc = None
         self._steps = 0  # Lava time steps run so far
         self._check_supported()
-        lava = import_lava()
+        import_lava()  # the Python 3.11 fix, before any lava.* import below
         self._plan()
-        self._build(lava, weights or circuit.initial_weights(seed))
-        self._start(lava)
+        self._build(weights or circuit.initial_weights(seed))
+        self._start()
 
     # --- translation --------------------------------------------------------------
     def _check_supported(self):
@@ -719,18 +719,18 @@ class LavaTarget(Target):
             for block in (update, pop.init, pop.reset):
                 _compile_block(block, f"Population {pop.name!r}")
 
-    def _build(self, lava, weights):
+    def _build(self, weights):
         from lava.proc.dense.process import Dense
         from lava.proc.sparse.process import Sparse
         self.procs, self.models = {}, {}
         for name, spec in self.specs.items():
             pop = self.circuit.populations[name]
-            cls = _make_process(lava, spec)
+            cls = _make_process(spec)
             values = {v: self._encode(np.broadcast_to(
                 np.asarray(pop.values.get(v, 0.0), dtype=float), (pop.n,)).copy())
                 for v in spec.stored}
             self.procs[name] = cls(values)
-            self.models[self.procs[name]] = _make_models(lava, cls, spec)[self.precision]
+            self.models[self.procs[name]] = _make_models(cls, spec)[self.precision]
         self.weights = {name: {v: np.asarray(weights[name][v], dtype=float).copy()
                                for v in proj.parameters}
                         for name, proj in self.circuit.projections.items()}
@@ -857,7 +857,7 @@ class LavaTarget(Target):
         return x / 2.0 ** self.frac_bits if self.fixed else x
 
     # --- runtime ------------------------------------------------------------------
-    def _start(self, lava):
+    def _start(self):
         """Prepare the run configuration; Lava compiles and starts its runtime
         (worker processes) at the first run. Until then ``get``/``set`` read and
         write the ``Var`` s' initial values."""
