@@ -67,10 +67,12 @@ def rates(spikes: dict, sizes: dict, n_steps: int, dt_ms: float = 1.0, bin_ms: f
     """Population firing rate (Hz per neuron) in bins of ``bin_ms``."""
     fig, ax = plt.subplots(figsize=(6, 3))
     edges = np.arange(0.0, n_steps * dt_ms + bin_ms, bin_ms)
+    unit, scale = ("s", 1e-3) if n_steps * dt_ms > 1e4 else ("ms", 1.0)
     for name, rows in spikes.items():
         counts, _ = np.histogram(np.asarray(rows).reshape(-1, 2)[:, 0] * dt_ms, bins=edges)
-        ax.step(edges[:-1], counts / sizes[name] / (bin_ms / 1000.0), where="post", label=name)
-    ax.set_xlabel("time (ms)")
+        ax.step(edges[:-1] * scale, counts / sizes[name] / (bin_ms / 1000.0), where="post",
+                label=name)
+    ax.set_xlabel(f"time ({unit})")
     ax.set_ylabel("rate (Hz per neuron)")
     ax.legend(fontsize=8)
     ax.set_title(title)
