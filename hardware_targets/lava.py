@@ -123,6 +123,10 @@ target is built and stopped by :meth:`LavaTarget.close` -- also on any error
 inside a run, when the target is garbage collected, used as a context
 manager, or at interpreter exit.
 
+Random functions ``rand()``/``randn()`` draw from one seeded numpy stream per
+population (seeded by the target's seed), not Brian2's stream: random circuits
+agree with the other targets in distribution, not spike by spike.
+
 Not supported (:class:`CircuitError` names the construct and the
 alternatives): refractoriness, stochastic equations, ``on_post`` code and
 synaptic differential equations other than a PairSTDP rule's, delays, summed
@@ -310,6 +314,12 @@ class _PopulationStep:
         s = self.spec = self.proc_params["spec"]
         self.g = _globals(s.namespace, s.dt)
         self.g["N"] = s.n
+        # Brian2's numpy rand()/randn() take the vectorisation index its code
+        # generator adds; here one seeded stream per population (not Brian2's
+        # stream: random circuits agree in distribution, not spike by spike)
+        rng = np.random.default_rng(s.seed)
+        self.g["rand"] = lambda: rng.random(s.n)
+        self.g["randn"] = lambda: rng.standard_normal(s.n)
         self.subexprs = {k: _expr(v) for k, v in s.subexprs.items()}
         self.update = _compile_block(s.update, s.name)
         self.init = _compile_block(s.init, s.name)
@@ -714,7 +724,8 @@ class LavaTarget(Target):
                 traces=traces[pop.name],
                 spike_port="_spikes" if ("_spikes", "spike") in ports[pop.name] else None,
                 K=self.K, L=self.L, spike_phase=spiking, namespace=c.namespace,
-                dt=float(c.dt), frac_bits=self.frac_bits)
+                dt=float(c.dt), frac_bits=self.frac_bits,
+                seed=(self.seed, list(c.populations).index(pop.name)))
             # compile here too: a code error is reported now, not inside a Lava worker
             for block in (update, pop.init, pop.reset):
                 _compile_block(block, f"Population {pop.name!r}")

@@ -143,6 +143,17 @@ def case_lif():
         out["frac_bits"] = targets["lava-fixed"].frac_bits
     finally:
         _close(targets)
+    # random spikes: rand() in a threshold, counted by the reset
+    from neurosim.circuit import Circuit, Population
+    c = Circuit("bernoulli")
+    c.add(Population("random", 50, "p : 1\ncount : 1", threshold="rand() < p",
+                     reset="count += 1", values={"p": 0.2}))
+    for name, t in _targets(c, ("brian2-numpy", "lava"), seed=4).items():
+        try:
+            t.run(200)
+            out[name]["random.count"] = t.get("random", "count").tolist()
+        finally:
+            getattr(t, "close", lambda: None)()
     return out
 
 
@@ -359,6 +370,11 @@ def test_lif_network_matches_brian2_and_fixed_point_stays_close():
     assert lava["out.spikes"] == b2["out.spikes"]
     for key in ("drive.v", "out.v"):
         np.testing.assert_allclose(lava[key], b2[key], atol=ATOL, rtol=0, err_msg=key)
+    # rand(): 50 x 200 Bernoulli(0.2) draws, a different stream on each target:
+    # totals agree within 5 standard deviations (sqrt(10000 * 0.2 * 0.8) = 40)
+    for counts in (b2["random.count"], lava["random.count"]):
+        assert abs(sum(counts) - 2000) < 5 * 40
+    assert lava["random.count"] != b2["random.count"]  # Lava draws its own stream
     # Fixed point: the drive population has no input, only state rounding
     # (q/2 per step, contracting by (1 - dt/tau) each step: at most q/2 * tau/dt
     # = 10 q); here no threshold crossing lies that close to the threshold, so
