@@ -6,13 +6,14 @@ rules onto ``STDPLoihi`` / ``RewardModulatedSTDP``) that writes the Brian2 code
 it stands for: synaptic model lines, ``on_pre`` and ``on_post`` statements and
 the namespace entries they read. :class:`~neurosim.circuit.Projection` merges
 that code into its own (``Projection(..., plasticity=PairSTDP(...))``) after
-the projection's own statements, so ``on_pre='ge += w'`` transmits with the
-weight before the rule changes it, as in Brian2's STDP example.
+the projection's own statements, so ``on_pre='ge_post += w'`` transmits with
+the weight before the rule changes it, as in Brian2's STDP example.
 
 Every rule declares its weight variable (``weight='w'``, in ``unit``); a
 projection may declare it too (``'w : 1'``, for readability), and the rule's
-declaration replaces it. Constants are namespaced by projection (``<projection>_taupre``, ...), so two
-projections with different rules never clash. Synaptic variables of a rule
+declaration replaces it. Constants are namespaced by projection
+(``<projection>_taupre``, ...), so two projections with different rules never
+clash. Synaptic variables of a rule
 (``apre``, ``apost``, ``eligibility``) live in each projection's own Synapses.
 
 Rules:
