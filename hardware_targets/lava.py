@@ -128,7 +128,9 @@ population (seeded by the target's seed), not Brian2's stream: random circuits
 agree with the other targets in distribution, not spike by spike.
 
 Not supported (:class:`CircuitError` names the construct and the
-alternatives): refractoriness, stochastic equations, ``on_post`` code and
+alternatives): refractoriness on ``lava-fixed`` (on ``lava`` it is Brian2's own:
+its ``not_refractory`` update and gated threshold), stochastic equations,
+``on_post`` code and
 synaptic differential equations other than a PairSTDP rule's, delays, summed
 variables that are not a product of one synaptic variable and one-sided
 factors, ``on_pre`` code other than ``x_post += w * constant``, and
@@ -360,6 +362,9 @@ class _PopulationStep:
             self.spiked = (np.broadcast_to(eval(self.threshold, self.g, scope), (s.n,)).astype(bool)
                            if self.threshold is not None and mode == 0 else
                            np.zeros(s.n, dtype=bool))
+            if s.refractory and self.spiked.any():
+                write({"not_refractory": np.where(self.spiked, 0.0, scope["not_refractory"]),
+                       "lastspike": np.where(self.spiked, self.g["t"], scope["lastspike"])})
             if not s.spike_phase and self.spiked.any():
                 write(scope.execute(self.reset, s.stored, s.n, where=self.spiked))
             if mode == 0:
@@ -562,9 +567,10 @@ class LavaTarget(Target):
     # --- translation --------------------------------------------------------------
     def _check_supported(self):
         for pop in self.circuit.populations.values():
-            if pop.refractory is not None:
+            if pop.refractory is not None and self.fixed:
                 raise CircuitError(f"Population {pop.name!r}: refractoriness has no mapping on "
-                                   f"the Lava target yet; drop it, or {_ALTERNATIVES}.")
+                                   "the fixed-point Lava target (spike times do not fit its "
+                                   f"24-bit states); use the 'lava' target, or {_ALTERNATIVES}.")
             if pop.equations.stochastic_variables:
                 raise CircuitError(f"Population {pop.name!r}: stochastic equations (xi) have "
                                    f"no mapping on the Lava target; {_ALTERNATIVES}.")
@@ -633,7 +639,10 @@ class LavaTarget(Target):
     def _abstract_code(self, pop) -> str:
         if not pop.equations.diff_eq_names:
             return ""
-        group = NeuronGroup(1, pop.equations, method=pop.method,
+        kwargs = {}
+        if pop.refractory is not None:  # Brian2 then writes the not_refractory update
+            kwargs = dict(threshold=pop.threshold, reset=pop.reset, refractory=pop.refractory)
+        group = NeuronGroup(1, pop.equations, method=pop.method, **kwargs,
                             namespace=self.circuit.namespace, name=f"lava_{pop.name}*")
         group._network = "lava target (abstract code only)"  # never run: no warning
         group.state_updater.update_abstract_code(run_namespace={})
@@ -710,6 +719,10 @@ class LavaTarget(Target):
         self.specs = {}
         for pop in c.populations.values():
             stored = [n for n, eq in pop.equations.items() if eq.type != SUBEXPRESSION]
+            threshold = pop.threshold
+            if pop.refractory is not None:  # Brian2's refractoriness, as its Thresholder does
+                stored += ["not_refractory", "lastspike"]
+                threshold = f"({threshold}) and (not_refractory > 0.5)"  # stored as 0/1
             subexprs = {n: eq.expr.code for n, eq in pop.equations.items()
                         if eq.type == SUBEXPRESSION}
             try:
@@ -719,7 +732,8 @@ class LavaTarget(Target):
                                    f"updater with method={pop.method!r} ({exc}).") from exc
             self.specs[pop.name] = _Spec(
                 name=pop.name, n=pop.n, stored=stored, subexprs=subexprs, update=update,
-                init=pop.init, threshold=pop.threshold, reset=pop.reset,
+                init=pop.init, threshold=threshold, reset=pop.reset,
+                refractory=pop.refractory is not None,
                 inputs=ins[pop.name], outputs=outs[pop.name], ports=ports[pop.name],
                 traces=traces[pop.name],
                 spike_port="_spikes" if ("_spikes", "spike") in ports[pop.name] else None,
@@ -737,8 +751,9 @@ class LavaTarget(Target):
         for name, spec in self.specs.items():
             pop = self.circuit.populations[name]
             cls = _make_process(spec)
+            start = dict(pop.values, not_refractory=1.0, lastspike=-1e4)  # Brian2's start
             values = {v: self._encode(np.broadcast_to(
-                np.asarray(pop.values.get(v, 0.0), dtype=float), (pop.n,)).copy())
+                np.asarray(start.get(v, 0.0), dtype=float), (pop.n,)).copy())
                 for v in spec.stored}
             self.procs[name] = cls(values)
             self.models[self.procs[name]] = _make_models(cls, spec)[self.precision]

@@ -114,14 +114,15 @@ def case_pc():
     return out
 
 
-def lif_circuit():
+def lif_circuit(refractory=None):
     from brian2 import ms
     from neurosim.circuit import Circuit, Population, Projection, normal
+    unless = " (unless refractory)" if refractory is not None else ""
     c = Circuit("lif_network", namespace={"tau": 10 * ms}, dt=0.5 * ms)
-    c.add(Population("drive", 5, "dv/dt = (I - v) / tau : 1\nI : 1\nspikes : 1",
-                     threshold="v > 1", reset="v = 0\nspikes += 1",
+    c.add(Population("drive", 5, f"dv/dt = (I - v) / tau : 1{unless}\nI : 1\nspikes : 1",
+                     threshold="v > 1", reset="v = 0\nspikes += 1", refractory=refractory,
                      values={"I": np.linspace(1.2, 3.0, 5)}))
-    c.add(Population("out", 3, "dv/dt = -v / tau : 1\nspikes : 1",
+    c.add(Population("out", 3, "dv/dt = -v / tau : 1\nspikes : 1", refractory=refractory,
                      threshold="v > 1", reset="v = 0\nspikes += 1"))
     c.add(Projection("syn", "drive", "out", "w : 1", on_pre="v_post += w",
                      init={"w": normal(0.4, 0.3)}))
@@ -143,6 +144,16 @@ def case_lif():
         out["frac_bits"] = targets["lava-fixed"].frac_bits
     finally:
         _close(targets)
+    # refractoriness (3 ms = 6 steps), floating point only
+    from brian2 import ms
+    for name, t in _targets(lif_circuit(3 * ms), ("brian2-numpy", "lava"), seed=3).items():
+        try:
+            tr = t.run(100, record=[("out", "v")])
+            out[name]["refractory"] = {"out.v": tr[("out", "v")].tolist(),
+                                       "drive.spikes": t.get("drive", "spikes").tolist(),
+                                       "out.spikes": t.get("out", "spikes").tolist()}
+        finally:
+            getattr(t, "close", lambda: None)()
     # random spikes: rand() in a threshold, counted by the reset
     from neurosim.circuit import Circuit, Population
     c = Circuit("bernoulli")
@@ -318,7 +329,7 @@ def case_errors():
         except CircuitError as exc:
             out[name] = str(exc)
     try:
-        make_target("lava", circuit(pop_kw={"refractory": 2 * ms}), seed=0).close()
+        make_target("lava-fixed", circuit(pop_kw={"refractory": 2 * ms}), seed=0).close()
         out["refractory"] = None
     except CircuitError as exc:
         out["refractory"] = str(exc)
@@ -370,6 +381,11 @@ def test_lif_network_matches_brian2_and_fixed_point_stays_close():
     assert lava["out.spikes"] == b2["out.spikes"]
     for key in ("drive.v", "out.v"):
         np.testing.assert_allclose(lava[key], b2[key], atol=ATOL, rtol=0, err_msg=key)
+    ref_b2, ref_lava = b2["refractory"], lava["refractory"]
+    assert sum(ref_b2["drive.spikes"]) < sum(b2["drive.spikes"])  # refractoriness acts
+    assert ref_lava["drive.spikes"] == ref_b2["drive.spikes"]
+    assert ref_lava["out.spikes"] == ref_b2["out.spikes"]
+    np.testing.assert_allclose(ref_lava["out.v"], ref_b2["out.v"], atol=ATOL, rtol=0)
     # rand(): 50 x 200 Bernoulli(0.2) draws, a different stream on each target:
     # totals agree within 5 standard deviations (sqrt(10000 * 0.2 * 0.8) = 40)
     for counts in (b2["random.count"], lava["random.count"]):
