@@ -68,9 +68,10 @@ an exact forward-Euler step -- identical to the Brian2 and dense targets --
 a neurosim step is ``K`` Lava steps, with ``L`` the number of summed levels
 (:func:`~neurosim.circuit.summed_order`):
 
-* phase ``p < L``: write the level ``p-1`` summed variables just received,
-  send what level ``p`` reads;
-* phase ``L``: write the last level (the state Brian2's monitors see);
+* phase ``p < L``: write the level ``p-1`` summed variables just received
+  (``p >= 1``), send what level ``p`` reads;
+* phase ``L``: write the last level (the state Brian2's monitors see; ``run``
+  with ``record`` pauses Lava here to read it);
 * phase ``L+1``: state update (or ``init`` when settling), threshold, spikes
   sent;
 * phase ``L+2`` (only with spike projections): ``on_pre`` increments received,
@@ -113,15 +114,18 @@ Error of one summed input ``x = sum_j w_j s_j``, with ``q = 2**-F``::
 
 (weight rounding, message rounding, the shift's floor; ``|dw_j| <= 2**e`` or
 ``2**(e-1)``). :meth:`LavaTarget.quantisation` reports ``e`` and the weight
-error per ``Dense``; ``tests/test_lava_target.py`` checks (*) after one step
-and a bound propagated with it over a trajectory.
+error per ``Dense``; ``tests/test_lava_target.py`` checks (*) at every step
+and a bound propagated with it through a leaky integration.
 
 Runtime
 -------
-The Lava runtime (worker processes started with ``fork``) is created when the
-target is built and stopped by :meth:`LavaTarget.close` -- also on any error
-inside a run, when the target is garbage collected, used as a context
-manager, or at interpreter exit.
+Lava compiles the network and starts its runtime (worker processes, started
+with ``fork``) at the first run; until then ``get``/``set`` use the ``Var`` s'
+initial values. :meth:`LavaTarget.close` stops it -- also on any error inside
+a run, when the target is garbage collected, used as a context manager, or at
+interpreter exit. Runs are waited for by polling, so that a process model
+that raises stops the run at once with its traceback instead of hanging in
+Lava's own wait (see ``_wait``).
 
 Random functions ``rand()``/``randn()`` draw from one seeded numpy stream per
 population (seeded by the target's seed), not Brian2's stream: random circuits
@@ -129,12 +133,12 @@ agree with the other targets in distribution, not spike by spike.
 
 Not supported (:class:`CircuitError` names the construct and the
 alternatives): refractoriness on ``lava-fixed`` (on ``lava`` it is Brian2's own:
-its ``not_refractory`` update and gated threshold), stochastic equations,
-``on_post`` code and
-synaptic differential equations other than a PairSTDP rule's, delays, summed
-variables that are not a product of one synaptic variable and one-sided
-factors, ``on_pre`` code other than ``x_post += w * constant``, and
-plasticity rules on ``lava-fixed``.
+its ``not_refractory`` update and gated threshold), stochastic equations
+(``xi``), ``on_post`` code and synaptic differential equations other than a
+plasticity rule's, delays, summed variables that are not a product of one
+synaptic variable and one-sided factors, ``on_pre`` code other than
+``x_post += w * constant``, plasticity rules other than PairSTDP and
+ThreeFactorSTDP, and plasticity rules on ``lava-fixed``.
 """
 from __future__ import annotations
 
