@@ -174,6 +174,7 @@ _ALTERNATIVES = ("run this circuit on a brian2-numpy/brian2-cython target "
 _STATE_BITS = 24
 _MODES = {"run": 0, "settle": 1, "hold": 2}
 _STOP_TIMEOUT = 10.0  # seconds
+_OPS = {"+=": np.add, "-=": np.subtract, "*=": np.multiply, "/=": np.divide}
 
 
 def _kill_workers(runtime):
@@ -289,9 +290,7 @@ class _Scope(dict):
         for var, op, code in block:
             value = eval(code, self.g, self)
             if op != "=":
-                old = self[var]
-                value = {"+=": old + value, "-=": old - value, "*=": old * value,
-                         "/=": old / value}[op]
+                value = _OPS[op](self[var], value)
             value = np.broadcast_to(np.asarray(value, dtype=float), (n,)).copy()
             if var in stored:
                 if where is not None:
@@ -1084,8 +1083,7 @@ class LavaTarget(Target):
                                    f"projection ({proj.parameters}).")
             value = eval(_expr(expr), self._g, scope)
             old = scope[var]
-            value = {"=": value, "+=": old + value, "-=": old - value,
-                     "*=": old * value, "/=": old / value}[op]
+            value = value if op == "=" else _OPS[op](old, value)
             scope[var] = np.broadcast_to(value, old.shape).copy()
         return {v: scope[v] for v in syn}
 
