@@ -16,16 +16,16 @@ Design (why the host keeps a runtime copy)
     steps are executed by a compiled *program* instead:
 
     * one program per configuration (the ``active`` switches of every Brian2
-      object, the number of steps, the monitors, the namespace), compiled once
-      into its own folder and cached for the life of the target;
+      object, the monitors, the namespace; for CUDA also the number of steps),
+      compiled once into its own folder and cached for the life of the target;
     * every call runs the cached binary with Brian2's ``run_args``: all stored
       state (neuron and synapse variables, ``lastspike``, ``lastupdate`` ...)
       goes in, the final state and the monitors' recordings come back into the
       host copy. A few lines of C++ inserted with ``device.insert_code`` start
       the binary at the host's simulation time (so refractoriness, event-driven
-      synapses and recorded times continue) and seed the random numbers with a
+      synapses and recorded times continue), seed the random numbers with a
       per-call seed derived from ``seed`` (so successive calls draw fresh, and
-      reproducible, random numbers).
+      reproducible, random numbers) and, for C++, read the number of steps.
 
     A training loop therefore compiles each phase once (about 10-30 s each on
     2 cores) and then pays only the binary run and the state transfer per call
@@ -85,7 +85,7 @@ from .brian2 import Brian2Target
 __all__ = ["CppStandaloneTarget", "CudaStandaloneTarget", "gpu_available", "nvcc_available",
            "cuda_prefs"]
 
-RUN_FILE = "neurosim_run.txt"  # start time and seed of a call, read by the inserted code
+RUN_FILE = "neurosim_run.txt"  # start time, seed and duration of a call, read at start
 
 
 @dataclass
@@ -198,10 +198,16 @@ class CppStandaloneTarget(Brian2Target):
     def _build_prefs(self) -> dict:
         return {}
 
+    #: whether the number of steps is read at run time (one program serves every
+    #: length) or compiled in (brian2cuda sizes its monitors' memory from it)
+    runtime_duration = True
+
     def _start_code(self, network: str) -> str:
-        """C++ run before the network: the host's time and this call's seed."""
-        return (f'{{ std::ifstream _in("{RUN_FILE}"); double _t; unsigned long _seed; '
-                f'_in >> _t >> _seed; {network}.t = _t; '
+        """C++ run before the network: the host's time, this call's seed and the
+        duration of the run (``_neurosim_duration``, see :meth:`_compile`)."""
+        return (f'double _neurosim_duration; {{ std::ifstream _in("{RUN_FILE}"); double _t; '
+                f'unsigned long _seed; _in >> _t >> _seed >> _neurosim_duration; '
+                f'{network}.t = _t; '
                 "for (size_t _k = 0; _k < _random_generators.size(); _k++) "
                 "_random_generators[_k].seed(_seed + _k); }")
 
@@ -241,7 +247,7 @@ class CppStandaloneTarget(Brian2Target):
                 tuple(sorted(mon.record_variables)), record, mon.when, mon.order)
 
     def _key(self, n_steps: int, monitors) -> str:
-        parts = (n_steps, tuple(obj.active for obj in _switches(self.objs)),
+        parts = (None if self.runtime_duration else n_steps, tuple(obj.active for obj in _switches(self.objs)),
                  tuple(self._monitor_spec(m) for m in monitors),
                  repr(sorted((k, repr(v)) for k, v in self.circuit.namespace.items())))
         return hashlib.sha1(repr(parts).encode()).hexdigest()[:16]
@@ -279,6 +285,8 @@ class CppStandaloneTarget(Brian2Target):
                 objs.network.add(*self._extra_objects())
                 device.insert_code("main", self._start_code(objs.network.name))
                 objs.network.run(n_steps * self.dt, namespace=self.circuit.namespace)
+                if self.runtime_duration:
+                    self._duration_from_start_code(device, objs.network.name)
                 device.build(directory=directory, run=False, with_output=False)
             except Exception as exc:
                 shutil.rmtree(directory, ignore_errors=True)
@@ -294,6 +302,19 @@ class CppStandaloneTarget(Brian2Target):
                 reset_device()
         return Program(device, directory, objs, pairs, mons,
                        binary=os.path.join(directory, "main"))
+
+    @staticmethod
+    def _duration_from_start_code(device, network: str) -> None:
+        """Let the compiled ``network.run(<duration>, ...)`` line read the duration
+        from the start code, so that runs of any length share one program.
+        (Brian2 writes the duration as a literal; this is the one line changed.)"""
+        for kind, args in device.main_queue:
+            if kind == "run_network" and args[0].name == network:
+                lines = args[1]
+                k = next(k for k, line in enumerate(lines) if line.startswith(f"{network}.run("))
+                lines[k] = re.sub(r"\.run\([^,]+,", ".run(_neurosim_duration,", lines[k], count=1)
+                return
+        raise RuntimeError(f"no run of network {network!r} in the standalone program")
 
     def compile(self, n_steps: int) -> str:
         """Compile (without running) the program that ``run(n_steps)`` would use
@@ -312,7 +333,7 @@ class CppStandaloneTarget(Brian2Target):
         self._calls += 1
         call_seed = (self.seed * 1_000_003 + self._calls) % 2 ** 31
         with open(os.path.join(program.directory, RUN_FILE), "w") as f:
-            f.write(f"{float(self.net.t_)!r} {call_seed}\n")
+            f.write(f"{float(self.net.t_)!r} {call_seed} {n_steps * float(self.dt)!r}\n")
         run_args = {}
         for host, own in program.pairs:
             for name in _carried(host):
@@ -335,16 +356,22 @@ class CppStandaloneTarget(Brian2Target):
             for name in _carried(host):
                 host.variables[name].get_value()[:] = own.variables[name].get_value()
         for host, own in zip(monitors, program.monitors):
-            self._copy_recording(host, own)
+            self._copy_recording(host, own, device)
         self.net.t_ = float(self.net.t_) + n_steps * float(self.dt)
 
     @staticmethod
-    def _copy_recording(host, own):
+    def _copy_recording(host, own, device):
         """Append what a program's monitor recorded to the host's monitor."""
         start = int(host.variables["N"].get_value())
         if isinstance(host, StateMonitor):
-            new = {v: np.asarray(own.variables[v].get_value()) for v in host.record_variables}
-            new["t"] = np.asarray(own.variables["t"].get_value())
+            new = {"t": np.asarray(own.variables["t"].get_value())}
+            for v in host.record_variables:
+                # read (steps, neurons) from the file: Brian2 would reshape it with the
+                # step count of the compiled duration, not of this call
+                var = own.variables[v]
+                data = np.fromfile(os.path.join(device.results_dir,
+                                                device.get_array_filename(var)), dtype=var.dtype)
+                new[v] = data.reshape(len(new["t"]), -1)
         else:
             new = {v: np.asarray(own.variables[v].get_value()) for v in host.record_variables}
             host.variables["count"].get_value()[:] += own.variables["count"].get_value()
@@ -451,6 +478,8 @@ class CudaStandaloneTarget(CppStandaloneTarget):
 
     def _build_prefs(self):
         return cuda_prefs(os.path.join(self.directory, "curand-link"), self.gpu)
+
+    runtime_duration = False
 
     def _start_code(self, network):
         return (f'{{ std::ifstream _in("{RUN_FILE}"); double _t; unsigned long long _seed; '

@@ -122,8 +122,12 @@ def test_pc_inference_trajectories_match_runtime():
                                        err_msg=f"{key}, call {call}")
     moved = np.abs(got[("value1", "mu")][-1] - want[("value1", "mu")][0]).max()
     assert moved > 1e-4, "the hidden values must relax (the comparison is not trivial)"
-    assert len(cpp._programs) == 1
-    assert float(cpp.net.t) == pytest.approx(2 * STEPS * float(circuit.dt))
+    want, got = runtime.run(7, record=RECORD), cpp.run(7, record=RECORD)  # another length
+    for key in RECORD:
+        assert got[key].shape == (7, circuit.population(key[0]).n)
+        np.testing.assert_allclose(got[key], want[key], atol=ATOL, rtol=0)
+    assert len(cpp._programs) == 1, "runs of any length share one compiled program"
+    assert float(cpp.net.t) == pytest.approx((2 * STEPS + 7) * float(circuit.dt))
     # the standalone builds left Brian2 on its runtime device, and it still runs
     assert isinstance(get_device(), RuntimeDevice)
     before = runtime.get("value1", "mu")
