@@ -181,6 +181,7 @@ def test_bad_inputs_raise_circuit_error(make, match):
 
 def test_recording_spikes_needs_a_threshold():
     target = make_target("brian2-numpy", reward_task(n_pattern=2))
+    target.run(1)
     with pytest.raises(CircuitError, match="never spikes"):
         target.run(1, record=[("dopamine", "spikes")])
 
