@@ -118,7 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a spiking circuit from the library (built with its default "
                     "parameters) for --duration and write raster.png (the last second), "
                     "rates.png, weights.png (histogram of each plastic projection's "
-                    "weights) and metrics.json to --out.",
+                    "weights) and metrics.json to --out. The circuit runs as declared, "
+                    "with no environment: reward-driven circuits (dopamine-stdp, "
+                    "reward-task) get no reward here; their protocols are "
+                    "neurosim.circuits.spiking.rewarded_pairing and reward_trials.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     r.add_argument("circuit", choices=sorted(CIRCUITS), help="circuit from the library")
     r.add_argument("--duration", type=float, default=1.0, help="simulated time (seconds)")
