@@ -1,6 +1,9 @@
 """The circuit library: published microcircuits declared as Brian2 equations.
 
-Installed as ``neurosim.circuits``. ``CIRCUITS`` maps names to factories.
+Installed as ``neurosim.circuits``. ``CIRCUITS`` maps names to factories;
+``RATE_CIRCUITS`` names those trained with the clamp-settle-infer-learn trial
+protocol of :mod:`neurosim.target` (``neurosim train``). The spiking circuits
+bring their own protocols (``circuits.spiking``, ``circuits.spiking_predictive_coding``).
 """
 from functools import partial
 
@@ -19,4 +22,9 @@ CIRCUITS = {
     "reward-task": reward_task,
 }
 
-__all__ = ["ACTIVATIONS", "CIRCUITS", "backprop_network", "relaxed_predictive_coding"]
+RATE_CIRCUITS = {name: CIRCUITS[name] for name in ("relaxed-pc", "backprop",
+                                                   "feedback-alignment")}
+
+__all__ = ["ACTIVATIONS", "CIRCUITS", "RATE_CIRCUITS", "backprop_network", "dopamine_stdp",
+           "relaxed_predictive_coding", "reward_task", "song_abbott_stdp",
+           "spiking_predictive_coding"]

@@ -107,9 +107,10 @@ class Brian2Target(Target):
     def run(self, n_steps, record=()):
         monitors, spikes = {}, {}
         by_pop: dict[str, list[str]] = {}
+        spike_keys = {(pop, var) for pop, var in record if var == "spikes"
+                      and "spikes" not in self.circuit.population(pop).variables}
         for pop, var in record:
-            if var == "spikes":
-                self.circuit.population(pop)  # raises with the list of names
+            if (pop, var) in spike_keys:  # a declared variable named 'spikes' wins
                 if self.circuit.population(pop).threshold is None:
                     raise CircuitError(f"Population {pop!r} has no threshold, so it never "
                                        "spikes: record one of its variables instead.")
@@ -130,7 +131,7 @@ class Brian2Target(Target):
             self.net.remove(*monitors.values(), *spikes.values())
         out = {}
         for pop, var in record:
-            if var == "spikes":
+            if (pop, var) in spike_keys:
                 mon = spikes[pop]
                 steps = np.round(np.asarray(mon.t_) / float(self.dt)).astype(np.int64) - start
                 out[(pop, var)] = np.stack([steps, np.asarray(mon.i, dtype=np.int64)], axis=1)

@@ -49,7 +49,7 @@ def _weight_std(text: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from neurosim.circuits import ACTIVATIONS, CIRCUITS
+    from neurosim.circuits import ACTIVATIONS, CIRCUITS, RATE_CIRCUITS
     from neurosim.hardware_targets import TARGETS
 
     parser = argparse.ArgumentParser(
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "run with the same settings is skipped; an interrupted one resumes from "
                     "its checkpoint.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    t.add_argument("--circuit", choices=sorted(CIRCUITS), default="relaxed-pc",
+    t.add_argument("--circuit", choices=sorted(RATE_CIRCUITS), default="relaxed-pc",
                    help="circuit from the library")
     t.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     t.add_argument("--hidden", type=_sizes, default=(300, 100),

@@ -69,3 +69,12 @@ def test_finished_run_can_be_redone_with_other_settings(tmp_path):
     assert main(ARGS + ["--out", str(out)]) == 0
     assert main(ARGS + ["--seed", "1", "--out", str(out)]) == 0
     assert json.loads((out / "metrics.json").read_text())["config"]["seed"] == 1
+
+
+def test_train_offers_only_rate_circuits(capsys):
+    """Spiking circuits have their own protocols; `train` refuses them by name."""
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--circuit", "song-abbott-stdp", "--out", "unused"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice" in err and "relaxed-pc" in err

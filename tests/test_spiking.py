@@ -192,3 +192,16 @@ def test_namespace_clash_is_refused():
     c.add(Population("b", 1, "ge : 1", threshold="ge > 1"))
     with pytest.raises(CircuitError, match="already in the namespace"):
         c.add(Projection("p", "a", "b", on_pre="ge += w", plasticity=PairSTDP()))
+
+
+def test_a_declared_variable_named_spikes_is_recorded_as_a_variable():
+    c = Circuit("counting", namespace={"tau": 10 * ms}, dt=0.5 * ms)
+    c.add(Population("a", 2, "dv/dt = (1.5 - v)/tau : 1\nspikes : 1", threshold="v > 1",
+                     reset="v = 0\nspikes += 1"))
+    c.add(Population("b", 2, "dv/dt = (1.5 - v)/tau : 1", threshold="v > 1", reset="v = 0"))
+    rec = make_target("brian2-numpy", c).run(100, record=[("a", "spikes"), ("b", "spikes")])
+    counts = rec[("a", "spikes")]            # the counter, at the start of every step
+    assert counts.shape == (100, 2) and np.all(np.diff(counts, axis=0) >= 0)
+    rows = rec[("b", "spikes")]              # spike rows [step, neuron]
+    # a and b have the same dynamics: b's spikes before the last step are a's count there
+    assert rows.shape[1] == 2 and (rows[:, 0] < 99).sum() == counts[-1].sum() > 0
