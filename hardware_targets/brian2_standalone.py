@@ -247,7 +247,8 @@ class CppStandaloneTarget(Brian2Target):
                 tuple(sorted(mon.record_variables)), record, mon.when, mon.order)
 
     def _key(self, n_steps: int, monitors) -> str:
-        parts = (None if self.runtime_duration else n_steps, tuple(obj.active for obj in _switches(self.objs)),
+        parts = (None if self.runtime_duration else n_steps,
+                 tuple(obj.active for obj in _switches(self.objs)),
                  tuple(self._monitor_spec(m) for m in monitors),
                  repr(sorted((k, repr(v)) for k, v in self.circuit.namespace.items())))
         return hashlib.sha1(repr(parts).encode()).hexdigest()[:16]
@@ -294,7 +295,8 @@ class CppStandaloneTarget(Brian2Target):
                     _mark_used(objs.network)
                 raise CircuitError(
                     f"The {self.name} target could not generate or compile circuit "
-                    f"{self.circuit.name!r}: {_explain(exc).rstrip('.')}. Constructs that Brian2 "
+                    f"{self.circuit.name!r}: {_explain(exc).rstrip('.')}. Constructs that "
+                    "Brian2 "
                     f"cannot translate for {self.device_name} (for example Python "
                     "functions without a C++ implementation) run on the brian2-numpy "
                     "and brian2-cython targets.") from exc
