@@ -104,17 +104,14 @@ from __future__ import annotations
 
 import numpy as np
 import sympy
-from brian2 import NeuronGroup, Quantity
-from brian2.core.functions import DEFAULT_FUNCTIONS, Function
-from brian2.core.namespace import DEFAULT_UNITS
-from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
+from brian2 import NeuronGroup
 from brian2.equations.equations import SUBEXPRESSION
 from brian2.parsing.rendering import NumpyNodeRenderer
-from brian2.parsing.statements import parse_statement
 from brian2.parsing.sympytools import str_to_sympy, sympy_to_str
 from brian2.utils.stringtools import get_identifiers, word_substitute
 
 from neurosim.circuit import Circuit, CircuitError, summed_order
+from neurosim.codegen import array_namespace, statements
 from neurosim.target import Target
 
 __all__ = ["DenseTarget"]
@@ -143,8 +140,6 @@ class _Expr:
                 names.append(ident)
             elif ident in globals_:
                 continue
-            elif ident in DEFAULT_UNITS:
-                globals_[ident] = float(DEFAULT_UNITS[ident])
             else:
                 raise CircuitError(
                     f"{where}: identifier {ident!r} in {source!r} is not supported by the "
@@ -152,20 +147,6 @@ class _Expr:
                     "references, synaptic variables, the circuit namespace, dt, t, i, N, "
                     "units, and Brian2's deterministic functions).")
         self.names = tuple(names)
-
-
-def _statements(code: str, where: str) -> list[tuple[str, str, str]]:
-    out = []
-    for line in (code or "").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        try:
-            var, op, expr, _ = parse_statement(line)
-        except Exception as exc:
-            raise CircuitError(f"{where}: cannot parse the statement {line!r} ({exc}).") from exc
-        out.append((var, op, expr))
-    return out
 
 
 def _classify(symbols, proj) -> set[str]:
@@ -273,7 +254,7 @@ class DenseTarget(Target):
         self.B = 1
         self._squeeze = True
         self._check_supported()
-        self._globals = self._make_globals()
+        self._globals = array_namespace(circuit.namespace, self.dt, self.xp, self.dtype)
         self._compile()
         self.state: dict[str, dict[str, object]] = {}
         for pop in circuit.populations.values():
@@ -312,34 +293,6 @@ class DenseTarget(Target):
                     f"Projection {proj.name!r}: synaptic differential equations "
                     f"({sorted(proj.equations.diff_eq_names)}) are not supported by the dense "
                     "target; write plasticity as a learning_rule.")
-
-    def _make_globals(self) -> dict:
-        xp, dtype = self.xp, self.dtype
-        g: dict = {"__builtins__": {}}
-        for name, func in DEFAULT_FUNCTIONS.items():
-            try:
-                impl = func.implementations[NumpyCodeObject].get_code(None)
-            except Exception:
-                continue  # no numpy implementation (expm1 ...): unknown identifier later
-            if isinstance(impl, np.ufunc) and hasattr(xp, impl.__name__):
-                g[name] = getattr(xp, impl.__name__)
-
-        def as_int(v):
-            v = xp.asarray(v)
-            return (v if v.dtype == bool else xp.trunc(v)).astype(dtype)
-        g["int"] = as_int
-        g["ceil"] = lambda v: xp.ceil(v).astype(dtype)
-        g["floor"] = lambda v: xp.floor(v).astype(dtype)
-        # numpy's clip ufunc without np.clip's Python wrapper (a few µs per call)
-        g["clip"] = np._core.umath.clip if xp is np else (lambda v, lo, hi: xp.clip(v, lo, hi))
-        g["logical_not"] = xp.logical_not
-        g.update(inf=float("inf"), pi=float(np.pi), e=float(np.e), dt=self.dt)
-        for key, value in self.circuit.namespace.items():
-            if isinstance(value, Function) or callable(value) and not isinstance(value, Quantity):
-                continue  # user functions are not supported; unknown identifier if used
-            arr = np.asarray(value, dtype=float)
-            g[key] = float(arr) if arr.ndim == 0 else xp.asarray(arr, dtype=dtype)
-        return g
 
     def _initial(self, pop, var):
         value = np.asarray(pop.values.get(var, 0.0), dtype=float)
@@ -432,7 +385,7 @@ class DenseTarget(Target):
 
     def _compile_block(self, pop, code, what):
         stmts, temps = [], set()
-        for var, op, expr in _statements(code, f"Population {pop.name!r} {what}"):
+        for var, op, expr in statements(code, f"Population {pop.name!r} {what}"):
             if op != "=":
                 expr = f"{var} {op[:-1]} ({expr})"
             stored = var in self._stored[pop.name]
@@ -483,7 +436,7 @@ class DenseTarget(Target):
         where = f"Projection {proj.name!r} learning_rule"
         scope = (None, proj)
         stmts = []
-        for var, op, expr in _statements(proj.learning_rule, where):
+        for var, op, expr in statements(proj.learning_rule, where):
             if var not in proj.parameters:
                 raise CircuitError(
                     f"{where}: {var!r} is not a synaptic variable of the projection "

@@ -151,17 +151,14 @@ import weakref
 import numpy as np
 import scipy.sparse
 import sympy
-from brian2 import NeuronGroup, Quantity
-from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
-from brian2.core.functions import DEFAULT_FUNCTIONS, Function
-from brian2.core.namespace import DEFAULT_UNITS
+from brian2 import NeuronGroup
 from brian2.equations.equations import SUBEXPRESSION
 from brian2.parsing.rendering import NumpyNodeRenderer
-from brian2.parsing.statements import parse_statement
 from brian2.parsing.sympytools import str_to_sympy, sympy_to_str
 from brian2.utils.stringtools import get_identifiers
 
 from neurosim.circuit import Circuit, CircuitError, summed_order
+from neurosim.codegen import array_namespace, statements
 from neurosim.target import Target
 
 from .lava_compat import import_lava
@@ -227,45 +224,12 @@ def _stop_quietly(proc):
 
 # --- code: Brian2 statements and expressions rendered to numpy ----------------------
 
-def _globals(namespace: dict, dt: float) -> dict:
-    """Functions, units and constants for evaluating rendered Brian2 code."""
-    g: dict = {"__builtins__": {}}
-    for name, func in DEFAULT_FUNCTIONS.items():
-        try:
-            g[name] = func.implementations[NumpyCodeObject].get_code(None)
-        except Exception:
-            continue
-    g["clip"] = np.clip
-    g["logical_not"] = np.logical_not
-    g.update({k: float(v) for k, v in DEFAULT_UNITS.items()})
-    g.update(inf=math.inf, pi=math.pi, e=math.e, dt=dt)
-    for key, value in namespace.items():
-        if isinstance(value, Function) or callable(value) and not isinstance(value, Quantity):
-            continue
-        arr = np.asarray(value, dtype=float)
-        g[key] = float(arr) if arr.ndim == 0 else arr
-    return g
-
-
 def _expr(source: str):
     return compile(NumpyNodeRenderer().render_expr(source), source, "eval")
 
 
-def _statements(code: str | None, where: str) -> list[tuple[str, str, str]]:
-    out = []
-    for line in (code or "").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            try:
-                var, op, expr, _ = parse_statement(line)
-            except Exception as exc:
-                raise CircuitError(f"{where}: cannot parse {line!r} ({exc}).") from exc
-            out.append((var, op, expr))
-    return out
-
-
 def _compile_block(code, where):
-    return [(var, op, _expr(expr)) for var, op, expr in _statements(code, where)]
+    return [(var, op, _expr(expr)) for var, op, expr in statements(code, where)]
 
 
 class _Scope(dict):
@@ -317,7 +281,7 @@ class _PopulationStep:
 
     def _setup(self):
         s = self.spec = self.proc_params["spec"]
-        self.g = _globals(s.namespace, s.dt)
+        self.g = array_namespace(s.namespace, s.dt)
         self.g["N"] = s.n
         # Brian2's numpy rand()/randn() take the vectorisation index its code
         # generator adds; here one seeded stream per population (not Brian2's
@@ -689,7 +653,7 @@ class LavaTarget(Target):
                     traces[proj.target].append(self._trace_spec(proj, len(self.links)))
                     ports[proj.target] += [(f"_y{i}_{len(self.links)}", "trace")
                                            for i in (1, 2, 3)]
-            for tvar, op, expr in _statements(on_pre, f"Projection {proj.name!r} on_pre"):
+            for tvar, op, expr in statements(on_pre, f"Projection {proj.name!r} on_pre"):
                 where = f"Projection {proj.name!r} on_pre: {tvar} {op} {expr}"
                 if not (tvar.endswith("_post") and op in ("+=", "-=")):
                     raise CircuitError(
@@ -717,7 +681,7 @@ class LavaTarget(Target):
                 self.links.append(link)
                 self._wiring.append((link, proj.source, "_spikes", proj.target, f"_in{k}"))
         self.K = self.L + 2 + spiking
-        g = _globals(c.namespace, float(c.dt))
+        g = array_namespace(c.namespace, float(c.dt))
         self._g = g
         self.specs = {}
         for pop in c.populations.values():
@@ -1077,7 +1041,7 @@ class LavaTarget(Target):
                 values[var + side] = np.expand_dims(v, axis) if all_to_all else v
         syn = {v: a.copy() for v, a in self.weights[proj.name].items()}
         scope = _Scope({**values, **syn}, {}, self._g)
-        for var, op, expr in _statements(proj.learning_rule, where):
+        for var, op, expr in statements(proj.learning_rule, where):
             if var not in syn:
                 raise CircuitError(f"{where}: {var!r} is not a synaptic variable of the "
                                    f"projection ({proj.parameters}).")
