@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
-import signal
 import subprocess
 import sys
 import textwrap
 
 import pytest
+from isolated import run_isolated
 
 from neurosim.hardware_targets import lava_compat
 
@@ -30,19 +29,8 @@ TARGET = lava_compat.TARGET_MODULE
 
 
 def run_python(code: str, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
-    """Run *code* in a fresh interpreter; on timeout kill it and anything it
-    forked (Lava's runtime workers), which share its new session."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"subprocess timed out after {timeout} s\nstdout:\n{out}\nstderr:\n{err}")
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    """Run *code* in a fresh interpreter (see tests/isolated.py)."""
+    return run_isolated(["-c", textwrap.dedent(code), *args], timeout)
 
 
 def last_json(proc: subprocess.CompletedProcess) -> dict:

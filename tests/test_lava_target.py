@@ -27,13 +27,11 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import signal
-import subprocess
 import sys
 
 import numpy as np
 import pytest
+from isolated import run_isolated
 
 try:
     import importlib.metadata
@@ -50,19 +48,8 @@ ATOL = 1e-12
 def run_case(name: str) -> dict:
     """Run ``case_<name>`` of this file in a fresh interpreter; kill its whole
     session (Lava's workers included) on timeout."""
-    proc = subprocess.Popen([sys.executable, __file__, name], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"case {name} timed out after {TIMEOUT} s\n{out}\n{err}")
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # any worker left behind
-        except ProcessLookupError:
-            pass
+    proc = run_isolated([__file__, name], TIMEOUT)
+    out, err = proc.stdout, proc.stderr
     assert proc.returncode == 0, f"case {name} failed:\n{out}\n{err}"
     return json.loads(out.strip().splitlines()[-1])
 
