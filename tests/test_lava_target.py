@@ -1,4 +1,5 @@
-"""The Lava target (floating and fixed point) against the Brian2 runtime target.
+"""The Lava target (floating and fixed point) against the Brian2 runtime target,
+and, on the STDP and three-factor circuits, brian2-cpp too.
 
 Every case runs in a fresh interpreter (this file run as a script) in its own
 session with a timeout, so that Lava's forked runtime workers can never hang
@@ -40,8 +41,9 @@ except importlib.metadata.PackageNotFoundError:  # pragma: no cover
     pytest.skip("lava-nc is not installed (scripts/setup_env.sh installs it)",
                 allow_module_level=True)
 
-TIMEOUT = 120.0
+TIMEOUT = 300.0  # the STDP cases compile a brian2-cpp program (30-60 s on 2 loaded cores)
 ATOL = 1e-12
+ATOL_CPP = 1e-9
 
 
 @functools.lru_cache(maxsize=None)  # a case is run once per session, however many tests read it
@@ -205,7 +207,7 @@ def stdp_circuit():
 
 def case_stdp():
     c = stdp_circuit()
-    targets = _targets(c, ("brian2-numpy", "lava"), seed=3)
+    targets = _targets(c, ("brian2-numpy", "brian2-cpp", "lava"), seed=3)
     out = {"initial": c.initial_weights(3)["syn"]["w"].tolist()}
     try:
         for name, t in targets.items():
@@ -246,7 +248,7 @@ def three_factor_circuit():
 
 def case_three_factor():
     c = three_factor_circuit()
-    targets = _targets(c, ("brian2-numpy", "lava"), seed=3)
+    targets = _targets(c, ("brian2-numpy", "brian2-cpp", "lava"), seed=3)
     out = {"initial": c.initial_weights(3)["syn"]["w"].tolist()}
     try:
         for name, t in targets.items():
@@ -426,6 +428,8 @@ def test_pair_stdp_matches_brian2():
     assert (w_b2 == 0).any()  # and the wmin clip was exercised
     np.testing.assert_allclose(lava["w"], b2["w"], atol=ATOL, rtol=0)
     np.testing.assert_allclose(lava["out.v"], b2["out.v"], atol=ATOL, rtol=0)
+    for key in ("w", "out.v"):  # compiled C++ (-ffast-math): see tests/test_standalone.py
+        np.testing.assert_allclose(res["brian2-cpp"][key], b2[key], atol=ATOL_CPP, rtol=0)
     assert "PairSTDP" in res["fixed_error"] and "floating point" in res["fixed_error"]
     assert "brian2" in res["fixed_error"]
 
@@ -441,6 +445,8 @@ def test_three_factor_stdp_matches_brian2():
     assert 0 < w_b2.min() and w_b2.max() < 0.5  # inside [wmin, wmax]
     for key in ("w", "eligibility", "out.v"):
         np.testing.assert_allclose(lava[key], b2[key], atol=ATOL, rtol=0, err_msg=key)
+        np.testing.assert_allclose(res["brian2-cpp"][key], b2[key], atol=ATOL_CPP, rtol=0,
+                                   err_msg=key)
 
 
 def test_a_failing_worker_stops_the_run_without_hanging():
