@@ -7,6 +7,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
+def _save(fig, path):
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+    return fig
+
+
 def learning_curve(history: list[dict], path: Path | None = None, title: str = ""):
     """Test accuracy against training samples seen."""
     fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -16,11 +24,7 @@ def learning_curve(history: list[dict], path: Path | None = None, title: str = "
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-    return fig
+    return _save(fig, path)
 
 
 def trajectories(traces: dict, dt_ms: float = 1.0, path: Path | None = None, title: str = ""):
@@ -33,19 +37,7 @@ def trajectories(traces: dict, dt_ms: float = 1.0, path: Path | None = None, tit
         ax.set_ylabel(f"{pop}.{var}")
     axes[-1, 0].set_xlabel("time (ms)")
     axes[0, 0].set_title(title)
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-    return fig
-
-
-def _save(fig, path):
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-    return fig
+    return _save(fig, path)
 
 
 def raster(spikes: dict, dt_ms: float = 1.0, path: Path | None = None, title: str = ""):
