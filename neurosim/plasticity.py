@@ -97,6 +97,17 @@ class PlasticityRule:
     def _namespace(self, prefix: str) -> dict:
         return {name: getattr(self, p) for p, name in self.names(prefix).items()}
 
+    def _pairing(self, prefix: str, model: str, target: str) -> RuleCode:
+        """The pair-STDP traces, whose pairing term at every spike is added to
+        ``target`` (an expression to assign, with ``{x}`` for the trace read)."""
+        n, u = self.names(prefix), self.unit
+        return RuleCode(
+            model=(f"dapre/dt = -apre / {n['taupre']} : {u} (event-driven)\n"
+                   f"dapost/dt = -apost / {n['taupost']} : {u} (event-driven)\n" + model),
+            on_pre=f"apre += {n['Apre']}\n" + target.format(x="apost"),
+            on_post=f"apost += {n['Apost']}\n" + target.format(x="apre"),
+            namespace=self._namespace(prefix))
+
 
 @dataclass
 class PairSTDP(PlasticityRule):
@@ -120,16 +131,9 @@ class PairSTDP(PlasticityRule):
 
     def brian2(self, prefix: str) -> RuleCode:
         self.validate()
-        n, w, u = self.names(prefix), self.weight, self.unit
-        return RuleCode(
-            model=(f"{w} : {u}\n"
-                   f"dapre/dt = -apre / {n['taupre']} : {u} (event-driven)\n"
-                   f"dapost/dt = -apost / {n['taupost']} : {u} (event-driven)"),
-            on_pre=(f"apre += {n['Apre']}\n"
-                    f"{w} = clip({w} + apost, {n['wmin']}, {n['wmax']})"),
-            on_post=(f"apost += {n['Apost']}\n"
-                     f"{w} = clip({w} + apre, {n['wmin']}, {n['wmax']})"),
-            namespace=self._namespace(prefix))
+        n, w = self.names(prefix), self.weight
+        return self._pairing(prefix, f"{w} : {self.unit}",
+                             f"{w} = clip({w} + {{x}}, {n['wmin']}, {n['wmax']})")
 
 
 @dataclass
@@ -176,14 +180,8 @@ class ThreeFactorSTDP(PlasticityRule):
         # towards the inside of [wmin, wmax].
         grow = f"int({m} * eligibility > 0) * int({w} < {n['wmax']})"
         shrink = f"int({m} * eligibility < 0) * int({w} > {n['wmin']})"
-        return RuleCode(
-            model=(f"dapre/dt = -apre / {n['taupre']} : {u} (event-driven)\n"
-                   f"dapost/dt = -apost / {n['taupost']} : {u} (event-driven)\n"
-                   f"deligibility/dt = -eligibility / {n['tau_e']} : {u} (clock-driven)\n"
-                   f"d{w}/dt = {n['eta']} * {m} * eligibility * ({grow} + {shrink}) "
-                   f": {u} (clock-driven)"),
-            on_pre=(f"apre += {n['Apre']}\n"
-                    f"eligibility += apost"),
-            on_post=(f"apost += {n['Apost']}\n"
-                     f"eligibility += apre"),
-            namespace=self._namespace(prefix))
+        return self._pairing(
+            prefix,
+            f"deligibility/dt = -eligibility / {n['tau_e']} : {u} (clock-driven)\n"
+            f"d{w}/dt = {n['eta']} * {m} * eligibility * ({grow} + {shrink}) : {u} (clock-driven)",
+            "eligibility += {x}")
