@@ -582,34 +582,9 @@ class DenseTarget(Target):
         self._synfactor_cache[key] = (self._wversion, value)
         return value
 
-    def _compute_summed(self, plan):
-        proj = self.circuit.projections[plan["proj"]]
-        syn = self.weights[plan["proj"]]
-        if plan["mode"] == "elementwise":
-            value = self._eval(plan["expr"], syn=syn)
-        else:
-            W = None if plan["syn"] is None else self._syn_factor(plan)
-            to_post = plan["side"] == "post"
-            src = None
-            if plan["source"] is not None:
-                n_src = self.circuit.populations[proj.source if to_post else proj.target].n
-                src = self._eval(plan["source"], syn=syn)
-                if src.shape != (self.B, n_src):
-                    src = self.xp.broadcast_to(src, (self.B, n_src))
-            if W is None:
-                n_other = self.circuit.populations[proj.source if to_post else proj.target].n
-                value = n_other if src is None else src.sum(axis=-1, keepdims=True)
-            elif src is None:
-                value = W.sum(axis=1 if to_post else 0)
-            else:
-                value = src @ W.T if to_post else src @ W
-            if plan["target"] is not None:
-                value = value * self._eval(plan["target"], syn=syn)
-        self._write(plan["pop"], plan["base"], value)
-
     def _all_summed(self):
-        for plan in self._summed:
-            self._compute_summed(plan)
+        """Every summed variable from the current state (no step, time unchanged)."""
+        self._steps(1, {}, tick=False)
 
     # --- state ------------------------------------------------------------------------
     def _to_host(self, value):
@@ -709,8 +684,9 @@ class DenseTarget(Target):
             out[key] = value[:, 0] if self._squeeze and self.B == 1 else value
         return out
 
-    def _steps(self, n_steps, blocks, record=(), traces=None):
-        """``n_steps`` times: summed variables, record, run ``blocks``, advance t.
+    def _steps(self, n_steps, blocks, record=(), traces=None, tick=True):
+        """``n_steps`` times: summed variables, record, run ``blocks``, advance t
+        (unless ``tick`` is false).
 
         Constant summed variables are computed at the first step only and unread
         ones at the last step only (see the module doc); returns both lists."""
@@ -718,9 +694,10 @@ class DenseTarget(Target):
         constant = constant if self.cache_constant else []
         unread = [k for k in unread if k not in constant] if self.defer_unread else []
         key = (tuple(sorted((p, id(b)) for p, b in blocks.items())), tuple(record),
-               tuple(constant), tuple(unread))
+               tuple(constant), tuple(unread), tick)
         if key not in self._step_functions:
-            self._step_functions[key] = self._generate_steps(blocks, record, constant, unread)
+            self._step_functions[key] = self._generate_steps(blocks, record, constant, unread,
+                                                             tick)
         if n_steps:
             factors = {(p["proj"], p["var"]): self._syn_factor(p) for p in self._summed
                        if p["mode"] == "matmul" and p["syn"] is not None}
@@ -730,7 +707,7 @@ class DenseTarget(Target):
                 cache.clear()
         return list(constant), unread
 
-    def _generate_steps(self, blocks, record, constant, unread):
+    def _generate_steps(self, blocks, record, constant, unread, tick=True):
         """Python source for the whole step loop of one schedule, compiled once.
 
         The interpreter of the previous version (a namespace dict and an
@@ -820,7 +797,8 @@ class DenseTarget(Target):
                 else:
                     scratch[var] = name("#T", pop, var)
                     emit(f"{body}{scratch[var]} = {code}")
-        emit(f"{body}t += {self.dt!r}")
+        if tick:
+            emit(f"{body}t += {self.dt!r}")
         valid.clear()
         loads = []
         for key, local in sym.items():
@@ -836,7 +814,7 @@ class DenseTarget(Target):
             ["def _steps(n_steps, S, W, F, t, traces):",
              "    _B = _Bsize()",
              "    _traces = [traces[k] for k in _record]", *loads,
-             "    for step in range(n_steps):", *lines, *stores, "    return t"])
+             "    for step in range(n_steps):", *lines, "        pass", *stores, "    return t"])
         g = dict(self._globals, range=range, _xp=self.xp, _record=list(record), _w=self._fit,
                  _bc=self._broadcast, _Bsize=lambda: self.B)
         exec(compile(source, f"<dense step loop of {c.name}>", "exec"), g)
