@@ -70,13 +70,19 @@ has been computed.
 
 Batch size
 ----------
-``B`` is set by the values given to ``set``/``clamp``: a ``(B, n)`` array sets
-the batch size to B; a 1-d ``(n,)`` array is used for every sample of the
-current batch. When B changes, variables stored with batch 1 are broadcast to
-the new B and every other variable is reset to its declared value (``values``
-or 0). ``get`` and ``run`` return ``(B, n)`` / ``(n_steps, B, n)`` arrays, or
-``(n,)`` / ``(n_steps, n)`` when B == 1 and the last value set was 1-d (like
-the Brian2 target).
+``B`` is set by the values given to ``set``/``clamp``: a ``(B, n)`` array
+makes the batch size B, a 1-d ``(n,)`` array is **one sample** and makes it 1.
+A sample given after a batch (a training trial after a batched test
+evaluation) therefore runs once, never as B identical copies whose summed
+learning rule would multiply its update by B. When B changes, variables stored
+with batch 1 are broadcast to the new B and every other variable is reset to
+its declared value (``values`` or 0). Values of one trial must agree: giving a
+value of another batch size while a variable given since the last step
+(``run``/``settle``/``learn``) holds a batch of B > 1 raises
+:class:`CircuitError` instead of dropping that batch; the same value for
+every sample of a batch is spelled ``np.broadcast_to(v, (B, n))``. ``get`` and
+``run`` return ``(B, n)`` / ``(n_steps, B, n)`` arrays, or ``(n,)`` /
+``(n_steps, n)`` when the last value set was 1-d (like the Brian2 target).
 
 Two optimisations of ``run``, derived from the declaration
 ----------------------------------------------------------
@@ -253,6 +259,7 @@ class DenseTarget(Target):
         self.t = 0.0
         self.B = 1
         self._squeeze = True
+        self._given: set[tuple[str, str]] = set()  # variables set since the last step
         self._check_supported()
         self._globals = array_namespace(circuit.namespace, self.dt, self.xp, self.dtype)
         self._compile()
@@ -604,22 +611,30 @@ class DenseTarget(Target):
                                "(set the variables it is computed from).")
         values = np.asarray(values, dtype=float)
         n = self.circuit.populations[population].n
-        if values.ndim == 2:
-            if values.shape[1] != n:
-                raise CircuitError(f"Setting {population}.{variable}: got shape "
-                                   f"{values.shape}, expected (B, {n}).")
-            if values.shape[0] != self.B:
-                self._rebatch(values.shape[0])
-            self._squeeze = False
-        elif values.ndim > 2 or (values.ndim == 1 and values.shape != (n,)):
+        if values.ndim > 2 or values.shape[-1:] != (n,):
             raise CircuitError(f"Setting {population}.{variable}: got shape {values.shape}; "
-                               f"give ({n},) or (B, {n}).")
-        elif self.B == 1:
-            self._squeeze = True
+                               f"give ({n},) for one sample or (B, {n}) for a batch.")
+        B = values.shape[0] if values.ndim == 2 else 1  # 1-d: one sample, never B copies
+        if B != self.B:
+            self._rebatch(B, population, variable)
+        self._squeeze = values.ndim == 1
         self._write(population, variable, self.xp.asarray(values, dtype=self.dtype))
+        self._given.add((population, variable))
 
-    def _rebatch(self, B):
-        """Change the batch size: batch-1 variables are broadcast, others reset."""
+    def _rebatch(self, B, population, variable):
+        """Change the batch size: batch-1 variables are broadcast, others reset.
+        A batch given for this trial (since the last step) is never dropped."""
+        lost = sorted(k for k in self._given if k != (population, variable)) if self.B > 1 else []
+        if lost:
+            n = self.circuit.populations[population].n
+            raise CircuitError(
+                f"Setting {population}.{variable} to "
+                f"{'one sample' if B == 1 else f'a batch of {B}'}: {'.'.join(lost[0])} was "
+                f"given a batch of {self.B} for this trial (since the last step), and the "
+                f"dense target runs one batch size at a time. Give {population}.{variable} a "
+                f"({self.B}, {n}) array (np.broadcast_to(values, ({self.B}, {n})) for the "
+                "same value in every sample), or give every value of the trial as one "
+                "sample.")
         old, self.B = self.B, int(B)
         for pop in self.circuit.populations.values():
             for var, value in self.state[pop.name].items():
@@ -690,6 +705,7 @@ class DenseTarget(Target):
 
         Constant summed variables are computed at the first step only and unread
         ones at the last step only (see the module doc); returns both lists."""
+        self._given.clear()
         constant, unread = self._schedule(blocks, record)
         constant = constant if self.cache_constant else []
         unread = [k for k in unread if k not in constant] if self.defer_unread else []

@@ -17,8 +17,9 @@ from neurosim.circuit import Circuit, CircuitError, Population, Projection, cons
 from neurosim.circuits.predictive_coding import relaxed_predictive_coding
 from neurosim.hardware_targets import TARGETS, make_target
 from neurosim.hardware_targets.brian2 import Brian2Target
-from neurosim.hardware_targets.dense import DenseTarget
+from neurosim.hardware_targets.dense import Adam, DenseTarget
 from neurosim.target import predict, train_trial
+from neurosim.training import evaluate
 
 ATOL = 1e-9
 BATCH_ATOL = 1e-10
@@ -282,12 +283,79 @@ def test_batch_shapes_and_rebatching():
     t.set("A", "v", np.zeros((3, 4)))        # batch of 3: the other states broadcast
     assert t.get("B", "u").shape == (3, 3)
     np.testing.assert_array_equal(t.get("B", "u"), 0.2)
-    t.set("B", "u", np.ones(3))               # 1-d: the same for every sample
-    np.testing.assert_array_equal(t.get("B", "u"), 1.0)
+    t.set("B", "u", np.ones((3, 3)))
     assert t.run(2, record=[("B", "s")])[("B", "s")].shape == (2, 3, 3)
     t.set("A", "v", np.zeros((2, 4)))         # new batch size: others reset to declared
     np.testing.assert_array_equal(t.get("B", "u"), 0.2)
+    t.run(1)
+    t.set("B", "u", np.ones(3))               # 1-d: one sample, never B copies
+    assert t.B == 1 and t.get("B", "u").shape == (3,) and t.get("A", "v").shape == (4,)
+    np.testing.assert_array_equal(t.get("A", "v"), np.linspace(-1, 1, 4))   # reset
     with pytest.raises(CircuitError, match="subexpression"):
         t.set("A", "r", np.zeros(4))
     with pytest.raises(CircuitError, match="shape"):
         t.set("A", "v", np.zeros(5))
+
+
+def test_one_sample_after_a_batch_evaluation_runs_once():
+    """Defect 3 of issue 10: after a test evaluation of 100 samples as one batch, a
+    training sample given as 1-d arrays ran as 100 copies, and the summed rule
+    multiplied its update by 100. The update after an evaluation must equal the
+    update without it (SGD and Adam), computed on a batch of 1."""
+    circuit = pc("tanh", "standard")
+    rng = np.random.default_rng(11)
+    x_test = 2 * rng.random((100, SIZES[0]))
+    x, y = trial_data(rng, 0)
+    w0 = circuit.initial_weights(SEED)
+    for make in (lambda: DenseTarget(circuit, weights=w0),
+                 lambda: DenseTarget(circuit, weights=w0, optimizer=Adam(1e-2))):
+        plain, after_eval = make(), make()
+        train_trial(plain, x, y, STEPS)
+        assert predict(after_eval, x_test).shape == (100, SIZES[-1])
+        assert after_eval.B == 100
+        train_trial(after_eval, x, y, STEPS)
+        assert after_eval.B == 1 and after_eval.get(*circuit.output).shape == (SIZES[-1],)
+        moved = plain.get_weights()["weights1"]["w"] - w0["weights1"]["w"]
+        assert np.abs(moved).max() > 1e-4
+        assert_weights_close(after_eval.get_weights(), plain.get_weights(), 1e-12)
+
+
+def test_values_of_one_trial_must_share_the_batch_size():
+    """A 1-d value is one sample: given while another variable of the same trial
+    (set since the last step) holds a batch of B > 1, it is neither copied B
+    times nor allowed to drop that batch silently."""
+    c = generic_circuit()
+    t = DenseTarget(c)
+    t.clamp("A", "I", np.zeros((3, 4)))
+    with pytest.raises(CircuitError, match=r"A\.I was given a batch of 3.*\(3, 3\)"):
+        t.clamp("B", "J", np.ones(3))
+    assert t.B == 3
+    t.clamp("B", "J", np.ones((3, 3)))       # a batch for both: accepted
+    with pytest.raises(CircuitError, match=r"B\.J was given a batch of 3"):
+        t.clamp("A", "I", np.ones(4))
+    t.run(1)                                 # the next trial: one sample
+    t.clamp("A", "I", np.ones(4))
+    assert t.B == 1 and t.get("B", "J").shape == (3,)
+    np.testing.assert_array_equal(t.get("B", "J"), 0.0)   # reset to its declared value
+
+
+def test_per_sample_training_with_evaluations_matches_brian2():
+    """Defect 3 of issue 10, as the trainer runs it: one sample at a time (SGD), a
+    batched test evaluation every few samples; dense must follow brian2-numpy
+    sample by sample (weights after every trial, and the test accuracies)."""
+    circuit = pc("relu", "standard")
+    brian, dense = Brian2Target(circuit, seed=SEED), DenseTarget(circuit, seed=SEED)
+    rng = np.random.default_rng(12)
+    x_test = 2 * rng.random((12, SIZES[0]))
+    y_test = rng.integers(0, SIZES[-1], size=12)
+    for trial in range(8):
+        if trial % 3 == 0:
+            accuracy = evaluate(dense, x_test, y_test)
+            assert dense.B == 12
+            assert accuracy == evaluate(brian, x_test, y_test)
+        x, y = trial_data(rng, trial)
+        train_trial(brian, x, y, STEPS)
+        train_trial(dense, x, y, STEPS)
+        assert_weights_close(dense.get_weights(), brian.get_weights(), ATOL)
+    initial = circuit.initial_weights(SEED)
+    assert not np.allclose(dense.get_weights()["weights1"]["w"], initial["weights1"]["w"])

@@ -22,6 +22,7 @@ def small():
 
 TARGETS = {
     "brian2, per sample, SGD": (lambda c: Brian2Target(c, seed=1), 1),
+    "dense, per sample, SGD": (lambda c: DenseTarget(c, seed=1), 1),
     "dense, batch 4, Adam": (lambda c: DenseTarget(c, seed=1, optimizer=Adam(1e-2),
                                                    batch_mean=True), 4),
 }
@@ -54,6 +55,21 @@ def test_resume_gives_the_same_weights(tmp_path, monkeypatch, kind):
     for proj, params in full.get_weights().items():
         for var, value in params.items():
             np.testing.assert_allclose(resumed.get_weights()[proj][var], value, atol=1e-12)
+
+
+def test_dense_per_sample_trains_like_brian2():
+    """Defect 3 of issue 10: dense with batch 1 and SGD, evaluated on the test set
+    as one batch between samples, must train exactly like brian2-numpy."""
+    ds, circuit, settings = small()
+    histories, weights = [], []
+    for target in (Brian2Target(circuit, seed=1), DenseTarget(circuit, seed=1)):
+        histories.append([h["test_accuracy"] for h in fit(target, ds, settings,
+                                                           progress=False)])
+        weights.append(target.get_weights())
+    assert histories[1] == histories[0]
+    for proj, params in weights[0].items():
+        for var, value in params.items():
+            np.testing.assert_allclose(weights[1][proj][var], value, atol=1e-9, rtol=0)
 
 
 def test_divergence_stops_with_a_message():
