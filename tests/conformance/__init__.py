@@ -1,0 +1,1 @@
+"""The conformance suite: plain Brian2 scripts of published models and their harness."""

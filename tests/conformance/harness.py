@@ -1,0 +1,293 @@
+"""The conformance harness: one model on one target, against its plain Brian2 script.
+
+A *cell* is (model, target). :func:`run_cell` builds the target for the
+model's circuit (``neurosim.circuits.brian2_examples``), runs the model's
+protocol and returns ``{"status": ..., ...}``:
+
+* ``"refused"``: the target raised :class:`~neurosim.circuit.CircuitError`
+  when it was built (``message`` holds it);
+* ``"ran"``: ``obs`` holds the observables, ``build_s`` / ``run_s`` the wall times;
+* ``"failed"``: anything else -- an error while running (``phase`` says
+  where), which the suite counts as a defect of the target.
+
+:func:`reference` runs the plain Brian2 script (``plain_<model>.py``, Brian2's
+runtime device) on the synapses and initial values neurosim drew
+(:func:`drawn`). :func:`compare` applies the model's rule for the target
+(:data:`RULES`) and returns ``(ok, agreement)``.
+
+Lava cells (and, in the benchmark, every cell) run in a fresh interpreter:
+``python harness.py MODEL TARGET SCALE SEED`` prints the cell as one JSON line.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import sys
+import time
+from functools import lru_cache
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if os.path.dirname(HERE) not in sys.path:  # run as a script: tests/ holds plain_brian2_stdp
+    sys.path.insert(0, os.path.dirname(HERE))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+from neurosim.circuit import CircuitError  # noqa: E402
+from neurosim.circuits.brian2_examples import EXAMPLES, oja_samples  # noqa: E402
+from neurosim.hardware_targets import TARGETS, make_target  # noqa: E402
+
+MODELS = list(EXAMPLES)
+TARGET_NAMES = list(TARGETS)
+ISOLATED = ("lava", "lava-fixed")          # Lava forks workers: always a fresh interpreter
+CELL_TIMEOUT = 900.0
+
+#: reduced sizes for CI: each plain run takes about a second or less here
+CI_SCALE = {"if_curve": 0.05, "cuba": 0.05, "brunel_hakim": 0.04, "brunel_2000": 0.02,
+            "vogels": 0.02, "izhikevich": 0.1, "jansen_rit": 0.04, "jeffress": 0.05,
+            "stdp": 0.01, "oja": 0.2}
+
+#: seeds of the plain reference distribution for statistical cells
+REFERENCE_SEEDS = (0, 1, 2, 3, 4)
+
+# --- comparison rules ---------------------------------------------------------------
+#
+# ("exact",)                 every observable equal, bit for bit
+# ("atol", tol)              every observable within tol (absolute)
+# ("stat", band)             the model's summary statistics (SUMMARIES) of the
+#                            target (seed 0) within the reference distribution of
+#                            the plain script over REFERENCE_SEEDS:
+#                            |x - mean| <= max(4 std, band * |mean|, 0.5 / n)
+#
+# The default rule of a target for a model is the strictest one its arithmetic
+# allows: brian2-numpy runs the code of the plain script on Brian2's random
+# stream (exact); cython and C++ compile the same expressions (rounding of
+# exp/pow and sums may differ: atol, or stat where the model is chaotic or
+# draws random numbers from the target's own stream); dense and Lava compute
+# in float64 with their own summation order (atol), and draw from their own
+# streams (stat); lava-fixed is a 24-bit fixed-point machine (stat).
+
+EXACT = ("exact",)
+DETERMINISTIC_CHAOTIC = {"brian2-numpy": EXACT, "brian2-cython": ("stat", 0.1),
+                         "brian2-cpp": ("stat", 0.1), "brian2-cuda": ("stat", 0.1),
+                         "lava": ("stat", 0.1), "lava-fixed": ("stat", 0.2),
+                         "dense": ("stat", 0.1)}
+RANDOM = {"brian2-numpy": EXACT, "brian2-cython": ("stat", 0.1), "brian2-cpp": ("stat", 0.1),
+          "brian2-cuda": ("stat", 0.1), "lava": ("stat", 0.1), "lava-fixed": ("stat", 0.2),
+          "dense": ("stat", 0.1)}
+RULES = {
+    # unconnected neurons: every spike count must match, states to rounding
+    "if_curve": {"brian2-numpy": EXACT, "brian2-cython": ("atol", 1e-9),
+                 "brian2-cpp": ("atol", 1e-9), "brian2-cuda": ("atol", 1e-9),
+                 "lava": ("atol", 1e-9), "lava-fixed": ("atol", 1e-3), "dense": ("atol", 1e-9)},
+    "cuba": DETERMINISTIC_CHAOTIC,
+    "brunel_hakim": RANDOM,
+    "brunel_2000": RANDOM,
+    "vogels": DETERMINISTIC_CHAOTIC,
+    "izhikevich": RANDOM,
+    "jansen_rit": {"brian2-numpy": EXACT, "brian2-cython": ("atol", 1e-6),
+                   "brian2-cpp": ("atol", 1e-6), "brian2-cuda": ("atol", 1e-6),
+                   "lava": ("atol", 1e-6), "lava-fixed": ("atol", 1e-2),
+                   "dense": ("atol", 1e-6)},
+    "jeffress": RANDOM,
+    "stdp": RANDOM,
+    "oja": {"brian2-numpy": EXACT, "brian2-cython": ("atol", 1e-12),
+            "brian2-cpp": ("atol", 1e-9), "brian2-cuda": ("atol", 1e-9),
+            "lava": ("atol", 1e-9), "lava-fixed": ("atol", 0.02), "dense": ("atol", 1e-9)},
+}
+
+
+def _mean(key):
+    return lambda obs: float(np.mean(obs[key]))
+
+
+#: scalar statistics of the observables, compared by the "stat" rule
+SUMMARIES = {
+    "if_curve": {"mean count": _mean("counts")},
+    "cuba": {"mean count": _mean("counts")},
+    "brunel_hakim": {"mean count": _mean("counts")},
+    "brunel_2000": {"mean count": _mean("counts")},
+    "vogels": {"mean count before": _mean("counts_before"),
+               "mean count after": _mean("counts_after"), "mean w": _mean("w")},
+    "izhikevich": {"mean count": _mean("counts")},
+    "jansen_rit": {"mean eeg": _mean("eeg")},
+    "jeffress": {"mean count": _mean("counts"), "mean ear count": _mean("ears")},
+    "stdp": {"mean w": _mean("w"), "std w": lambda obs: float(np.std(obs["w"]))},
+    "oja": {"mean w": _mean("w")},
+}
+
+
+# --- running ------------------------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def circuit(model: str, scale: float, seed: int):
+    return EXAMPLES[model][0](scale, seed)
+
+
+def drawn(model: str, scale: float, seed: int) -> dict:
+    """What neurosim drew for this circuit and seed, handed to the plain script:
+    the synapses and delays of every projection, the initial synaptic values,
+    the populations' initial values and the arrays of TimedArrays."""
+    from brian2 import TimedArray
+    c = circuit(model, scale, seed)
+    out = {"synapses": {p: c.synapses(p, seed) for p in c.projections},
+           "delays": {p: c.delays(p, seed) for p in c.projections},
+           "weights": c.initial_weights(seed),
+           "values": {name: {v: np.asarray(x, dtype=float) for v, x in pop.values.items()}
+                      for name, pop in c.populations.items()},
+           "timed": {k: np.asarray(v.values) for k, v in c.namespace.items()
+                     if isinstance(v, TimedArray)}}
+    if model == "oja":
+        out["samples"] = oja_samples(c.population("inputs").n,
+                                     max(40, int(round(200 * scale))), seed)
+    return out
+
+
+def reference(model: str, scale: float, seed: int, codegen: str = "numpy") -> dict:
+    """Observables of the plain Brian2 script."""
+    plain = importlib.import_module(f"plain_{model}")
+    obs = plain.run(drawn(model, scale, seed), scale=scale, seed=seed, codegen=codegen)
+    return {k: np.asarray(v) for k, v in obs.items()}
+
+
+def run_cell(model: str, target: str, scale: float, seed: int = 0) -> dict:
+    """Build ``target`` for the model's circuit and run its protocol (in this process)."""
+    _, protocol, _ = EXAMPLES[model]
+    c = EXAMPLES[model][0](scale, seed)         # a fresh circuit: protocols may change it
+    t0 = time.perf_counter()
+    try:
+        tgt = make_target(target, c, seed=seed)
+    except CircuitError as exc:
+        return {"status": "refused", "message": str(exc), "build_s": time.perf_counter() - t0}
+    except Exception as exc:  # not a refusal: a failure of the target
+        return {"status": "failed", "phase": "construction",
+                "message": f"{type(exc).__name__}: {exc}"}
+    t1 = time.perf_counter()
+    try:
+        obs = protocol(tgt, scale)
+    except Exception as exc:
+        return {"status": "failed", "phase": "run", "message": f"{type(exc).__name__}: {exc}",
+                "build_s": t1 - t0}
+    finally:
+        getattr(tgt, "close", lambda: None)()
+    return {"status": "ran", "obs": {k: np.asarray(v) for k, v in obs.items()},
+            "build_s": t1 - t0, "run_s": time.perf_counter() - t1}
+
+
+def run_cell_isolated(model: str, target: str, scale: float, seed: int = 0,
+                      timeout: float = CELL_TIMEOUT) -> dict:
+    """:func:`run_cell` in a fresh interpreter, in its own session, killed on timeout."""
+    import signal
+    import subprocess
+    proc = subprocess.Popen([sys.executable, __file__, model, target, repr(scale), str(seed)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return {"status": "failed", "phase": "run", "message": f"timed out after {timeout} s"}
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"status": "failed", "phase": "run",
+                "message": f"exit {proc.returncode}: {err.strip()[-2000:]}"}
+    cell = json.loads(lines[-1])
+    if "obs" in cell:
+        cell["obs"] = {k: np.asarray(v) for k, v in cell["obs"].items()}
+    return cell
+
+
+def cell(model: str, target: str, scale: float, seed: int = 0) -> dict:
+    if target in ISOLATED:
+        return run_cell_isolated(model, target, scale, seed)
+    return run_cell(model, target, scale, seed)
+
+
+# --- judging ------------------------------------------------------------------------
+
+ACCEPT_LIST = re.compile(r"Targets that accept circuit '[^']+': (.*?)\.?$")
+
+
+def accepted_targets(message: str) -> list[str] | None:
+    """The target names a refusal lists as accepting the circuit (None: no list)."""
+    m = ACCEPT_LIST.search(message.strip())
+    if not m:
+        return None
+    return [t.strip() for t in m.group(1).split(",") if t.strip()]
+
+
+def names_a_construct(message: str, circuit) -> bool:
+    """Whether the refusal names a population, projection or namespace entry of the circuit."""
+    names = list(circuit.populations) + list(circuit.projections) + list(circuit.namespace)
+    return any(re.search(rf"(Population|Projection|namespace[^']*) '{re.escape(n)}'",
+                         message) for n in names)
+
+
+def summary(model: str, obs: dict) -> dict:
+    return {k: f(obs) for k, f in SUMMARIES[model].items()}
+
+
+@lru_cache(maxsize=None)
+def reference_distribution(model: str, scale: float) -> dict:
+    """Mean, std (over REFERENCE_SEEDS) and neuron count of each summary of the plain script."""
+    rows = [summary(model, reference(model, scale, s)) for s in REFERENCE_SEEDS]
+    return {k: (float(np.mean([r[k] for r in rows])), float(np.std([r[k] for r in rows])))
+            for k in rows[0]}
+
+
+def compare(model: str, target: str, obs: dict, ref: dict, scale: float) -> tuple[bool, str]:
+    """``(agrees, how)`` under the model's rule for ``target``."""
+    rule = RULES[model][target]
+    missing = set(ref) - set(obs)
+    if missing:
+        return False, f"observables {sorted(missing)} missing"
+    if rule[0] in ("exact", "atol"):
+        worst, bad = 0.0, []
+        for k in ref:
+            a, b = np.asarray(obs[k], dtype=float), np.asarray(ref[k], dtype=float)
+            if a.shape != b.shape:
+                return False, f"{k}: shape {a.shape} vs {b.shape}"
+            d = float(np.max(np.abs(a - b))) if a.size else 0.0
+            if not np.isfinite(d):
+                d = np.inf if not np.array_equal(a, b, equal_nan=True) else 0.0
+            worst = max(worst, d)
+            if (rule[0] == "exact" and not np.array_equal(a, b)) or \
+                    (rule[0] == "atol" and d > rule[1]):
+                bad.append(f"{k} max|diff| {d:.3g}")
+        tol = "identical" if rule[0] == "exact" else f"atol {rule[1]:g}"
+        if bad:
+            return False, f"{tol} violated: {'; '.join(bad)}"
+        return True, ("identical" if worst == 0 else f"max|diff| {worst:.2g} (<= {tol})")
+    band = rule[1]
+    dist = reference_distribution(model, scale)
+    got = summary(model, obs)
+    parts, ok = [], True
+    for k, (mean, std) in dist.items():
+        allowed = max(4 * std, band * abs(mean), 1e-12)
+        dev = abs(got[k] - mean)
+        ok &= dev <= allowed
+        parts.append(f"{k} {got[k]:.4g} vs {mean:.4g}±{std:.2g} (band {allowed:.2g})")
+    return bool(ok), ("stat: " if ok else "stat violated: ") + "; ".join(parts)
+
+
+def _jsonable(cell: dict) -> dict:
+    out = dict(cell)
+    if "obs" in out:
+        out["obs"] = {k: np.asarray(v).tolist() for k, v in out["obs"].items()}
+    return out
+
+
+if __name__ == "__main__":
+    model, target, scale, seed = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+    result = run_cell(model, target, scale, seed)
+    sys.stdout.flush()
+    print(json.dumps(_jsonable(result)))
