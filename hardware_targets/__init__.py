@@ -24,11 +24,47 @@ def make_target(name: str, circuit, seed: int = 0, weights=None, **options):
     from neurosim.circuit import CircuitError
     if name not in TARGETS:
         raise CircuitError(f"Unknown target {name!r}; available targets are {sorted(TARGETS)}.")
-    module, cls_name, fixed = TARGETS[name]
-    cls = getattr(importlib.import_module(f"{__name__}.{module}"), cls_name)
+    cls, fixed = target_class(name)
     accepted = set(inspect.signature(cls.__init__).parameters) - set(fixed)
     unknown = sorted(set(options) - accepted)
     if unknown:
         raise CircuitError(f"The {name} target does not take option(s) {unknown}; it takes "
                            f"{sorted(accepted - {'self', 'circuit', 'seed', 'weights'})}.")
     return cls(circuit, seed=seed, weights=weights, **fixed, **options)
+
+
+def target_class(name: str):
+    module, cls_name, fixed = TARGETS[name]
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls_name), fixed
+
+
+def accepting(circuit) -> list[str]:
+    """The registered targets whose ``unsupported`` check accepts ``circuit``."""
+    out = []
+    for name in TARGETS:
+        try:
+            cls, fixed = target_class(name)
+        except ImportError:
+            continue
+        if cls.unsupported(circuit, **fixed) is None:
+            out.append(name)
+    return out
+
+
+def registry_name(cls, options: dict) -> str:
+    """The registry name of target class ``cls`` built with ``options``."""
+    defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
+    for name, (_module, cls_name, fixed) in TARGETS.items():
+        if cls_name == cls.__name__ and all(options.get(k, defaults.get(k)) == v
+                                            for k, v in fixed.items()):
+            return name
+    return cls.name
+
+
+def refusal(target: str, circuit, reason: str) -> str:
+    """The message of a target that refuses ``circuit``: the construct, and the
+    targets that accept this circuit (computed from the registry)."""
+    others = [t for t in accepting(circuit) if t != target]
+    where = (f"targets that accept circuit {circuit.name!r}: {', '.join(others)}" if others
+             else f"no registered target accepts circuit {circuit.name!r} as declared")
+    return f"The {target} target cannot run {reason.rstrip('.')}; {where}."

@@ -8,6 +8,7 @@ circuit's ``init`` / ``learning_rule`` operations on.
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 
 import numpy as np
@@ -15,7 +16,7 @@ from brian2 import SpikeMonitor, StateMonitor, prefs, seed as brian2_seed
 
 from neurosim.brian2_build import build, get_synaptic, set_synaptic
 from neurosim.circuit import Circuit, CircuitError
-from neurosim.target import Target
+from neurosim.target import Target, is_spikes, parse_record
 
 CODEGEN_TARGETS = ("numpy", "cython")
 
@@ -30,13 +31,23 @@ class Brian2Target(Target):
         if codegen not in CODEGEN_TARGETS:
             raise CircuitError(f"Unknown Brian2 code generation target {codegen!r}; use one "
                                f"of {CODEGEN_TARGETS}.")
-        super().__init__(circuit, seed, weights)
+        super().__init__(circuit, seed, weights, codegen=codegen)
         self.codegen = codegen
-        prefs.codegen.target = codegen
         brian2_seed(seed)
-        self.objs = build(circuit, weights or circuit.initial_weights(seed))
+        self.objs = build(circuit, weights or circuit.initial_weights(seed), seed=seed)
         self.net = self.objs.network
         self.dt = circuit.dt
+
+    @contextlib.contextmanager
+    def _codegen(self):
+        """Brian2's code generation target for this target's runs only: the
+        preference is global, and another target (or the user) may set it."""
+        old = prefs.codegen.target
+        prefs.codegen.target = self.codegen
+        try:
+            yield
+        finally:
+            prefs.codegen.target = old
 
     # state ------------------------------------------------------------------------
     def _group(self, population):
@@ -80,7 +91,8 @@ class Brian2Target(Target):
         # keeps that collection to the run's own new objects.
         gc.freeze()
         try:
-            self.net.run(n_steps * self.dt, namespace=self.circuit.namespace)
+            with self._codegen():
+                self.net.run(n_steps * self.dt, namespace=self.circuit.namespace)
         finally:
             gc.unfreeze()
 
@@ -106,22 +118,19 @@ class Brian2Target(Target):
 
     def run(self, n_steps, record=()):
         monitors, spikes = {}, {}
-        by_pop: dict[str, list[str]] = {}
-        spike_keys = {(pop, var) for pop, var in record if var == "spikes"
-                      and "spikes" not in self.circuit.population(pop).variables}
-        for pop, var in record:
-            if (pop, var) in spike_keys:  # a declared variable named 'spikes' wins
-                if self.circuit.population(pop).threshold is None:
-                    raise CircuitError(f"Population {pop!r} has no threshold, so it never "
-                                       "spikes: record one of its variables instead.")
+        record = parse_record(self.circuit, record)
+        by_pop: dict = {}
+        for pop, var, indices in record:
+            if is_spikes(self.circuit, pop, var):  # a declared variable named 'spikes' wins
                 spikes[pop] = SpikeMonitor(self.objs.groups[pop], record=True)
                 continue
-            self.circuit.check_variable(pop, var)
-            by_pop.setdefault(pop, []).append(var)
-        for pop, variables in by_pop.items():
+            key = (pop, None if indices is None else tuple(indices))
+            by_pop.setdefault(key, []).append(var)
+        for (pop, indices), variables in by_pop.items():
             # after the summed variables, before the state update: the state at step start
-            monitors[pop] = StateMonitor(self.objs.groups[pop], variables, record=True,
-                                         when="before_groups", order=1000)
+            monitors[(pop, indices)] = StateMonitor(
+                self.objs.groups[pop], variables, when="before_groups", order=1000,
+                record=True if indices is None else list(indices))
         self.net.add(*monitors.values(), *spikes.values())
         self._updaters(True)
         start = int(round(float(self.net.t) / float(self.dt)))
@@ -130,11 +139,14 @@ class Brian2Target(Target):
         finally:
             self.net.remove(*monitors.values(), *spikes.values())
         out = {}
-        for pop, var in record:
-            if (pop, var) in spike_keys:
+        for pop, var, indices in record:
+            if is_spikes(self.circuit, pop, var):
                 mon = spikes[pop]
                 steps = np.round(np.asarray(mon.t_) / float(self.dt)).astype(np.int64) - start
-                out[(pop, var)] = np.stack([steps, np.asarray(mon.i, dtype=np.int64)], axis=1)
+                rows = np.stack([steps, np.asarray(mon.i, dtype=np.int64)], axis=1)
+                out[(pop, var)] = rows if indices is None else rows[np.isin(rows[:, 1], indices)]
             else:
-                out[(pop, var)] = np.array(getattr(monitors[pop], var + "_")).T
+                key = (pop, None if indices is None else tuple(indices))
+                out[(pop, var)] = np.array(getattr(monitors[key], var + "_")).T.reshape(
+                    n_steps, -1)
         return out

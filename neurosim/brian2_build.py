@@ -36,10 +36,15 @@ class Brian2Objects:
     learn_ops: dict = field(default_factory=dict)    # projection -> run_regularly
 
 
-def build(circuit: Circuit, weights: dict, sizes: dict | None = None) -> Brian2Objects:
+def build(circuit: Circuit, weights: dict, sizes: dict | None = None,
+          seed: int = 0) -> Brian2Objects:
     """Brian2 objects for ``circuit`` with synaptic parameters from ``weights``.
 
-    ``sizes`` overrides population sizes (used for the miniature check).
+    The synapses and per-synapse delays are the circuit's own for ``seed``
+    (:meth:`Circuit.synapses`, :meth:`Circuit.delays`), connected with
+    ``connect(i=..., j=...)``, so that every Brian2 device simulates the same
+    synapses as the other targets. ``sizes`` overrides population sizes (used
+    for the miniature check, where every projection is one synapse).
     """
     clock = Clock(dt=circuit.dt)
     objs = Brian2Objects(network=Network(), clock=clock)
@@ -61,15 +66,19 @@ def build(circuit: Circuit, weights: dict, sizes: dict | None = None) -> Brian2O
         objs.groups[pop.name] = g
         objs.network.add(g)
     for proj in circuit.projections.values():
+        per_synapse = proj.delay is not None and proj.homogeneous_delay is None
         s = Synapses(objs.groups[proj.source], objs.groups[proj.target], proj.equations,
-                     on_pre=proj.on_pre, on_post=proj.on_post, delay=proj.delay,
+                     on_pre=proj.pre_code, on_post=proj.post_code,
+                     delay=None if per_synapse else proj.homogeneous_delay,
                      method="euler", clock=clock, name=proj.name + "*",
                      namespace=circuit.namespace)
-        n_pre, n_post = len(s.source), len(s.target)
-        if proj.connect == "one_to_one":
-            s.connect(j="i")
-        else:  # synapse k = i * n_post + j, so W[j, i] is w[k] after a transpose
-            s.connect(i=np.repeat(np.arange(n_pre), n_post), j=np.tile(np.arange(n_post), n_pre))
+        if sizes:
+            s.connect(i=0, j=0)
+        else:
+            i, j = circuit.synapses(proj.name, seed)
+            s.connect(i=i, j=j)
+        if per_synapse:
+            s.delay = (np.zeros(1) if sizes else circuit.delays(proj.name, seed)) * second
         for var, value in weights.get(proj.name, {}).items():
             set_synaptic(s, proj, var, value)
         if proj.learning_rule:
@@ -86,15 +95,20 @@ def build(circuit: Circuit, weights: dict, sizes: dict | None = None) -> Brian2O
 
 
 def set_synaptic(s: Synapses, proj, var: str, value: np.ndarray) -> None:
+    """Store ``value`` (the circuit's layout, see :class:`~neurosim.circuit.Projection`)."""
     value = np.asarray(value, dtype=float)
-    if proj.connect == "all" and value.ndim == 2:
-        value = value.T.ravel()  # (n_post, n_pre) -> pre-major synapse order
+    if value.ndim:
+        all_to_all = proj.kind == "all"
+        proj._check_shape(var, value.shape,
+                          (len(s.target), len(s.source)) if all_to_all else (len(s),))
+        if all_to_all:
+            value = value.T.ravel()  # (n_post, n_pre) -> pre-major synapse order
     setattr(s, var + "_", value)
 
 
 def get_synaptic(s: Synapses, proj, var: str) -> np.ndarray:
     value = np.array(getattr(s, var + "_")[:], dtype=float)
-    if proj.connect == "all":
+    if proj.kind == "all":
         return value.reshape(len(s.source), len(s.target)).T.copy()
     return value
 
@@ -118,7 +132,7 @@ def check_with_brian2(circuit: Circuit) -> None:
         sizes = {name: 1 for name in circuit.populations}
         small = {}
         for name, proj in circuit.projections.items():
-            small[name] = {v: np.zeros((1, 1) if proj.connect == "all" else (1,))
+            small[name] = {v: np.zeros((1, 1) if proj.kind == "all" else (1,))
                            for v in proj.parameters}
         objs = None
         try:

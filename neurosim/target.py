@@ -24,10 +24,23 @@ class Target(ABC):
 
     name = "abstract"
 
-    def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None):
+    def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
+                 **options):
         self.circuit = circuit.check()
+        reason = type(self).unsupported(circuit, **options)
+        if reason:
+            from neurosim.hardware_targets import refusal, registry_name
+            raise CircuitError(refusal(registry_name(type(self), options), circuit, reason))
         self.seed = seed
         self.clamped: dict[str, str] = {}
+
+    @classmethod
+    def unsupported(cls, circuit: Circuit, **options) -> str | None:
+        """Why this target cannot run ``circuit``: one sentence naming the first
+        construct it has no mapping for, or ``None``. Cheap (nothing is built);
+        ``options`` are the constructor's. The constructor raises with this
+        sentence and the targets of the registry that do accept the circuit."""
+        return None
 
     # state ------------------------------------------------------------------------
     @abstractmethod
@@ -102,6 +115,51 @@ class Target(ABC):
                         f"{self.circuit.name}: {proj}.{var} became NaN, infinite or larger "
                         f"than {limit:g}{where}. The run diverged: lower the learning rate "
                         "or the inference rate.")
+
+
+def parse_record(circuit: Circuit, record) -> list[tuple[str, str, np.ndarray | None]]:
+    """Validate ``run``'s ``record``: entries ``(pop, var)`` or ``(pop, var, indices)``.
+
+    ``var`` is a variable of the population, or ``'spikes'`` for a population
+    with a threshold (unless it declares a variable of that name). Returns
+    ``(pop, var, indices)`` with ``indices`` an int64 array of neuron indices
+    (``None``: every neuron); results are keyed ``(pop, var)``, so a variable
+    may be recorded once per call."""
+    out, seen = [], set()
+    for entry in record:
+        if not isinstance(entry, (tuple, list)) or len(entry) not in (2, 3):
+            raise CircuitError(f"record entry {entry!r}: give (population, variable) or "
+                               "(population, variable, neuron indices).")
+        pop, var = entry[0], entry[1]
+        population = circuit.population(pop)
+        if var == "spikes" and "spikes" not in population.variables:
+            if population.threshold is None:
+                raise CircuitError(f"Population {pop!r} has no threshold, so it never "
+                                   "spikes: record one of its variables instead.")
+        else:
+            circuit.check_variable(pop, var)
+        if (pop, var) in seen:
+            raise CircuitError(f"record: {pop}.{var} is named twice; record it once (with "
+                               "the union of the neuron indices).")
+        seen.add((pop, var))
+        indices = None
+        if len(entry) == 3 and entry[2] is not None:
+            indices = np.asarray(entry[2])
+            if indices.ndim == 0:
+                indices = indices.reshape(1)
+            if indices.ndim != 1 or indices.dtype.kind not in "iu" or (
+                    indices.size and (indices.min() < 0 or indices.max() >= population.n)):
+                raise CircuitError(
+                    f"record {pop}.{var}: neuron indices must be a 1-d array of integers in "
+                    f"0..{population.n - 1}, got {entry[2]!r}.")
+            indices = indices.astype(np.int64)
+        out.append((pop, var, indices))
+    return out
+
+
+def is_spikes(circuit: Circuit, pop: str, var: str) -> bool:
+    """Whether a record entry asks for spike rows (not a declared variable)."""
+    return var == "spikes" and "spikes" not in circuit.population(pop).variables
 
 
 def train_trial(target: Target, x, y, n_steps: int, record=()):
