@@ -84,6 +84,15 @@ every sample of a batch is spelled ``np.broadcast_to(v, (B, n))``. ``get`` and
 ``run`` return ``(B, n)`` / ``(n_steps, B, n)`` arrays, or ``(n,)`` /
 ``(n_steps, n)`` when the last value set was 1-d (like the Brian2 target).
 
+Parameters between runs
+-----------------------
+The circuit's namespace is read again before every step loop (``run``,
+``settle``, ``learn``) and ``get``, as Brian2 resolves it at every ``run``: a
+value changed in ``circuit.namespace`` takes effect from the next step, without
+recompiling (the compiled loops read their globals, which are updated in
+place). A value must keep the units it was declared with, and a name must not
+be removed; otherwise :class:`CircuitError`.
+
 Two optimisations of ``run``, derived from the declaration
 ----------------------------------------------------------
 Both leave every result unchanged (trajectories and the state after ``run``
@@ -110,10 +119,12 @@ from __future__ import annotations
 
 import numpy as np
 import sympy
-from brian2 import NeuronGroup
+from brian2 import NeuronGroup, Quantity
+from brian2.core.functions import Function
 from brian2.equations.equations import SUBEXPRESSION
 from brian2.parsing.rendering import NumpyNodeRenderer
 from brian2.parsing.sympytools import str_to_sympy, sympy_to_str
+from brian2.units.fundamentalunits import get_dimensions
 from brian2.utils.stringtools import get_identifiers, word_substitute
 
 from neurosim.circuit import Circuit, CircuitError, summed_order
@@ -181,6 +192,17 @@ def _split_product(expr: str, proj):
                           f"{' and '.join(sorted(kinds))} variables together")
         parts[kinds.pop() if kinds else "scalar"].append(factor)
     return parts, ""
+
+
+def _same(a, b) -> bool:
+    """Two ``(SI values, dimensions)`` namespace entries are equal (Brian2's
+    ``Dimension`` objects are unique, so ``is`` compares them)."""
+    (va, da), (vb, db) = a, b
+    if da is not db:
+        return False
+    if va.ndim == vb.ndim == 0:
+        return float(va) == float(vb)
+    return np.array_equal(va, vb)
 
 
 def _product_str(factors) -> str | None:
@@ -262,6 +284,8 @@ class DenseTarget(Target):
         self._given: set[tuple[str, str]] = set()  # variables set since the last step
         self._check_supported()
         self._globals = array_namespace(circuit.namespace, self.dt, self.xp, self.dtype)
+        self._namespace = self._namespace_values()  # what the globals were built from
+        self._step_globals: list[dict] = []  # the globals of every generated step loop
         self._compile()
         self.state: dict[str, dict[str, object]] = {}
         for pop in circuit.populations.values():
@@ -593,12 +617,52 @@ class DenseTarget(Target):
         """Every summed variable from the current state (no step, time unchanged)."""
         self._steps(1, {}, tick=False)
 
+    def _namespace_values(self) -> dict:
+        """The circuit's namespace values (what ``array_namespace`` turns into
+        globals): SI float arrays with their dimensions, functions left out."""
+        out = {}
+        for key, value in self.circuit.namespace.items():
+            if isinstance(value, Function) or callable(value) and not isinstance(value, Quantity):
+                continue
+            out[key] = (np.array(value, dtype=float), get_dimensions(value))
+        return out
+
+    def _sync_namespace(self):
+        """Namespace values changed since the last step take effect, as in Brian2,
+        which resolves the namespace at every ``run``: the globals of every
+        compiled step loop and of ``_eval`` are updated in place, and what was
+        computed from the old values (synaptic factors, subexpressions) is
+        dropped. Constant summed variables are computed at the start of every
+        ``run`` anyway. A few µs per call for a handful of scalars."""
+        now, seen = self._namespace_values(), self._namespace
+        changed = {k: v for k, v in now.items() if k not in seen or not _same(v, seen[k])}
+        gone = sorted(set(self._namespace) - set(now))
+        if not changed and not gone:
+            return
+        if gone:
+            raise CircuitError(f"The circuit's namespace lost {gone[0]!r} after the dense "
+                               f"target was built, and its code may use it: put it back.")
+        for key, (value, dim) in changed.items():
+            if key in seen and dim is not seen[key][1]:
+                raise CircuitError(
+                    f"namespace[{key!r}] changed its units from {seen[key][1]} to "
+                    f"{dim}; give a value with the units it was declared with.")
+        update = {k: float(v) if v.ndim == 0 else self.xp.asarray(v, dtype=self.dtype)
+                  for k, (v, _dim) in changed.items()}
+        for g in (self._globals, *self._step_globals):
+            g.update(update)
+        self._namespace = now
+        self._wversion += 1  # synaptic factors may read namespace values
+        for cache in self._subcache.values():
+            cache.clear()
+
     # --- state ------------------------------------------------------------------------
     def _to_host(self, value):
         return np.array(value.get() if hasattr(value, "get") and self.xp is not np else value)
 
     def get(self, population, variable):
         self.circuit.check_variable(population, variable)
+        self._sync_namespace()
         n = self.circuit.populations[population].n
         value = self._to_host(self.xp.broadcast_to(self._pop_value(population, variable),
                                                    (self.B, n)))
@@ -706,6 +770,7 @@ class DenseTarget(Target):
         Constant summed variables are computed at the first step only and unread
         ones at the last step only (see the module doc); returns both lists."""
         self._given.clear()
+        self._sync_namespace()
         constant, unread = self._schedule(blocks, record)
         constant = constant if self.cache_constant else []
         unread = [k for k in unread if k not in constant] if self.defer_unread else []
@@ -833,6 +898,7 @@ class DenseTarget(Target):
              "    for step in range(n_steps):", *lines, "        pass", *stores, "    return t"])
         g = dict(self._globals, range=range, _xp=self.xp, _record=list(record), _w=self._fit,
                  _bc=self._broadcast, _Bsize=lambda: self.B)
+        self._step_globals.append(g)
         exec(compile(source, f"<dense step loop of {c.name}>", "exec"), g)
         return g["_steps"]
 

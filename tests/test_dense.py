@@ -359,3 +359,47 @@ def test_per_sample_training_with_evaluations_matches_brian2():
         assert_weights_close(dense.get_weights(), brian.get_weights(), ATOL)
     initial = circuit.initial_weights(SEED)
     assert not np.allclose(dense.get_weights()["weights1"]["w"], initial["weights1"]["w"])
+
+
+def test_namespace_changes_between_runs_take_effect_like_brian2():
+    """Parameters changed between run() calls (circuit.namespace[...] = ...) take
+    effect on the next step, as on brian2-numpy: in a state update (tau, with
+    units), in a constant summed variable (gain, from a clamped population), in
+    a synaptic factor (woff) and in a learning rule (lr)."""
+    def circuit():
+        c = Circuit("params", namespace={"tau": 10 * ms, "gain": 1.0, "woff": 0.0,
+                                         "lr": 0.05})
+        c.add(Population("inp", 3, "r : 1"))
+        c.add(Population("out", 2, "dv/dt = (-v + I + J) / tau : 1\nI : 1\nJ : 1"))
+        c.add(Projection("drive", "inp", "out",
+                         "w : 1\nI_post = gain * w * r_pre : 1 (summed)",
+                         init={"w": normal(0.5)}))
+        c.add(Projection("loop", "out", "out",
+                         "k : 1\nJ_post = (k + woff) * v_pre : 1 (summed)",
+                         init={"k": normal(0.2)}, learning_rule="k -= lr * v_post * v_pre"))
+        return c
+
+    c, unchanged = circuit(), circuit()
+    brian, dense, same = (Brian2Target(c, seed=3), DenseTarget(c, seed=3),
+                          DenseTarget(unchanged, seed=3))
+    record = [("out", "v"), ("out", "I"), ("out", "J")]
+    for target in (brian, dense, same):
+        target.clamp("inp", "r", [1.0, -0.5, 2.0])
+    for change in [{}, {"gain": 2.5}, {"woff": -0.4, "tau": 4 * ms}, {"lr": 0.01}]:
+        c.namespace.update(change)
+        want, got = brian.run(12, record=record), dense.run(12, record=record)
+        for key in record:
+            np.testing.assert_allclose(got[key], want[key], atol=ATOL, rtol=0,
+                                       err_msg=f"{key} after {change}")
+        assert dense.last_cached == [("drive", "I_post")]  # cached, computed per run
+        other = same.run(12, record=record)
+        if change:  # each change mattered
+            assert np.abs(got[("out", "v")] - other[("out", "v")]).max() > 1e-3, change
+        if not change or "lr" in change:  # no learn() before the woff change: the
+            for target in (brian, dense, same):  # cached synaptic factor must follow it
+                target.learn()
+            assert_weights_close(dense.get_weights(), brian.get_weights(), ATOL)
+    assert np.abs(dense.get_weights()["loop"]["k"] - same.get_weights()["loop"]["k"]).max() > 1e-3
+    c.namespace["tau"] = 4.0  # a value without the declared units is refused
+    with pytest.raises(CircuitError, match="tau.*units"):
+        dense.run(1)
