@@ -580,6 +580,10 @@ class Circuit:
     def _brian2_connect(self, proj, spec, seed):
         from brian2 import NeuronGroup, Synapses
         from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
+        from brian2.devices.device import RuntimeDevice, get_device
+        if not isinstance(get_device(), RuntimeDevice):  # a standalone build in progress
+            raise RuntimeError("neurosim draws synapses on Brian2's runtime device: call "
+                               "Circuit.synapses() before switching to a standalone device.")
         groups = {}
         for role in ("source", "target"):
             pop = self.populations[getattr(proj, role)]
