@@ -111,9 +111,13 @@ are bit-identical to computing every summed variable at every step).
   ``run`` is still the same; e.g. the feedback into a clamped input layer or a
   quantity read only by ``init`` code. ``last_deferred`` lists them.
 
-Not supported (a :class:`CircuitError` says so): spiking populations
-(threshold/reset/refractory), ``on_pre``/``on_post``/delays, synaptic
-differential equations, stochastic equations and random functions.
+Not supported (:meth:`DenseTarget.unsupported` names the construct, and the
+constructor raises :class:`CircuitError` with it and the registered targets
+that accept the circuit): spiking populations (threshold/reset/refractory),
+``on_pre``/``on_post`` (plasticity rules), delays, synaptic differential
+equations, stochastic equations, random functions, Brian2 functions and
+TimedArrays in the namespace, all-to-all summed variables that are not a
+product of one-sided factors.
 """
 from __future__ import annotations
 
@@ -128,7 +132,7 @@ from brian2.units.fundamentalunits import get_dimensions
 from brian2.utils.stringtools import get_identifiers, word_substitute
 
 from neurosim.circuit import Circuit, CircuitError, summed_order
-from neurosim.codegen import array_namespace, statements
+from neurosim.codegen import RANDOM_FUNCTIONS, array_namespace, statements
 from neurosim.target import Target
 
 __all__ = ["DenseTarget"]
@@ -192,6 +196,19 @@ def _split_product(expr: str, proj):
                           f"{' and '.join(sorted(kinds))} variables together")
         parts[kinds.pop() if kinds else "scalar"].append(factor)
     return parts, ""
+
+
+def _substitute_subexpressions(proj, expr: str) -> str:
+    """Replace the projection's own (non-summed) subexpressions in ``expr``."""
+    subs = {eq.varname: f"({eq.expr.code})" for eq in proj.equations.values()
+            if eq.type == SUBEXPRESSION and "summed" not in eq.flags}
+    for _ in range(len(subs) + 1):
+        ids = get_identifiers(expr) & set(subs)
+        if not ids:
+            return expr
+        expr = word_substitute(expr, {k: subs[k] for k in ids})
+    raise CircuitError(f"Projection {proj.name!r}: its subexpressions refer to each "
+                       "other in a loop.")
 
 
 def _same(a, b) -> bool:
@@ -282,7 +299,6 @@ class DenseTarget(Target):
         self.B = 1
         self._squeeze = True
         self._given: set[tuple[str, str]] = set()  # variables set since the last step
-        self._check_supported()
         self._globals = array_namespace(circuit.namespace, self.dt, self.xp, self.dtype)
         self._namespace = self._namespace_values()  # what the globals were built from
         self._step_globals: list[dict] = []  # the globals of every generated step loop
@@ -299,47 +315,66 @@ class DenseTarget(Target):
         self._step_functions: dict = {}
 
     # --- construction ---------------------------------------------------------------
-    def _check_supported(self):
-        c = self.circuit
-        for pop in c.populations.values():
+    @classmethod
+    def unsupported(cls, circuit: Circuit, **options) -> str | None:
+        """The first construct the dense engine has no mapping for, or None.
+
+        Cheap (sympy on the summed variables, nothing compiled): spiking
+        populations, flags other than constant/summed/shared, stochastic
+        equations, random functions, Brian2 functions and TimedArrays in the
+        namespace, spike-driven synapse code, delays, synaptic differential
+        equations and all-to-all summed variables that are not a product of
+        one-sided factors."""
+        used = set()
+        for pop in circuit.populations.values():
             if pop.threshold or pop.reset or pop.refractory is not None:
-                raise CircuitError(
-                    f"Population {pop.name!r}: the dense target runs rate circuits only "
-                    "(no threshold/reset/refractory); run spiking circuits on a Brian2 target.")
+                return (f"Population {pop.name!r}: spikes (threshold/reset/refractory; the "
+                        "dense engine runs rate circuits)")
             if pop.equations.stochastic_variables:
-                raise CircuitError(f"Population {pop.name!r}: stochastic equations (xi) are "
-                                   "not supported by the dense target.")
+                return f"Population {pop.name!r}: stochastic equations (xi)"
             for eq in pop.equations.values():
                 bad = set(eq.flags) - _ALLOWED_FLAGS
                 if bad:
-                    raise CircuitError(f"Population {pop.name!r}: flag(s) {sorted(bad)} of "
-                                       f"{eq.varname!r} are not supported by the dense target.")
-        for proj in c.projections.values():
-            if proj.on_pre or proj.on_post or proj.delay is not None:
-                raise CircuitError(
-                    f"Projection {proj.name!r}: on_pre/on_post/delay (spike-driven code) is "
-                    "not supported by the dense target; use a Brian2 target.")
+                    return f"Population {pop.name!r}: the flag(s) {sorted(bad)} of {eq.varname!r}"
+            used |= pop.equations.identifiers | get_identifiers(pop.init or "")
+        for proj in circuit.projections.values():
+            if proj.pre_code or proj.post_code:
+                return (f"Projection {proj.name!r}: spike-driven synapse code (on_pre/on_post"
+                        f"{' of ' + type(proj.plasticity).__name__ if proj.plasticity else ''})")
+            if proj.delay is not None:
+                return f"Projection {proj.name!r}: a synaptic delay"
             if proj.equations.diff_eq_names:
-                raise CircuitError(
-                    f"Projection {proj.name!r}: synaptic differential equations "
-                    f"({sorted(proj.equations.diff_eq_names)}) are not supported by the dense "
-                    "target; write plasticity as a learning_rule.")
+                return (f"Projection {proj.name!r}: synaptic differential equations "
+                        f"{sorted(proj.equations.diff_eq_names)} (write plasticity as a "
+                        "learning_rule)")
+            if proj.kind == "sparse":
+                return f"Projection {proj.name!r}: sparse connectivity (connect={proj.connect!r})"
+            used |= proj.equations.identifiers | get_identifiers(proj.learning_rule or "")
+            if proj.kind == "one_to_one":
+                continue
+            for var in proj.summed:
+                expr = _substitute_subexpressions(proj, str(proj.equations[var].expr.code))
+                parts, reason = _split_product(expr, proj)
+                if parts is None:
+                    return (f"Projection {proj.name!r}: the summed variable {var} = {expr!r}, "
+                            "which is not a product of the synaptic variables and factors "
+                            f"that each depend on one side only ({reason}); the dense engine "
+                            "computes it as a matrix product, like 'x_post = w * f(a_pre) * "
+                            "g(b_post)': split it into separate summed variables or use "
+                            "connect='one_to_one'")
+        random = sorted(used & set(RANDOM_FUNCTIONS))
+        if random:
+            return f"the random function {random[0]}() (the dense engine has no random stream)"
+        for key in sorted(used & set(circuit.namespace)):
+            value = circuit.namespace[key]
+            if isinstance(value, Function) or callable(value) and not isinstance(value, Quantity):
+                return (f"the namespace entry {key!r} ({type(value).__name__}; the dense "
+                        "engine evaluates Brian2's default functions only)")
+        return None
 
     def _initial(self, pop, var):
         value = np.asarray(pop.values.get(var, 0.0), dtype=float)
         return self.xp.asarray(np.broadcast_to(value, (self.B, pop.n)), dtype=self.dtype)
-
-    def _proj_substitute(self, proj, expr: str) -> str:
-        """Replace the projection's own (non-summed) subexpressions in ``expr``."""
-        subs = {eq.varname: f"({eq.expr.code})" for eq in proj.equations.values()
-                if eq.type == SUBEXPRESSION and "summed" not in eq.flags}
-        for _ in range(len(subs) + 1):
-            ids = get_identifiers(expr) & set(subs)
-            if not ids:
-                return expr
-            expr = word_substitute(expr, {k: subs[k] for k in ids})
-        raise CircuitError(f"Projection {proj.name!r}: its subexpressions refer to each "
-                           "other in a loop.")
 
     def _pop_names(self, pop) -> set:
         return set(pop.equations.names) | {"i", "N", "t"}
@@ -434,7 +469,7 @@ class DenseTarget(Target):
         side, base = proj.summed[var]
         c = self.circuit
         where = f"Projection {proj.name!r}, summed variable {var}"
-        expr = self._proj_substitute(proj, str(proj.equations[var].expr.code))
+        expr = _substitute_subexpressions(proj, str(proj.equations[var].expr.code))
         scope = (None, proj)
         target_pop = proj.target if side == "post" else proj.source
         plan = {"proj": proj.name, "var": var, "side": side, "base": base,
@@ -444,15 +479,7 @@ class DenseTarget(Target):
             plan["mode"] = "elementwise"
             plan["expr"] = self._expr(expr, where, scope)
             return plan
-        parts, reason = _split_product(expr, proj)
-        if parts is None:
-            raise CircuitError(
-                f"{where} = {expr!r}: the dense target computes an all-to-all summed "
-                f"variable as a matrix product, which needs a product of the synaptic "
-                f"variables and factors that each depend on only one side, like "
-                f"'x_post = w * f(a_pre) * g(b_post)'; here {reason}. Split it into "
-                "separate summed variables, use connect='one_to_one', or run the circuit "
-                "on a Brian2 target.")
+        parts, _ = _split_product(expr, proj)  # a product: checked by unsupported()
         other = "pre" if side == "post" else "post"
         compiled = {}
         for key, factors in (("syn", parts["syn"]), ("source", parts[other]),
@@ -473,7 +500,7 @@ class DenseTarget(Target):
                     f"{where}: {var!r} is not a synaptic variable of the projection "
                     f"(its synaptic variables are {proj.parameters}); the dense target's "
                     "learning rules may only change synaptic variables.")
-            expr = self._proj_substitute(proj, expr)
+            expr = _substitute_subexpressions(proj, expr)
             stmt = {"var": var, "op": op, "fast": None}
             if op in ("+=", "-=") and proj.connect == "all":
                 parts, _ = _split_product(expr, proj)

@@ -403,3 +403,40 @@ def test_namespace_changes_between_runs_take_effect_like_brian2():
     c.namespace["tau"] = 4.0  # a value without the declared units is refused
     with pytest.raises(CircuitError, match="tau.*units"):
         dense.run(1)
+
+
+def test_unsupported_names_the_construct_and_the_targets_that_accept_it():
+    """Each construct the dense engine has no mapping for is named by the cheap
+    unsupported() check, and construction raises with it and the registry's
+    accepting targets (never dense itself). on_pre/on_post and delays need a
+    spiking source, which is refused first."""
+    from brian2 import TimedArray
+
+    def circuit(pop="dv/dt = -v / tau : 1", proj="w : 1\nI_post = w * v_pre : 1 (summed)",
+                namespace=None, **kw):
+        c = Circuit("odd", namespace={"tau": 10 * ms, **(namespace or {})})
+        c.add(Population("a", 3, pop, **kw.pop("pop_kw", {})))
+        c.add(Population("b", 2, "dv/dt = (-v + I) / tau : 1\nI : 1"))
+        c.add(Projection("ab", "a", "b", proj, **kw))
+        return c
+
+    cases = {
+        "Population 'a': spikes": circuit(pop_kw={"threshold": "v > 1", "reset": "v = 0"}),
+        "Population 'a': stochastic equations": circuit("dv/dt = -v / tau + xi / sqrt(tau) : 1"),
+        "the random function rand()": circuit(learning_rule="w += 0.01 * rand()"),
+        "the namespace entry 'drive' (TimedArray": circuit(
+            "dv/dt = (-v + drive(t)) / tau : 1",
+            namespace={"drive": TimedArray([0.0, 1.0], dt=1 * ms)}),
+        "Projection 'ab': synaptic differential equations": circuit(
+            proj="dw/dt = -w / tau : 1 (clock-driven)\nI_post = w * v_pre : 1 (summed)"),
+    }
+    for sentence, c in cases.items():
+        reason = DenseTarget.unsupported(c)
+        assert reason is not None and reason.startswith(sentence), (sentence, reason)
+        with pytest.raises(CircuitError) as err:
+            DenseTarget(c)
+        msg = str(err.value)
+        assert sentence in msg and "brian2-numpy" in msg and "accept" in msg, msg
+        assert "dense," not in msg and not msg.rstrip(".").endswith("dense"), msg
+    assert DenseTarget.unsupported(circuit()) is None
+    assert DenseTarget.unsupported(pc()) is None
