@@ -37,9 +37,10 @@ later level reading earlier ones; (2) every population that is not clamped is
 advanced by its state-updater code, from that same state. Subexpressions are
 evaluated on demand from the stored state (cached until a variable of their
 population is written). ``run`` records each variable at the start of every
-step, after (1) and before (2). ``settle`` repeats, once per population that
-has ``init`` code, "compute summed variables, then run ``init`` of every free
-population". ``learn`` computes the summed variables and then applies every
+step, after (1) and before (2); a record entry ``(pop, var, indices)`` keeps
+the chosen neurons only (``neurosim.target.parse_record`` checks the entries).
+``settle`` repeats, once per population that has ``init`` code, "compute
+summed variables, then run ``init`` of every free population". ``learn`` computes the summed variables and then applies every
 projection's ``learning_rule`` once.
 
 Projections
@@ -133,7 +134,7 @@ from brian2.utils.stringtools import get_identifiers, word_substitute
 
 from neurosim.circuit import Circuit, CircuitError, summed_order
 from neurosim.codegen import RANDOM_FUNCTIONS, array_namespace, statements
-from neurosim.target import Target
+from neurosim.target import Target, parse_record
 
 __all__ = ["DenseTarget"]
 
@@ -777,11 +778,12 @@ class DenseTarget(Target):
         self._steps(max(1, len(self._inits)), self._free_blocks(self._inits))
 
     def run(self, n_steps, record=()):
-        record = list(record)
-        for pop, var in record:
-            self.circuit.check_variable(pop, var)
-        traces = {key: self.xp.empty((n_steps, self.B, self.circuit.populations[key[0]].n),
-                                     dtype=self.dtype) for key in record}
+        # (pop, var, indices): the trace holds the chosen neurons only
+        record = [(p, v, None if k is None else tuple(int(x) for x in k))
+                  for p, v, k in parse_record(self.circuit, record)]
+        traces = {(p, v): self.xp.empty(
+            (n_steps, self.B, self.circuit.populations[p].n if k is None else len(k)),
+            dtype=self.dtype) for p, v, k in record}
         self.last_cached, self.last_deferred = self._steps(
             n_steps, self._free_blocks(self._updates), record, traces)
         out = {}
@@ -798,7 +800,7 @@ class DenseTarget(Target):
         ones at the last step only (see the module doc); returns both lists."""
         self._given.clear()
         self._sync_namespace()
-        constant, unread = self._schedule(blocks, record)
+        constant, unread = self._schedule(blocks, [(p, v) for p, v, _k in record])
         constant = constant if self.cache_constant else []
         unread = [k for k in unread if k not in constant] if self.defer_unread else []
         key = (tuple(sorted((p, id(b)) for p, b in blocks.items())), tuple(record),
@@ -884,6 +886,7 @@ class DenseTarget(Target):
             write(plan["pop"], plan["base"], value, indent)
 
         body = "        "
+        chosen_globals = {}  # neuron indices of the recorded variables that choose some
         for plan in self._summed:
             key = (plan["proj"], plan["var"])
             if key in constant or key in unread:
@@ -894,8 +897,12 @@ class DenseTarget(Target):
                 valid.intersection_update({k for k in before if k[0] != written})
             else:
                 summed(plan, body)
-        for i, key in enumerate(record):
-            emit(f"{body}_traces[{i}][step] = {need(*key, body)}")
+        for i, (pop, var, chosen) in enumerate(record):
+            value = need(pop, var, body)
+            if chosen is not None:
+                chosen_globals[f"_chosen{i}"] = self.xp.asarray(chosen)
+                value = f"_xp.broadcast_to({value}, (_B, {c.populations[pop].n}))[:, _chosen{i}]"
+            emit(f"{body}_traces[{i}][step] = {value}")
         for pop, stmts in blocks.items():
             scratch = {}
             for var, stored, expr in stmts:
@@ -921,10 +928,10 @@ class DenseTarget(Target):
         source = "\n".join(
             ["def _steps(n_steps, S, W, F, t, traces):",
              "    _B = _Bsize()",
-             "    _traces = [traces[k] for k in _record]", *loads,
+             "    _traces = [traces[k[:2]] for k in _record]", *loads,
              "    for step in range(n_steps):", *lines, "        pass", *stores, "    return t"])
         g = dict(self._globals, range=range, _xp=self.xp, _record=list(record), _w=self._fit,
-                 _bc=self._broadcast, _Bsize=lambda: self.B)
+                 _bc=self._broadcast, _Bsize=lambda: self.B, **chosen_globals)
         self._step_globals.append(g)
         exec(compile(source, f"<dense step loop of {c.name}>", "exec"), g)
         return g["_steps"]

@@ -440,3 +440,28 @@ def test_unsupported_names_the_construct_and_the_targets_that_accept_it():
         assert "dense," not in msg and not msg.rstrip(".").endswith("dense"), msg
     assert DenseTarget.unsupported(circuit()) is None
     assert DenseTarget.unsupported(pc()) is None
+
+
+def test_record_chosen_neurons_like_brian2():
+    """(pop, var, indices) records only those neurons (stored variables and
+    subexpressions, one sample and a batch); the others as before."""
+    c = generic_circuit()
+    brian, dense = Brian2Target(c, seed=1), DenseTarget(c, seed=1)
+    record = [("A", "v", [3, 0]), ("B", "s", np.array([1])), ("B", "u")]
+    for target in (brian, dense):
+        target.settle()
+    want, got = brian.run(8, record=record), dense.run(8, record=record)
+    assert got.keys() == want.keys() == {("A", "v"), ("B", "s"), ("B", "u")}
+    assert got[("A", "v")].shape == (8, 2) and got[("B", "s")].shape == (8, 1)
+    assert got[("B", "u")].shape == (8, 3)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], atol=ATOL, rtol=0, err_msg=str(key))
+    everything = dense.run(4, record=[("A", "v")])[("A", "v")]
+    dense.set("A", "v", np.random.default_rng(1).normal(size=(2, 4)))  # a batch
+    batch = dense.run(4, record=[("A", "v", [2]), ("A", "r")])
+    assert batch[("A", "v")].shape == (4, 2, 1)
+    np.testing.assert_allclose(batch[("A", "v")][:, :, 0], np.arctanh(batch[("A", "r")][:, :, 2]),
+                               atol=1e-12)
+    assert everything.shape == (4, 4)
+    with pytest.raises(CircuitError, match="indices"):
+        dense.run(1, record=[("A", "v", [4])])
