@@ -52,6 +52,21 @@ variables (a matrix ``W`` stored ``(n_post, n_pre)``, as in
 ``(f(a) @ W.T) * g(b)``; ``x_pre = w * f(a_pre) * g(b_post)`` as
 ``(g(b) @ W) * f(a)``. Anything else raises :class:`CircuitError`.
 ``connect='one_to_one'``: the expression is evaluated elementwise.
+Sparse connectivity (``kind == 'sparse'``: ``connect={'p': 0.3}``, a
+condition, ``n=``, explicit ``i``/``j``): the synapses are
+``circuit.synapses(name, seed)``, drawn once per circuit and seed as on every
+target; synaptic variables are stored per synapse, ``(n_syn,)`` in that order
+(``get_weights``/``set_weights`` too). A summed variable is the same product,
+computed with a masked ``(n_post, n_pre)`` matrix: the synaptic factor of
+each synapse summed into its (post, pre) entry (``bincount``; repeated pairs
+add up, absent ones are 0), rebuilt when the weights change. Learning rules
+are evaluated per synapse, with each population value taken at the synapse's
+presynaptic or postsynaptic neuron, so only present synapses learn. The
+masked matrix was measured against ``scipy.sparse`` CSR products (one
+thread, float64): at p = 0.3 it is faster (784 -> 300, B = 64: 1.0 ms
+against 1.4 ms; B = 1: 27 against 59 µs), at p = 0.02 CSR is faster
+(0.14 ms against 1.0 ms at B = 64), and the matrix needs n_post * n_pre
+numbers.
 
 Learning rules and batches
 --------------------------
@@ -311,6 +326,10 @@ class DenseTarget(Target):
         self.weights: dict[str, dict[str, object]] = {}
         self._wversion = 0
         self._synfactor_cache: dict = {}
+        # (i, j) of every synapse of each sparse projection, drawn once per circuit
+        # and seed by the circuit, as on every target
+        self._synapses = {name: tuple(self.xp.asarray(a) for a in circuit.synapses(name, seed))
+                          for name, proj in circuit.projections.items() if proj.kind == "sparse"}
         self.set_weights(weights or circuit.initial_weights(seed))
         self._schedule_memo: dict = {}
         self._step_functions: dict = {}
@@ -348,8 +367,6 @@ class DenseTarget(Target):
                 return (f"Projection {proj.name!r}: synaptic differential equations "
                         f"{sorted(proj.equations.diff_eq_names)} (write plasticity as a "
                         "learning_rule)")
-            if proj.kind == "sparse":
-                return f"Projection {proj.name!r}: sparse connectivity (connect={proj.connect!r})"
             used |= proj.equations.identifiers | get_identifiers(proj.learning_rule or "")
             if proj.kind == "one_to_one":
                 continue
@@ -474,9 +491,10 @@ class DenseTarget(Target):
         scope = (None, proj)
         target_pop = proj.target if side == "post" else proj.source
         plan = {"proj": proj.name, "var": var, "side": side, "base": base,
+                "sparse": proj.kind == "sparse",
                 "pop": target_pop, "n": c.populations[target_pop].n,
                 "reads": self._reads(proj, expr)}
-        if proj.connect == "one_to_one":
+        if proj.kind == "one_to_one":
             plan["mode"] = "elementwise"
             plan["expr"] = self._expr(expr, where, scope)
             return plan
@@ -503,7 +521,7 @@ class DenseTarget(Target):
                     "learning rules may only change synaptic variables.")
             expr = _substitute_subexpressions(proj, expr)
             stmt = {"var": var, "op": op, "fast": None}
-            if op in ("+=", "-=") and proj.connect == "all":
+            if op in ("+=", "-=") and proj.kind == "all":
                 parts, _ = _split_product(expr, proj)
                 if parts is not None:
                     stmt["fast"] = {k: (None if _product_str(f) is None else
@@ -605,16 +623,20 @@ class DenseTarget(Target):
             return self.t
         raise KeyError(var)
 
-    def _eval(self, expr: _Expr, scratch=None, syn=None, per_synapse=False):
+    def _eval(self, expr: _Expr, scratch=None, syn=None, per_synapse=None, proj=None):
         """Evaluate ``expr``; ``syn``: the projection's synaptic arrays;
-        ``per_synapse``: population values as (B, 1, n_pre) / (B, n_post, 1)."""
+        ``per_synapse``: the projection's kind, for population values per synapse:
+        (B, 1, n_pre) / (B, n_post, 1) for 'all', (B, n_syn) for 'sparse' (the
+        value at each synapse's presynaptic / postsynaptic neuron)."""
         ns = {}
         for name, kind, pop, var, axis in expr.refs:
             if kind == "pop":
                 value = self._pop_value(pop, var)
-                if per_synapse:
+                if per_synapse in ("all", "sparse"):
                     n = self.circuit.populations[pop].n
-                    value = self.xp.expand_dims(self.xp.broadcast_to(value, (self.B, n)), axis)
+                    value = self.xp.broadcast_to(value, (self.B, n))
+                    value = (self.xp.expand_dims(value, axis) if per_synapse == "all" else
+                             value[:, self._synapses[proj][axis - 1]])
             elif kind == "scratch":
                 value = scratch[name]
             elif kind == "syn":
@@ -637,7 +659,21 @@ class DenseTarget(Target):
         hit = self._synfactor_cache.get(key)
         if hit is not None and hit[0] == self._wversion:
             return hit[1]
-        value = self._eval(plan["syn"], syn=self.weights[plan["proj"]])
+        proj = self.circuit.projections[plan["proj"]]
+        if proj.kind != "sparse":
+            value = self._eval(plan["syn"], syn=self.weights[proj.name])
+        else:  # the masked (n_post, n_pre) matrix: 0 where there is no synapse
+            i, j = self._synapses[proj.name]
+            n_pre = self.circuit.populations[proj.source].n
+            n_post = self.circuit.populations[proj.target].n
+            per_synapse = (self.xp.ones(len(i), dtype=self.dtype) if plan["syn"] is None else
+                           self.xp.broadcast_to(self._eval(plan["syn"],
+                                                           syn=self.weights[proj.name]),
+                                                (len(i),)))
+            # bincount sums synapses that join the same pair (connect n=2, repeated i/j)
+            value = self.xp.bincount(j * n_pre + i, weights=per_synapse,
+                                     minlength=n_post * n_pre).reshape(n_post, n_pre)
+            value = value.astype(self.dtype, copy=False)
         self._synfactor_cache[key] = (self._wversion, value)
         return value
 
@@ -745,7 +781,8 @@ class DenseTarget(Target):
             proj = self.circuit.projection(name)
             src = self.circuit.populations[proj.source]
             tgt = self.circuit.populations[proj.target]
-            shape = (tgt.n, src.n) if proj.connect == "all" else (src.n,)
+            shape = {"all": (tgt.n, src.n), "one_to_one": (src.n,),
+                     "sparse": (len(self._synapses.get(name, ((),))[0]),)}[proj.kind]
             store = self.weights.setdefault(name, {v: None for v in proj.parameters})
             for var, value in params.items():
                 if var not in proj.parameters:
@@ -755,8 +792,11 @@ class DenseTarget(Target):
                 if value.ndim == 0:
                     value = np.full(shape, float(value))
                 if value.shape != shape:
-                    raise CircuitError(f"Projection {name!r}: {var} has shape {value.shape}, "
-                                       f"expected {shape} (rows = target neurons).")
+                    raise CircuitError(
+                        f"Projection {name!r}: {var} has shape {value.shape}, expected {shape} "
+                        + ("(rows = target neurons)." if proj.kind == "all" else
+                           "(one value per synapse, in the order of Circuit.synapses)."
+                           if proj.kind == "sparse" else "(one per neuron pair)."))
                 store[var] = self.xp.asarray(value, dtype=self.dtype)
         for name, proj in self.circuit.projections.items():  # every projection present
             if name not in self.weights:
@@ -810,7 +850,7 @@ class DenseTarget(Target):
                                                              tick)
         if n_steps:
             factors = {(p["proj"], p["var"]): self._syn_factor(p) for p in self._summed
-                       if p["mode"] == "matmul" and p["syn"] is not None}
+                       if p["mode"] == "matmul" and (p["syn"] is not None or p["sparse"])}
             self.t = self._step_functions[key](n_steps, self.state, self.weights, factors,
                                                self.t, traces)
             for cache in self._subcache.values():
@@ -874,7 +914,8 @@ class DenseTarget(Target):
             n_src = c.populations[proj.source if to_post else proj.target].n
             src = None if plan["source"] is None else \
                 f"_bc({expr_code(plan['source'], indent, {}, pname)}, (_B, {n_src}))"
-            W = None if plan["syn"] is None else name("#F", pname, plan["var"])
+            W = (None if plan["syn"] is None and not plan["sparse"] else
+                 name("#F", pname, plan["var"]))
             if W is None:
                 value = str(n_src) if src is None else f"{src}.sum(axis=-1, keepdims=True)"
             elif src is None:
@@ -998,8 +1039,8 @@ class DenseTarget(Target):
                 if fast[key] is not None:
                     inc = inc * self._eval(fast[key], syn=syn)
             return old + self._step(proj.name, stmt["var"], stmt["sign"] * inc)
-        value = self._eval(stmt["expr"], syn=self._rule_weights,
-                           per_synapse=proj.connect == "all")
+        value = self._eval(stmt["expr"], syn=self._rule_weights, per_synapse=proj.kind,
+                           proj=proj.name)
         value = xp.asarray(value)
         per_sample = value.ndim == old.ndim + 1
         if stmt["increment"]:

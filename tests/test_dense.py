@@ -465,3 +465,85 @@ def test_record_chosen_neurons_like_brian2():
     assert everything.shape == (4, 4)
     with pytest.raises(CircuitError, match="indices"):
         dense.run(1, record=[("A", "v", [4])])
+
+
+def sparse_circuit(wmax=0.6):
+    """Drawn connectivity (p, condition, n=2 with repeated pairs), summed variables
+    into both sides and without a synaptic variable, a separable and a
+    per-synapse learning rule, a clip."""
+    c = Circuit("sparse", namespace={"tau": 10 * ms, "lr": 0.05, "wmax": wmax})
+    c.add(Population("inp", 5, "r : 1"))
+    c.add(Population("A", 6, "dv/dt = (-v + I + fb + c) / tau : 1\nr = tanh(v) : 1\n"
+                             "I : 1\nfb : 1\nc : 1", values={"v": np.linspace(-1, 1, 6)}))
+    c.add(Population("B", 4, "du/dt = (-u + J) / tau : 1\ns = 1 / (1 + exp(-u)) : 1\nJ : 1"))
+    c.add(Projection("inA", "inp", "A", "k : 1\nI_post = k * r_pre : 1 (summed)",
+                     connect={"condition": "i != j", "p": 0.5}, init={"k": normal(0.8)},
+                     learning_rule="k -= lr * (v_post - r_pre)**2 * k"))
+    c.add(Projection("AB", "A", "B", "w : 1\nJ_post = w * r_pre * (1 + s_post) : 1 (summed)\n"
+                                     "fb_pre = -w * s_post / 2 : 1 (summed)",
+                     connect={"p": 0.3}, init={"w": normal(0.5)},
+                     learning_rule="w += lr * s_post * r_pre\nw = clip(w, -wmax, wmax)"))
+    c.add(Projection("BA", "B", "A", "c_post = 0.3 * s_pre : 1 (summed)",
+                     connect={"p": 0.4, "n": 2}))
+    c.set_io(input=("inp", "r"))
+    return c
+
+
+def test_sparse_connectivity_matches_brian2():
+    """Sparse projections: summed variables use only the drawn synapses (repeated
+    pairs counted twice), learning rules change only them, weights in the
+    (n_syn,) layout of Circuit.synapses; trajectories and weights to 1e-9."""
+    c, seed = sparse_circuit(), 4
+    brian, dense = Brian2Target(c, seed=seed), DenseTarget(c, seed=seed)
+    n_full = {"inA": 30, "AB": 24, "BA": 48}
+    for name, proj in c.projections.items():
+        i, j = c.synapses(name, seed)
+        assert proj.kind == "sparse" and 0 < len(i) < n_full[name]
+        for var, value in dense.get_weights()[name].items():
+            assert value.shape == (len(i),)
+    i, j = c.synapses("BA", seed)
+    assert len(set(zip(i.tolist(), j.tolist()))) < len(i), "BA must repeat some pairs"
+    record = [("A", "v"), ("A", "I"), ("A", "fb"), ("A", "c"), ("B", "u"), ("B", "J")]
+    x = np.array([1.0, -0.5, 0.3, 2.0, 0.0])
+    for target in (brian, dense):
+        target.clamp("inp", "r", x)
+        target.settle()
+    for rnd in range(3):
+        want, got = brian.run(15, record=record), dense.run(15, record=record)
+        for key in record:
+            np.testing.assert_allclose(got[key], want[key], atol=ATOL, rtol=0,
+                                       err_msg=f"{key}, round {rnd}")
+        brian.learn()
+        dense.learn()
+        assert_weights_close(dense.get_weights(), brian.get_weights(), ATOL)
+    w0 = c.initial_weights(seed)
+    for name, var in (("inA", "k"), ("AB", "w")):
+        assert np.abs(dense.get_weights()[name][var] - w0[name][var]).max() > 1e-3
+    assert np.abs(dense.get_weights()["AB"]["w"]).max() == pytest.approx(0.6)  # clipped
+    with pytest.raises(CircuitError, match="one value per synapse"):
+        dense.set_weights({"AB": {"w": np.zeros((4, 6))}})
+
+
+def test_sparse_batch_equals_separate_runs():
+    c, B = sparse_circuit(wmax=10), 3  # no clipping: a batch sums per-sample increments
+    w0 = c.initial_weights(0)
+    x = np.random.default_rng(9).normal(size=(B, 5))
+    batched = DenseTarget(c, weights=w0)
+    batched.clamp("inp", "r", x)
+    traj = batched.run(10, record=[("A", "v"), ("B", "u")])
+    batched.learn()
+    total = {p: {v: np.zeros_like(a) for v, a in vs.items()} for p, vs in w0.items()}
+    for b in range(B):
+        single = DenseTarget(c, weights=w0)
+        single.clamp("inp", "r", x[b])
+        one = single.run(10, record=[("A", "v"), ("B", "u")])
+        single.learn()
+        for key in one:
+            np.testing.assert_allclose(traj[key][:, b], one[key], atol=BATCH_ATOL, rtol=0)
+        for p, vs in single.get_weights().items():
+            for v, a in vs.items():
+                total[p][v] += a - w0[p][v]
+    got = batched.get_weights()
+    assert_weights_close({p: {v: got[p][v] - w0[p][v] for v in vs} for p, vs in w0.items()},
+                         total, BATCH_ATOL)
+    assert np.abs(total["AB"]["w"]).max() > 1e-3 and np.abs(total["inA"]["k"]).max() > 1e-3
