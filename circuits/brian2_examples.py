@@ -415,7 +415,7 @@ def oja_samples(n_inputs: int, n_trials: int, seed: int) -> np.ndarray:
 def run_oja(target: Target, scale: float = 1.0) -> dict:
     out = []
     n_inputs = target.circuit.population("inputs").n
-    for x in oja_samples(n_inputs, _n(200, scale, 40), target.seed):
+    for x in oja_samples(n_inputs, _n(200, scale, 20), target.seed):
         target.set("inputs", "r", x)
         target.set("out", "r", [0.0])
         target.run(20)

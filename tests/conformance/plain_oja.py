@@ -1,7 +1,7 @@
 """Oja's rule on one leaky rate neuron, written directly in Brian2 (not a Brian2
 example; the model of ``neurosim.circuits.brian2_examples.oja``): per trial the
 inputs are set, the network runs 20 steps, and the weights are updated once
-with Oja's rule by assigning the rule to ``S.w``."""
+with Oja's rule."""
 from brian2 import Network, NeuronGroup, Synapses, ms, prefs, seed as brian2_seed
 
 
@@ -24,5 +24,5 @@ def run(drawn, scale=1.0, seed=0, codegen="numpy"):
         out.r = 0
         net.run(20 * ms, namespace={"tau": tau})
         trace.append(out.r[0])
-        S.w = "w + lr * r_post * (r_pre - w * r_post)"
+        S.w = "w + lr * r_post * (r_pre - w * r_post)"  # Oja's rule, once per trial
     return {"w": S.w[:].copy(), "out": trace}

@@ -1,0 +1,101 @@
+"""Conformance: published Brian2 models on every target of the registry.
+
+Ten models (``neurosim.circuits.brian2_examples``: Brian2's IF curve, CUBA,
+Brunel & Hakim 1999, Brunel 2000, Vogels et al. 2011, Izhikevich 2003, Jansen
+& Rit 1995, the Jeffress model and Song-Abbott STDP, plus an Oja-rule rate
+neuron), each declared once and run beside its plain Brian2 script
+(``tests/conformance/plain_<model>.py``) with the same synapses, initial values
+and seed. Every (model, target) cell is one of:
+
+* **agrees** with the plain script under the rule stated for it in
+  ``tests/conformance/harness.py`` (``RULES``): identical, within an absolute
+  tolerance, or statistically (summary statistics within the distribution of
+  the plain script over five seeds) for targets with their own random streams
+  or chaotic dynamics;
+* **refused at construction** with a ``CircuitError`` that names the construct
+  and lists the targets that accept the circuit (and that list is exactly the
+  targets that did not refuse it).
+
+Anything else -- a different answer, or an error while running -- fails.
+CI runs reduced sizes (``CI_SCALE``); the full sizes run as slow tests. Lava
+cells run in a fresh interpreter (Lava forks its workers).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import pytest
+
+from conformance import harness as h
+
+CELLS = [(m, t) for m in h.MODELS for t in h.TARGET_NAMES]
+
+
+@lru_cache(maxsize=None)
+def cell(model: str, target: str, scale: float) -> dict:
+    return h.cell(model, target, scale, seed=0)
+
+
+@lru_cache(maxsize=None)
+def reference(model: str, scale: float) -> dict:
+    return h.reference(model, scale, seed=0)
+
+
+def check_cell(model: str, target: str, scale: float) -> None:
+    result = cell(model, target, scale)
+    if result["status"] == "failed":
+        pytest.fail(f"{model} on {target}: failed during {result['phase']} (a target "
+                    f"must refuse at construction or run): {result['message']}")
+    if result["status"] == "refused":
+        msg = result["message"]
+        circuit = h.circuit(model, scale, 0)
+        assert h.names_a_construct(msg, circuit), f"the refusal names no construct: {msg}"
+        listed = h.accepted_targets(msg)
+        assert listed is not None, f"the refusal lists no accepting targets: {msg}"
+        assert target not in listed and "brian2-numpy" in listed, msg
+        assert set(listed) <= set(h.TARGET_NAMES), msg
+        return
+    ok, how = h.compare(model, target, result["obs"], reference(model, scale), scale)
+    assert ok, f"{model} on {target} differs from the plain Brian2 script: {how}"
+
+
+@pytest.mark.parametrize("model,target", CELLS)
+def test_cell(model, target):
+    check_cell(model, target, h.CI_SCALE[model])
+
+
+@pytest.mark.parametrize("model", h.MODELS)
+def test_refusals_list_exactly_the_targets_that_run(model):
+    scale = h.CI_SCALE[model]
+    row = {t: cell(model, t, scale) for t in h.TARGET_NAMES}
+    running = {t for t, c in row.items() if c["status"] != "refused"}
+    for t, c in row.items():
+        if c["status"] == "refused":
+            assert set(h.accepted_targets(c["message"]) or ()) == running, (t, c["message"])
+
+
+def test_brian2_numpy_is_the_plain_script_bit_for_bit():
+    # the strongest cell, asserted on its own: same code, same random stream
+    for model in h.MODELS:
+        scale = h.CI_SCALE[model]
+        result = cell(model, "brian2-numpy", scale)
+        assert result["status"] == "ran", (model, result.get("message"))
+        ok, how = h.compare(model, "brian2-numpy", result["obs"], reference(model, scale), scale)
+        assert ok and how == "identical", (model, how)
+
+
+def test_a_changed_model_is_caught():
+    # the comparison can fail: the CUBA network with a 1 % stronger excitation
+    scale = h.CI_SCALE["cuba"]
+    from neurosim.hardware_targets import make_target
+    circuit = h.EXAMPLES["cuba"][0](scale, 0)
+    circuit.namespace["we"] = circuit.namespace["we"] * 1.01
+    obs = h.EXAMPLES["cuba"][1](make_target("brian2-numpy", circuit, seed=0), scale)
+    ok, how = h.compare("cuba", "brian2-numpy", obs, reference("cuba", scale), scale)
+    assert not ok, how
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model,target", CELLS)
+def test_cell_full_size(model, target):
+    check_cell(model, target, 1.0)
