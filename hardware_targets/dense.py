@@ -23,7 +23,9 @@ What is taken from Brian2
   namespace as floats in SI units, Brian2's unit names and constants, and
   ``dt``/``t`` in seconds.
 * **Functions**: Brian2's numpy implementations of its default functions
-  (``tanh``, ``exp``, ``sign`` ...), looked up by name in ``xp``. ``int``,
+  (``tanh``, ``exp``, ``sign`` ...), looked up by name in ``xp``, and of the
+  ``TimedArray``\ s in the namespace (their dynamic implementation for the
+  circuit's dt, so that times round to steps as in Brian2). ``int``,
   ``ceil``, ``floor`` and ``clip`` are dtype-preserving equivalents (Brian2's
   numpy ``int`` returns int32, which would turn float32 arithmetic into
   float64; the values are the same).
@@ -131,15 +133,16 @@ Not supported (:meth:`DenseTarget.unsupported` names the construct, and the
 constructor raises :class:`CircuitError` with it and the registered targets
 that accept the circuit): spiking populations (threshold/reset/refractory),
 ``on_pre``/``on_post`` (plasticity rules), delays, synaptic differential
-equations, stochastic equations, random functions, Brian2 functions and
-TimedArrays in the namespace, all-to-all summed variables that are not a
+equations, stochastic equations, random functions, functions in the
+namespace other than TimedArrays, all-to-all summed variables that are not a
 product of one-sided factors.
 """
 from __future__ import annotations
 
 import numpy as np
 import sympy
-from brian2 import NeuronGroup, Quantity
+from brian2 import NeuronGroup, Quantity, TimedArray
+from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
 from brian2.core.functions import Function
 from brian2.equations.equations import SUBEXPRESSION
 from brian2.parsing.rendering import NumpyNodeRenderer
@@ -229,10 +232,13 @@ def _substitute_subexpressions(proj, expr: str) -> str:
 
 def _same(a, b) -> bool:
     """Two ``(SI values, dimensions)`` namespace entries are equal (Brian2's
-    ``Dimension`` objects are unique, so ``is`` compares them)."""
+    ``Dimension`` objects are unique, so ``is`` compares them); TimedArrays are
+    the same object."""
     (va, da), (vb, db) = a, b
     if da is not db:
         return False
+    if isinstance(da, str):  # 'TimedArray'
+        return va is vb
     if va.ndim == vb.ndim == 0:
         return float(va) == float(vb)
     return np.array_equal(va, vb)
@@ -317,6 +323,9 @@ class DenseTarget(Target):
         self._given: set[tuple[str, str]] = set()  # variables set since the last step
         self._globals = array_namespace(circuit.namespace, self.dt, self.xp, self.dtype)
         self._namespace = self._namespace_values()  # what the globals were built from
+        self._clock_owner = None
+        self._globals.update({k: self._timed_array(v) for k, (v, kind) in self._namespace.items()
+                              if kind == "TimedArray"})
         self._step_globals: list[dict] = []  # the globals of every generated step loop
         self._compile()
         self.state: dict[str, dict[str, object]] = {}
@@ -341,8 +350,8 @@ class DenseTarget(Target):
 
         Cheap (sympy on the summed variables, nothing compiled): spiking
         populations, flags other than constant/summed/shared, stochastic
-        equations, random functions, Brian2 functions and TimedArrays in the
-        namespace, spike-driven synapse code, delays, synaptic differential
+        equations, random functions, functions in the namespace other than
+        TimedArrays, spike-driven synapse code, delays, synaptic differential
         equations and all-to-all summed variables that are not a product of
         one-sided factors."""
         used = set()
@@ -385,9 +394,11 @@ class DenseTarget(Target):
             return f"the random function {random[0]}() (the dense engine has no random stream)"
         for key in sorted(used & set(circuit.namespace)):
             value = circuit.namespace[key]
+            if isinstance(value, TimedArray):
+                continue
             if isinstance(value, Function) or callable(value) and not isinstance(value, Quantity):
                 return (f"the namespace entry {key!r} ({type(value).__name__}; the dense "
-                        "engine evaluates Brian2's default functions only)")
+                        "engine evaluates Brian2's default functions and TimedArrays only)")
         return None
 
     def _initial(self, pop, var):
@@ -683,13 +694,30 @@ class DenseTarget(Target):
 
     def _namespace_values(self) -> dict:
         """The circuit's namespace values (what ``array_namespace`` turns into
-        globals): SI float arrays with their dimensions, functions left out."""
+        globals): SI float arrays with their dimensions; TimedArrays as
+        ``(array, 'TimedArray')``; other functions left out."""
         out = {}
         for key, value in self.circuit.namespace.items():
-            if isinstance(value, Function) or callable(value) and not isinstance(value, Quantity):
-                continue
-            out[key] = (np.array(value, dtype=float), get_dimensions(value))
+            if isinstance(value, TimedArray):
+                out[key] = (value, "TimedArray")
+            elif not (isinstance(value, Function) or callable(value) and
+                      not isinstance(value, Quantity)):
+                out[key] = (np.array(value, dtype=float), get_dimensions(value))
         return out
+
+    def _timed_array(self, value: TimedArray):
+        """Brian2's own numpy implementation of a TimedArray: its dynamic
+        implementation, created (as Brian2 does before a run) for an owner whose
+        clock has the circuit's dt, so that times round to steps as in Brian2."""
+        if self._clock_owner is None:
+            self._clock_owner = NeuronGroup(1, "", dt=self.circuit.dt, name="dense_clock*")
+            self._clock_owner._network = "dense-target (clock of TimedArrays only)"
+        impl = value.implementations[NumpyCodeObject].get_code(self._clock_owner)
+        xp, dtype, host = self.xp, self.dtype, self._to_host
+        if xp is np:
+            return lambda *args: np.asarray(impl(*args), dtype=dtype)
+        return lambda *args: xp.asarray(impl(*(host(a) if hasattr(a, "shape") else a
+                                              for a in args)), dtype=dtype)
 
     def _sync_namespace(self):
         """Namespace values changed since the last step take effect, as in Brian2,
@@ -711,8 +739,8 @@ class DenseTarget(Target):
                 raise CircuitError(
                     f"namespace[{key!r}] changed its units from {seen[key][1]} to "
                     f"{dim}; give a value with the units it was declared with.")
-        update = {k: float(v) if v.ndim == 0 else self.xp.asarray(v, dtype=self.dtype)
-                  for k, (v, _dim) in changed.items()}
+        update = {k: self._timed_array(v) if dim == "TimedArray" else float(v) if v.ndim == 0
+                  else self.xp.asarray(v, dtype=self.dtype) for k, (v, dim) in changed.items()}
         for g in (self._globals, *self._step_globals):
             g.update(update)
         self._namespace = now

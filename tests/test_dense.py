@@ -410,7 +410,7 @@ def test_unsupported_names_the_construct_and_the_targets_that_accept_it():
     unsupported() check, and construction raises with it and the registry's
     accepting targets (never dense itself). on_pre/on_post and delays need a
     spiking source, which is refused first."""
-    from brian2 import TimedArray
+    from brian2 import Function
 
     def circuit(pop="dv/dt = -v / tau : 1", proj="w : 1\nI_post = w * v_pre : 1 (summed)",
                 namespace=None, **kw):
@@ -424,9 +424,9 @@ def test_unsupported_names_the_construct_and_the_targets_that_accept_it():
         "Population 'a': spikes": circuit(pop_kw={"threshold": "v > 1", "reset": "v = 0"}),
         "Population 'a': stochastic equations": circuit("dv/dt = -v / tau + xi / sqrt(tau) : 1"),
         "the random function rand()": circuit(learning_rule="w += 0.01 * rand()"),
-        "the namespace entry 'drive' (TimedArray": circuit(
-            "dv/dt = (-v + drive(t)) / tau : 1",
-            namespace={"drive": TimedArray([0.0, 1.0], dt=1 * ms)}),
+        "the namespace entry 'f' (Function": circuit(
+            "dv/dt = (-v + f(v)) / tau : 1",
+            namespace={"f": Function(np.tanh, arg_units=[1], return_unit=1)}),
         "Projection 'ab': synaptic differential equations": circuit(
             proj="dw/dt = -w / tau : 1 (clock-driven)\nI_post = w * v_pre : 1 (summed)"),
     }
@@ -547,3 +547,27 @@ def test_sparse_batch_equals_separate_runs():
     assert_weights_close({p: {v: got[p][v] - w0[p][v] for v in vs} for p, vs in w0.items()},
                          total, BATCH_ATOL)
     assert np.abs(total["AB"]["w"]).max() > 1e-3 and np.abs(total["inA"]["k"]).max() > 1e-3
+
+
+def test_timed_arrays_like_brian2():
+    """TimedArrays in the namespace (of t, and of t and i) are evaluated by Brian2's
+    own numpy implementation, rounded to the circuit's dt as in Brian2; replacing
+    one between runs takes effect."""
+    from brian2 import TimedArray
+    rng = np.random.default_rng(5)
+    c = Circuit("timed", dt=0.1 * ms, namespace={
+        "tau": 1 * ms, "drive": TimedArray(rng.uniform(size=40), dt=0.25 * ms),
+        "per_neuron": TimedArray(rng.normal(size=(30, 3)), dt=0.2 * ms)})
+    c.add(Population("a", 3, "dv/dt = (-v + drive(t) + per_neuron(t, i) + I) / tau : 1\nI : 1"))
+    c.add(Population("b", 2, "du/dt = -u / tau : 1"))
+    c.add(Projection("ba", "b", "a", "w : 1\nI_post = w * u_pre : 1 (summed)",
+                     init={"w": normal(0.5)}))
+    assert DenseTarget.unsupported(c) is None
+    brian, dense = Brian2Target(c, seed=0), DenseTarget(c, seed=0)
+    want, got = brian.run(37, record=[("a", "v")]), dense.run(37, record=[("a", "v")])
+    np.testing.assert_allclose(got[("a", "v")], want[("a", "v")], atol=ATOL, rtol=0)
+    assert np.abs(np.diff(got[("a", "v")], axis=0)).max() > 1e-2
+    c.namespace["drive"] = TimedArray(-rng.uniform(size=40), dt=0.25 * ms)
+    want, got = brian.run(20, record=[("a", "v")]), dense.run(20, record=[("a", "v")])
+    np.testing.assert_allclose(got[("a", "v")], want[("a", "v")], atol=ATOL, rtol=0)
+    assert got[("a", "v")][-1].max() < 0.5
