@@ -29,6 +29,12 @@ import pytest
 from conformance import harness as h
 
 CELLS = [(m, t) for m in h.MODELS for t in h.TARGET_NAMES]
+# Compiling costs 10-40 s per model on brian2-cpp and, with a cold cache, about
+# as much on brian2-cython: CI runs these models on them, the others as slow tests.
+CI_COMPILED = {"brian2-cpp": ("if_curve", "brunel_hakim", "vogels"),
+               "brian2-cython": ("if_curve", "jansen_rit", "oja")}
+CI_CELLS = [(m, t) for m, t in CELLS if m in CI_COMPILED.get(t, (m,))]
+SLOW_CELLS = [c for c in CELLS if c not in CI_CELLS]
 
 
 @lru_cache(maxsize=None)
@@ -59,19 +65,28 @@ def check_cell(model: str, target: str, scale: float) -> None:
     assert ok, f"{model} on {target} differs from the plain Brian2 script: {how}"
 
 
-@pytest.mark.parametrize("model,target", CELLS)
+@pytest.mark.parametrize("model,target", CI_CELLS)
 def test_cell(model, target):
+    check_cell(model, target, h.CI_SCALE[model])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model,target", SLOW_CELLS)
+def test_cell_compiled(model, target):
     check_cell(model, target, h.CI_SCALE[model])
 
 
 @pytest.mark.parametrize("model", h.MODELS)
 def test_refusals_list_exactly_the_targets_that_run(model):
+    # a target the list names must not refuse, and one it leaves out must refuse
+    # (cells CI does not run are left out of the comparison)
     scale = h.CI_SCALE[model]
-    row = {t: cell(model, t, scale) for t in h.TARGET_NAMES}
+    row = {t: cell(model, t, scale) for m, t in CI_CELLS if m == model}
     running = {t for t, c in row.items() if c["status"] != "refused"}
     for t, c in row.items():
         if c["status"] == "refused":
-            assert set(h.accepted_targets(c["message"]) or ()) == running, (t, c["message"])
+            listed = set(h.accepted_targets(c["message"]) or ())
+            assert listed & set(row) == running, (t, c["message"])
 
 
 def test_brian2_numpy_is_the_plain_script_bit_for_bit():
