@@ -54,6 +54,9 @@ def judge(model, target, scale, result) -> dict:
         row["ok"], row["how"] = ok, how
         wall = (result["build_s"] or 0) + (result["run_s"] or 0)
         row["text"] = (how if ok else f"DIFFERS: {how}") + f" ({wall:.1f} s)"
+    options = h.TARGET_OPTIONS.get((model, target))
+    if options:
+        row["text"] += f" [with {', '.join(f'{k}={v}' for k, v in options.items())}]"
     return row
 
 

@@ -53,6 +53,16 @@ def _counts(target: Target, population: str, n_steps: int) -> np.ndarray:
     return np.bincount(rec[:, 1], minlength=target.circuit.population(population).n)
 
 
+def _spikes(target: Target, population: str, n_steps: int, bin_steps: int) -> dict:
+    """Spike count per neuron and population activity (spikes per bin of
+    ``bin_steps`` steps) of ``population`` over ``n_steps`` steps."""
+    rec = target.run(n_steps, record=[(population, "spikes")])[(population, "spikes")]
+    n = target.circuit.population(population).n
+    return {"counts": np.bincount(rec[:, 1], minlength=n),
+            "activity": np.bincount(rec[:, 0] // bin_steps,
+                                    minlength=-(-n_steps // bin_steps))}
+
+
 def _rng(seed: int, what: int) -> np.random.Generator:
     """Initial values of model ``what`` (an arbitrary model number) for ``seed``."""
     return np.random.default_rng([int(seed), what])
@@ -114,8 +124,8 @@ def cuba(scale: float = 1.0, seed: int = 0) -> Circuit:
 
 
 def run_cuba(target: Target, scale: float = 1.0) -> dict:
-    counts = _counts(target, "P", _steps(target, max(0.1, scale) * second))
-    return {"counts": counts, "v": target.get("P", "v")}
+    out = _spikes(target, "P", _steps(target, max(0.1, scale) * second), 10)
+    return dict(out, v=target.get("P", "v"))
 
 
 # --- Brunel & Hakim 1999 (examples/frompapers/Brunel_Hakim_1999.py) ------------------
@@ -139,7 +149,7 @@ def brunel_hakim(scale: float = 1.0, seed: int = 0) -> Circuit:
 
 
 def run_brunel_hakim(target: Target, scale: float = 1.0) -> dict:
-    return {"counts": _counts(target, "group", _steps(target, 100 * ms))}
+    return _spikes(target, "group", _steps(target, 100 * ms), 10)
 
 
 # --- Brunel 2000 (examples/frompapers/Brunel_2000.py) ----------------------------------
@@ -180,7 +190,7 @@ def brunel_2000(scale: float = 1.0, seed: int = 0, g: float = 5.0,
 
 
 def run_brunel_2000(target: Target, scale: float = 1.0) -> dict:
-    return {"counts": _counts(target, "neurons", _steps(target, max(0.1, scale) * 200 * ms))}
+    return _spikes(target, "neurons", _steps(target, max(0.25, scale) * 200 * ms), 10)
 
 
 # --- Vogels et al. 2011 (examples/frompapers/Vogels_et_al_2011.py) -----------------------
@@ -286,8 +296,7 @@ def izhikevich(scale: float = 1.0, seed: int = 0) -> Circuit:
 
 
 def run_izhikevich(target: Target, scale: float = 1.0) -> dict:
-    counts = _counts(target, "N", _steps(target, max(0.2, scale) * second))
-    return {"counts": counts}
+    return _spikes(target, "N", _steps(target, max(0.2, scale) * second), 1)
 
 
 # --- Jansen & Rit 1995 (examples/frompapers/Jansen_Rit_1995_single_column.py) ----------

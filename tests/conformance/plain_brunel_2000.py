@@ -8,6 +8,13 @@ a ``PoissonInput`` of C_E sources per neuron (the same mean input; see
 and J*C_E."""
 from brian2 import (Network, NeuronGroup, PoissonGroup, SpikeMonitor, Synapses, ms, mV, prefs,
                     second, seed as brian2_seed)
+import numpy as np
+
+
+def _activity(monitor, dt, n_steps, bin_steps):
+    """Population spikes per bin of ``bin_steps`` time steps."""
+    steps = np.round(monitor.t_[:] / float(dt)).astype(int)
+    return np.bincount(steps // bin_steps, minlength=-(-n_steps // bin_steps))
 
 
 def run(drawn, scale=1.0, seed=0, codegen="numpy", g=5.0, nu_ext_over_nu_thr=2.0):
@@ -63,5 +70,8 @@ def run(drawn, scale=1.0, seed=0, codegen="numpy", g=5.0, nu_ext_over_nu_thr=2.0
     net = Network(neurons, exc_synapses, inhib_synapses, external, external_synapses,
                   spike_monitor)
     brian2_seed(seed)
-    net.run(max(0.1, scale) * 200 * ms, namespace=locals())
-    return {"counts": spike_monitor.count[:].copy()}
+    duration = max(0.25, scale) * 200 * ms
+    net.run(duration, namespace=locals())
+    return {"counts": spike_monitor.count[:].copy(),
+            "activity": _activity(spike_monitor, 0.1 * ms, int(round(duration / (0.1 * ms))),
+                                  10)}

@@ -3,6 +3,13 @@ connected with the (i, j) neurosim drew (``connect(p=sparseness)`` is what drew
 them); reduced sizes keep the sparseness and J*C."""
 from brian2 import (Network, NeuronGroup, SpikeMonitor, Synapses, ms, mV, prefs, second,
                     seed as brian2_seed)
+import numpy as np
+
+
+def _activity(monitor, dt, n_steps, bin_steps):
+    """Population spikes per bin of ``bin_steps`` time steps."""
+    steps = np.round(monitor.t_[:] / float(dt)).astype(int)
+    return np.bincount(steps // bin_steps, minlength=-(-n_steps // bin_steps))
 
 
 def run(drawn, scale=1.0, seed=0, codegen="numpy"):
@@ -32,4 +39,5 @@ def run(drawn, scale=1.0, seed=0, codegen="numpy"):
     net = Network(group, conn, M)
     brian2_seed(seed)
     net.run(duration, namespace=locals())
-    return {"counts": M.count[:].copy()}
+    return {"counts": M.count[:].copy(),
+            "activity": _activity(M, 0.1 * ms, int(round(duration / (0.1 * ms))), 10)}

@@ -4,6 +4,13 @@ is neurosim's draw of ``Vr + rand() * (Vt - Vr)``, sizes reduced with ``scale``
 (``p`` raised to keep the in-degree)."""
 from brian2 import (Network, NeuronGroup, SpikeMonitor, Synapses, ms, mV, prefs, second,
                     seed as brian2_seed)
+import numpy as np
+
+
+def _activity(monitor, dt, n_steps, bin_steps):
+    """Population spikes per bin of ``bin_steps`` time steps."""
+    steps = np.round(monitor.t_[:] / float(dt)).astype(int)
+    return np.bincount(steps // bin_steps, minlength=-(-n_steps // bin_steps))
 
 
 def run(drawn, scale=1.0, seed=0, codegen="numpy"):
@@ -37,5 +44,7 @@ def run(drawn, scale=1.0, seed=0, codegen="numpy"):
 
     s_mon = SpikeMonitor(P)
     net = Network(P, Ce, Ci, s_mon)
-    net.run(max(0.1, scale) * second, namespace=locals())
-    return {"counts": s_mon.count[:].copy(), "v": P.v_[:].copy()}
+    duration = max(0.1, scale) * second
+    net.run(duration, namespace=locals())
+    return {"counts": s_mon.count[:].copy(), "v": P.v_[:].copy(),
+            "activity": _activity(s_mon, 0.1 * ms, int(round(duration / (0.1 * ms))), 10)}

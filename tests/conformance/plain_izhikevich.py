@@ -9,6 +9,13 @@ equation's term ``sigma*xi/sqrt(ms)``, which at dt = 1 ms adds the same
 weights by 1000 / N."""
 from brian2 import (Network, NeuronGroup, SpikeMonitor, Synapses, ms, prefs, second,
                     seed as brian2_seed)
+import numpy as np
+
+
+def _activity(monitor, dt, n_steps, bin_steps):
+    """Population spikes per bin of ``bin_steps`` time steps."""
+    steps = np.round(monitor.t_[:] / float(dt)).astype(int)
+    return np.bincount(steps // bin_steps, minlength=-(-n_steps // bin_steps))
 
 
 def run(drawn, scale=1.0, seed=0, codegen="numpy"):
@@ -38,5 +45,7 @@ def run(drawn, scale=1.0, seed=0, codegen="numpy"):
     spikemon = SpikeMonitor(N)
     net = Network(N, S, spikemon)
     brian2_seed(seed)
-    net.run(max(0.2, scale) * second)
-    return {"counts": spikemon.count[:].copy()}
+    duration = max(0.2, scale) * second
+    net.run(duration)
+    return {"counts": spikemon.count[:].copy(),
+            "activity": _activity(spikemon, 1 * ms, int(round(duration / ms)), 1)}
