@@ -134,8 +134,8 @@ constructor raises :class:`CircuitError` with it and the registered targets
 that accept the circuit): spiking populations (threshold/reset/refractory),
 ``on_pre``/``on_post`` (plasticity rules), delays, synaptic differential
 equations, stochastic equations, random functions, functions in the
-namespace other than TimedArrays, all-to-all summed variables that are not a
-product of one-sided factors.
+namespace other than TimedArrays, summed variables of all-to-all or sparse
+projections that are not a product of one-sided factors.
 """
 from __future__ import annotations
 
@@ -352,8 +352,8 @@ class DenseTarget(Target):
         populations, flags other than constant/summed/shared, stochastic
         equations, random functions, functions in the namespace other than
         TimedArrays, spike-driven synapse code, delays, synaptic differential
-        equations and all-to-all summed variables that are not a product of
-        one-sided factors."""
+        equations and summed variables of all-to-all or sparse projections
+        that are not a product of one-sided factors."""
         used = set()
         for pop in circuit.populations.values():
             if pop.threshold or pop.reset or pop.refractory is not None:
