@@ -42,8 +42,9 @@ population is written). ``run`` records each variable at the start of every
 step, after (1) and before (2); a record entry ``(pop, var, indices)`` keeps
 the chosen neurons only (``neurosim.target.parse_record`` checks the entries).
 ``settle`` repeats, once per population that has ``init`` code, "compute
-summed variables, then run ``init`` of every free population". ``learn`` computes the summed variables and then applies every
-projection's ``learning_rule`` once.
+summed variables, then run ``init`` of every free population". ``learn``
+computes the summed variables and then applies every projection's
+``learning_rule`` once.
 
 Projections
 -----------
@@ -695,7 +696,7 @@ class DenseTarget(Target):
     def _namespace_values(self) -> dict:
         """The circuit's namespace values (what ``array_namespace`` turns into
         globals): SI float arrays with their dimensions; TimedArrays as
-        ``(array, 'TimedArray')``; other functions left out."""
+        ``(the TimedArray, 'TimedArray')``; other functions left out."""
         out = {}
         for key, value in self.circuit.namespace.items():
             if isinstance(value, TimedArray):
