@@ -613,7 +613,8 @@ class DenseTarget(Target):
         """Summed variables that nothing reads during ``run`` (with these clamps and
         this ``record``): no free population's state update, no needed summed
         variable, no recorded variable."""
-        return list(self._schedule(self._free_blocks(self._updates), record)[1])
+        return list(self._schedule(self._free_blocks(self._updates),
+                                   [tuple(entry[:2]) for entry in record])[1])
 
     # --- evaluation -------------------------------------------------------------------
     def _pop_value(self, pop, var):
