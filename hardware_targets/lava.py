@@ -146,6 +146,7 @@ import atexit
 import math
 import threading
 import time
+import warnings
 import weakref
 
 import numpy as np
@@ -159,19 +160,47 @@ from brian2.utils.stringtools import get_identifiers
 
 from neurosim.circuit import Circuit, CircuitError, summed_order
 from neurosim.codegen import array_namespace, statements
-from neurosim.target import Target
+from neurosim.target import Target, is_spikes, parse_record
 
 from .lava_compat import import_lava
 
-__all__ = ["LavaTarget", "PRECISIONS"]
+__all__ = ["LavaTarget", "PRECISIONS", "OVERFLOW", "FixedPointOverflow", "FixedPointWarning"]
 
 PRECISIONS = ("floating_pt", "fixed_pt")
-_ALTERNATIVES = ("run this circuit on a brian2-numpy/brian2-cython target "
-                 "(or 'dense' for rate circuits)")
+OVERFLOW = ("raise", "warn")
 _STATE_BITS = 24
+_STATE_MAX = 2 ** (_STATE_BITS - 1) - 1  # the largest state / message integer
 _MODES = {"run": 0, "settle": 1, "hold": 2}
 _STOP_TIMEOUT = 10.0  # seconds
 _OPS = {"+=": np.add, "-=": np.subtract, "*=": np.multiply, "/=": np.divide}
+_PACK = 48  # spikes of 48 neurons per float64 item of the spike buffer (exact below 2**53)
+_MANTISSA = {"mixed": (-256, 254), "single": (-255, 255)}  # mixed-sign: even values
+
+
+class FixedPointOverflow(CircuitError, OverflowError):
+    """A state, message or weight of ``lava-fixed`` left the range of its integers
+    (``overflow='raise'``, the default). The message names the variable, the value,
+    the range and the fix."""
+
+
+class FixedPointWarning(RuntimeWarning):
+    """The same with ``overflow='warn'``: the value was saturated and the run went on."""
+
+
+def _state_overflow(what: str, value: float, frac_bits: int) -> str:
+    """The message for a state or message value outside the 24-bit range."""
+    top = _STATE_MAX / 2.0 ** frac_bits
+    if not math.isfinite(value):
+        return (f"{what} became {value} on lava-fixed (24-bit values, frac_bits={frac_bits}, "
+                f"range ±{top:.6g}): the computation diverged; check the equations and "
+                "parameters (the floating-point 'lava' target shows the same values).")
+    fit = math.floor(math.log2(_STATE_MAX / abs(value)))
+    fix = (f"use frac_bits={fit} or fewer (range ±{_STATE_MAX / 2.0 ** fit:.6g}) or express "
+           "the variable in larger units" if fit >= 0 else
+           "express the variable in larger units (no frac_bits holds it)")
+    return (f"{what} reached {value:.6g}, outside the range of lava-fixed's 24-bit values "
+            f"with frac_bits={frac_bits} (±{top:.6g}). Fix: {fix}; or pass overflow='warn' "
+            "to saturate with a warning.")
 
 
 def _kill_workers(runtime):
@@ -191,7 +220,9 @@ def _wait(runtime):
     model, joins every worker -- and the healthy ones, blocked on their ports,
     never exit, so the interpreter hangs. This polls the runtime services'
     replies and the workers instead; on an error it kills the workers and
-    raises with the worker's traceback."""
+    raises with the worker's traceback -- or, for a :class:`CircuitError`
+    raised by a process model (a fixed-point overflow), that error itself:
+    Lava's worker wrapper sends the exception object to the host."""
     from lava.magma.runtime.mgmt_token_enums import MGMT_RESPONSE, enum_equal
     ports = list(runtime.service_to_runtime)
     actors = runtime._messaging_infrastructure.actors
@@ -209,9 +240,16 @@ def _wait(runtime):
     if all(enum_equal(r, MGMT_RESPONSE.DONE) for r in replies.values()):
         runtime._is_running = False
         return
-    details = "\n".join(a.exception[1] for a in actors if a.exception)
+    deadline = time.monotonic() + 2.0  # the failed worker's exception is on its way
+    while not any(a.exception for a in actors) and time.monotonic() < deadline:
+        time.sleep(1e-3)
+    errors = [a.exception for a in actors if a.exception]
+    details = "\n".join(tb for _exc, tb in errors)
     _kill_workers(runtime)
     runtime._is_running = runtime._is_started = False
+    for exc, _tb in errors:
+        if isinstance(exc, CircuitError):
+            raise exc
     raise RuntimeError(f"A Lava process model failed; the run was stopped.\n{details}")
 
 
@@ -276,6 +314,35 @@ class _Spec:
         self.__dict__.update(kw)
 
 
+def _pack(spiked):
+    """(n,) bool -> (ceil(n / 48),) float: 48 spikes per item. Lava's ``Var.get``
+    sends a Var item by item (about 16 us each), so the spike buffer is packed."""
+    bits = np.zeros(-(-len(spiked) // _PACK) * _PACK)
+    bits[:len(spiked)] = spiked
+    return bits.reshape(-1, _PACK) @ (2.0 ** np.arange(_PACK))
+
+
+def _unpack(items, n):
+    """(..., m) float -> (..., n) bool, the inverse of :func:`_pack`."""
+    ints = np.asarray(items).astype(np.int64)[..., None] >> np.arange(_PACK) & 1
+    return ints.reshape(*ints.shape[:-2], -1)[..., :n].astype(bool)
+
+
+def _numeric_namespace(namespace, names=None):
+    """``[(name, shape, values)]`` of the numeric namespace entries (SI floats), the
+    ones a process model reads from its ``_params`` Var; functions are left out."""
+    from brian2.core.functions import Function
+    out = []
+    for key, value in namespace.items():
+        if names is not None and key not in names:
+            continue
+        if isinstance(value, Function) or callable(value) and not hasattr(value, "dim"):
+            continue
+        arr = np.asarray(value, dtype=float)
+        out.append((key, arr.shape, arr.ravel()))
+    return out
+
+
 class _PopulationStep:
     """One Lava step of a population (shared by the floating and fixed models)."""
 
@@ -300,10 +367,57 @@ class _PopulationStep:
         self.spiked = np.zeros(s.n, dtype=bool)
         self.traces = [np.zeros(s.n) for _ in s.traces]
         self.trace_y2 = [_expr(y2) for _k, _decay, _jump, y2, _y3 in s.traces]
+        self.params_seen = None
+
+    def _load_params(self):
+        """Numeric namespace values from the ``_params`` Var, which the host sets
+        before a run when the circuit's namespace has changed."""
+        self.params_seen = np.array(self._params, dtype=float)
+        for name, start, shape in self.spec.params:
+            values = self.params_seen[start:start + math.prod(shape)]
+            self.g[name] = float(values[0]) if shape == () else values.reshape(shape)
+
+    def _to_int(self, x, key):
+        """Fixed point: round ``x`` to the grid of 24-bit integers; a value outside
+        raises (or, with overflow='warn', saturates and is counted in ``_overflow``)."""
+        x = np.asarray(x, dtype=float)
+        k = np.round(x * 2.0 ** self.spec.frac_bits)
+        bad = ~(np.abs(k) <= _STATE_MAX)  # NaN too
+        if bad.any():
+            self._saturated(key, x[bad])
+            k = np.clip(np.where(np.isnan(k), 0.0, k), -_STATE_MAX, _STATE_MAX)
+        return k.astype(np.int64)
+
+    def _saturated(self, key, values):
+        s = self.spec
+        index, what = s.checked[key]
+        odd = values[~np.isfinite(values)]
+        worst = float(odd[0] if odd.size else values[np.argmax(np.abs(values))])
+        if s.overflow == "raise":
+            step = (self.time_step - 1) // s.K
+            raise FixedPointOverflow(_state_overflow(what, worst, s.frac_bits) +
+                                     f" (Lava stopped at step {step} of the target.)")
+        table = self._overflow  # [saturations, worst value] per checked value
+        table[2 * index] += values.size
+        old = table[2 * index + 1]
+        if math.isnan(worst) or not math.isnan(old) and abs(worst) > abs(old):
+            table[2 * index + 1] = worst
+
+    def _ties(self):
+        """The ports that tie the circuit's disconnected parts into one Lava graph
+        (see ``LavaTarget._tie``): zeros sent, received and dropped."""
+        for port, kind in self.spec.ports:
+            if kind == "tie_out":
+                getattr(self, port).send(np.zeros(1, dtype=int))
+        for port, kind in self.spec.ports:
+            if kind == "tie_in":
+                getattr(self, port).recv()
 
     def _step(self, state: dict, received: dict) -> tuple[dict, dict]:
         """New stored values and the messages to send, in floating point."""
         s = self.spec
+        if s.params and not np.array_equal(self._params, self.params_seen):
+            self._load_params()
         phase = (self.time_step - 1) % s.K
         mode, active = int(self._mode[0]), bool(self._active[0])
         self.g["t"] = ((self.time_step - 1) // s.K) * s.dt
@@ -329,6 +443,9 @@ class _PopulationStep:
             self.spiked = (np.broadcast_to(eval(self.threshold, self.g, scope), (s.n,)).astype(bool)
                            if self.threshold is not None and mode == 0 else
                            np.zeros(s.n, dtype=bool))
+            if s.spike_rows and mode == 0:  # read by the host for run(record=spikes)
+                self._spike_buf[((self.time_step - 1) // s.K) % s.spike_rows] = \
+                    _pack(self.spiked)
             if s.refractory and self.spiked.any():
                 write({"not_refractory": np.where(self.spiked, 0.0, scope["not_refractory"]),
                        "lastspike": np.where(self.spiked, self.g["t"], scope["lastspike"])})
@@ -384,6 +501,8 @@ def _make_models(proc_cls, spec):
             attrs[var] = LavaPyType(np.ndarray, dtype, precision=_STATE_BITS)
         attrs["_mode"] = LavaPyType(np.ndarray, int)
         attrs["_active"] = LavaPyType(np.ndarray, int)
+        for var in ("_params", "_overflow") + (("_spike_buf",) if spec.spike_rows else ()):
+            attrs[var] = LavaPyType(np.ndarray, float)
         for port, kind in spec.ports:
             if kind == "in":
                 attrs[port] = LavaPyType(PyInPort.VEC_DENSE, dtype, precision=_STATE_BITS)
@@ -391,12 +510,17 @@ def _make_models(proc_cls, spec):
                 attrs[port] = LavaPyType(PyOutPort.VEC_DENSE, dtype, precision=_STATE_BITS)
             elif kind == "trace":
                 attrs[port] = LavaPyType(PyOutPort.VEC_DENSE, float)
+            elif kind == "tie_in":
+                attrs[port] = LavaPyType(PyInPort.VEC_DENSE, int)
+            elif kind == "tie_out":
+                attrs[port] = LavaPyType(PyOutPort.VEC_DENSE, int)
             else:
                 attrs[port] = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
         cls = type(f"{spec.name}_{tag_name}", (_PopulationStep, PyLoihiProcessModel), attrs)
         return implements(proc=proc_cls, protocol=LoihiProtocol)(requires(CPU)(tag(tag_name)(cls)))
 
     def run_float(self):
+        self._ties()
         received = {p: getattr(self, p).recv() for p, k in self.spec.ports if k == "in"}
         state = {v: getattr(self, v) for v in self.spec.stored}
         new, out = self._step(state, received)
@@ -406,19 +530,17 @@ def _make_models(proc_cls, spec):
             getattr(self, port).send(value)
 
     q = 2.0 ** spec.frac_bits
-    lim = 2 ** (_STATE_BITS - 1) - 1
-
-    def to_int(x):
-        return np.clip(np.round(np.asarray(x, dtype=float) * q), -lim, lim).astype(np.int64)
 
     def run_fixed(self):
+        self._ties()
         received = {p: getattr(self, p).recv() / q for p, k in self.spec.ports if k == "in"}
         state = {v: getattr(self, v) / q for v in self.spec.stored}
         new, out = self._step(state, received)
         for var, value in new.items():
-            setattr(self, var, to_int(value))
+            setattr(self, var, self._to_int(value, var))
         for port, value in out.items():
-            getattr(self, port).send(value if value.dtype == bool else to_int(value))
+            getattr(self, port).send(value if value.dtype == bool else
+                                     self._to_int(value, port))
 
     return {"floating_pt": build("floating_pt", float, run_float),
             "fixed_pt": build("fixed_pt", np.int64, run_fixed)}
@@ -439,6 +561,41 @@ def _clipped_learning_dense_model():
     return ClippedLearningDenseModel
 
 
+def _fixed_pattern_sparse_model(precision):
+    """Lava's Sparse model whose weights keep the pattern they were built with,
+    zeros included. Written here because Lava's own ``_set_var`` rebuilds the
+    matrix from the non-zero entries of the old one (``find`` drops explicit
+    zeros), so setting the weights of a Sparse holding a zero (a weight, or a
+    mantissa that rounds to 0) fails. In fixed point, the mantissas arrive
+    clipped and truncated already (``LavaTarget._quantise``): Lava's first-step
+    clipping, which would rebuild the matrix, is skipped."""
+    from lava.magma.runtime.mgmt_token_enums import MGMT_RESPONSE
+    from lava.proc.sparse.models import PySparseModelBitAcc, PySparseModelFloat
+
+    base = PySparseModelFloat if precision == "floating_pt" else PySparseModelBitAcc
+
+    class FixedPatternSparseModel(base):
+        def __init__(self, proc_params):
+            super().__init__(proc_params)
+            self.weights_set = True
+
+        def _set_var(self):
+            port = self.service_to_process
+            name = self.var_id_to_var_map[int(port.recv()[0].item())]
+            var = getattr(self, name)
+            n = int(port.recv()[0].item())
+            values = np.array([port.recv()[0] for _ in range(n)], dtype=float).ravel()
+            if scipy.sparse.issparse(var):
+                var = var.copy()
+                var.data[:] = values.astype(var.dtype)
+            else:
+                var = np.array(var)
+                var.flat[:n] = values
+            setattr(self, name, var)
+            self.process_to_service.send(MGMT_RESPONSE.SET_COMPLETE)
+    return FixedPatternSparseModel
+
+
 def _make_process(spec):
     from lava.magma.core.process.ports.ports import InPort, OutPort
     from lava.magma.core.process.process import AbstractProcess
@@ -450,8 +607,17 @@ def _make_process(spec):
             setattr(self, var, Var(shape=(spec.n,), init=values[var]))
         self._mode = Var(shape=(1,), init=0)  # Brian2 names never start with _
         self._active = Var(shape=(1,), init=1)
+        # numeric namespace values (the host sets them when they change), and
+        # per checked value [saturations, worst value] with overflow='warn'
+        self._params = Var(shape=(max(1, len(values["_params"])),), init=values["_params"])
+        n_checked = max(1, len(spec.checked))
+        self._overflow = Var(shape=(2 * n_checked,), init=np.zeros(2 * n_checked))
+        if spec.spike_rows:  # packed spikes of the last spike_rows neurosim steps
+            shape = (spec.spike_rows, -(-spec.n // _PACK))
+            self._spike_buf = Var(shape=shape, init=np.zeros(shape))
         for port, kind in spec.ports:
-            setattr(self, port, (InPort if kind == "in" else OutPort)(shape=(spec.n,)))
+            setattr(self, port, (InPort if kind in ("in", "tie_in") else OutPort)(
+                shape=(1,) if kind.startswith("tie") else (spec.n,)))
 
     return type(f"Population_{spec.name}", (AbstractProcess,), {"__init__": __init__})
 
@@ -469,17 +635,16 @@ def _split(expr: str, proj, where: str):
                       else "syn" if s in proj.parameters else "scalar")
         if len(kinds) > 1 or isinstance(sym, sympy.Add):
             raise CircuitError(
-                f"{where} = {expr!r}: Lava has no mapping for it. A Lava Dense computes "
-                "W @ s, so the expression must be one synaptic variable times factors that "
-                "each depend on one side, like 'x_post = w * f(a_pre) * g(b_post)'. Split "
-                f"it into several summed variables, or {_ALTERNATIVES}.")
+                f"{where} = {expr!r} (a Lava Dense computes W @ s, so the expression must "
+                "be one synaptic variable times factors that each depend on one side, like "
+                "'x_post = w * f(a_pre) * g(b_post)': split it into several summed "
+                "variables)")
         parts[kinds.pop() if kinds else "scalar"].append(factor)
     if len(parts["syn"]) > 1 or parts["syn"] and not isinstance(parts["syn"][0], sympy.Symbol):
         raise CircuitError(
-            f"{where} = {expr!r}: the Lava target maps one synaptic variable onto the "
-            f"weights of a Dense; here the synaptic factor is "
-            f"{sympy_to_str(sympy.Mul(*parts['syn']))!r}. Declare the product as one "
-            f"weight variable, or {_ALTERNATIVES}.")
+            f"{where} = {expr!r}, whose synaptic factor is "
+            f"{sympy_to_str(sympy.Mul(*parts['syn']))!r} (Lava maps one synaptic variable "
+            "onto the weights of a Dense: declare the product as one weight variable)")
 
     def s(factors):
         return sympy_to_str(sympy.Mul(*factors))
@@ -494,15 +659,120 @@ def _strip(expr: str, suffix: str) -> str:
 
 
 class _Link:
-    """One Dense: which projection variable it holds, transposed or diagonal."""
+    """One Lava connection (Dense or Sparse): which projection variable it holds,
+    in which direction, and (fixed point) its weight format."""
 
     def __init__(self, proj, syn, transpose, binary, rule=None):
         self.proj, self.syn, self.transpose, self.binary = proj, syn, transpose, binary
         self.rule = rule  # a PairSTDP or ThreeFactorSTDP carried by a LearningDense
         self.trace_k = None  # index of the y1/y2/y3 ports feeding a 3-factor rule
         self.dense = None
-        self.exp = 0
+        self.pattern = None  # (columns, indptr, synapse -> entry, shape) of a Sparse
+        self.exp, self.sign = 0, "single"
         self.weight_error = 0.0
+
+
+def _rule_variables(proj) -> set:
+    """The synaptic variables a plasticity rule declares (they run in Lava's
+    learning engine, not as Brian2 code); ``on_pre``/``on_post`` are the
+    projection's own code (the rule's is merged only into ``pre_code``)."""
+    if proj.plasticity is None:
+        return set()
+    from brian2 import Equations
+    return set(Equations(proj.plasticity.brian2(proj.name).model).names)
+
+
+def _identifiers(circuit) -> set:
+    """Every identifier the circuit's code refers to."""
+    names = set()
+    for pop in circuit.populations.values():
+        names |= pop.equations.identifiers
+        for code in (pop.threshold, pop.reset, pop.init):
+            names |= get_identifiers(code or "")
+    for proj in circuit.projections.values():
+        names |= proj.equations.identifiers
+        for code in (proj.pre_code, proj.post_code, proj.learning_rule):
+            names |= get_identifiers(code or "")
+    return names
+
+
+def _refuse(circuit: Circuit, fixed: bool) -> None:
+    """Raise :class:`CircuitError` naming the first construct the Lava target has
+    no mapping for (the checks of :meth:`LavaTarget.unsupported`; nothing is built)."""
+    from brian2 import Quantity
+    from brian2.core.functions import Function
+
+    from neurosim.plasticity import PairSTDP, ThreeFactorSTDP
+    used = _identifiers(circuit)
+    for key, value in circuit.namespace.items():
+        if key in used and (isinstance(value, Function) or
+                            callable(value) and not isinstance(value, Quantity)):
+            raise CircuitError(
+                f"the namespace entry {key!r} ({type(value).__name__}): Brian2 functions "
+                "and TimedArrays have no mapping on Lava, whose process models read "
+                "numbers and arrays only (give the values through a variable that is set "
+                "between runs instead)")
+    for pop in circuit.populations.values():
+        if pop.refractory is not None and fixed:
+            raise CircuitError(f"Population {pop.name!r}: refractoriness in fixed point (spike "
+                               "times do not fit the 24-bit states)")
+        if pop.equations.stochastic_variables:
+            raise CircuitError(f"Population {pop.name!r}: stochastic equations (xi)")
+    for proj in circuit.projections.values():
+        rule = proj.plasticity
+        if rule is not None:
+            if type(rule) not in (PairSTDP, ThreeFactorSTDP) or fixed or proj.kind != "all":
+                raise CircuitError(
+                    f"Projection {proj.name!r}: {type(rule).__name__}"
+                    f"{' with connect=' + repr(proj.connect) if proj.kind != 'all' else ''}"
+                    f"{' in fixed point' if fixed else ''} (PairSTDP and ThreeFactorSTDP on "
+                    "all-to-all projections map onto Lava's learning engine, STDPLoihi and a "
+                    "Loihi 3-factor rule, in floating point only)")
+            if type(rule) is ThreeFactorSTDP and not rule.modulator.endswith("_post"):
+                raise CircuitError(
+                    f"Projection {proj.name!r}: a ThreeFactorSTDP with the pre-synaptic "
+                    f"modulator {rule.modulator!r} (Loihi's 3-factor rules read the "
+                    "modulator y2 from the post-synaptic neuron: move it to the target "
+                    "population)")
+            if float(rule.wmin) != 0:
+                raise CircuitError(f"Projection {proj.name!r}: STDP with wmin={rule.wmin} "
+                                   "(Lava's STDP weights are excitatory: wmin = 0)")
+        for what, bad in (("on_post code", proj.on_post), ("a synaptic delay", proj.delay),
+                          ("synaptic differential equations",
+                           sorted(set(proj.equations.diff_eq_names) - _rule_variables(proj)))):
+            if bad:
+                raise CircuitError(
+                    f"Projection {proj.name!r}: {what} ({bad!r}; a Lava Dense holds static "
+                    "weights, and learning maps onto Lava's learning engine only as a "
+                    "plasticity rule)")
+        subs = [n for n, eq in proj.equations.items()
+                if eq.type == SUBEXPRESSION and "summed" not in eq.flags]
+        if subs:
+            raise CircuitError(f"Projection {proj.name!r}: synaptic subexpressions {subs} "
+                               "(write them into the summed variable)")
+        for var in proj.summed:
+            _split(str(proj.equations[var].expr.code), proj,
+                   f"Projection {proj.name!r}, summed variable {var}")
+        for tvar, op, expr in statements(proj.on_pre, f"Projection {proj.name!r} on_pre"):
+            _spike_statement(proj, tvar, op, expr)
+
+
+def _spike_statement(proj, tvar, op, expr) -> dict:
+    """The factors of an ``on_pre`` statement ``x_post += w * constants``, or
+    CircuitError."""
+    where = f"Projection {proj.name!r}: the on_pre statement '{tvar} {op} {expr}'"
+    if not (tvar.endswith("_post") and op in ("+=", "-=")):
+        raise CircuitError(f"{where} (Lava maps spike transmission 'x_post += w' onto a "
+                           "Dense; use a plasticity rule for learning)")
+    parts = _split(expr, proj, where)
+    if parts["pre"] != "1" or parts["post"] != "1":
+        raise CircuitError(f"{where}, whose increment reads neuron variables (a spike "
+                           "delivers a weight times constants through a Dense)")
+    rule = proj.plasticity
+    if rule is not None and parts["syn"] != rule.weight:
+        raise CircuitError(f"{where} (with {type(rule).__name__} the spike must deliver "
+                           f"the learned weight {rule.weight!r})")
+    return parts
 
 
 class LavaTarget(Target):
@@ -510,6 +780,13 @@ class LavaTarget(Target):
 
     ``precision`` is ``'floating_pt'`` or ``'fixed_pt'``; ``frac_bits`` the
     fractional bits of fixed-point states and messages (see the module doc).
+    Fixed point only: ``overflow='raise'`` (default) stops a run with
+    :class:`FixedPointOverflow` the moment a state, message or weight leaves the
+    range of its integers; ``overflow='warn'`` saturates it and emits a
+    :class:`FixedPointWarning` at the end of the call. ``weight_range={'proj':
+    (lo, hi)}`` declares the range a projection's weights will take (a learning
+    rule's reach), from which the weight exponent and sign mode of its Lava
+    ``Dense`` are chosen instead of from the initial weights.
     Call :meth:`close` (or use ``with``) to stop Lava's runtime.
     """
 
@@ -517,78 +794,47 @@ class LavaTarget(Target):
     _open: "weakref.WeakSet[LavaTarget]" = weakref.WeakSet()
 
     def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
-                 precision: str = "floating_pt", frac_bits: int = 12):
+                 precision: str = "floating_pt", frac_bits: int = 12,
+                 overflow: str = "raise", weight_range: dict | None = None):
+        self._runtime_proc = None
         if precision not in PRECISIONS:
             raise CircuitError(f"Unknown Lava precision {precision!r}; use one of {PRECISIONS}.")
-        super().__init__(circuit, seed, weights)
+        if overflow not in OVERFLOW:
+            raise CircuitError(f"overflow={overflow!r}: use one of {OVERFLOW}.")
+        super().__init__(circuit, seed, weights, precision=precision)
         self.precision, self.frac_bits = precision, int(frac_bits)
+        if not 0 <= self.frac_bits < _STATE_BITS:
+            raise CircuitError(f"frac_bits={frac_bits!r}: give 0 to {_STATE_BITS - 1}.")
         self.fixed = precision == "fixed_pt"
-        self._runtime_proc = None
+        self.overflow = overflow
+        self.weight_range = {}
+        for name, bounds in (weight_range or {}).items():
+            circuit.projection(name)  # raises with the list of names
+            try:
+                lo, hi = (float(b) for b in bounds)
+                ok = lo <= hi
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise CircuitError(f"weight_range[{name!r}] = {bounds!r}: give (lo, hi) "
+                                   "with lo <= hi.")
+            self.weight_range[name] = (lo, hi)
         self._steps = 0  # Lava time steps run so far
-        self._check_supported()
+        self._overflow_seen = {}  # population -> saturations already warned about
         import_lava()  # the Python 3.11 fix, before any lava.* import below
         self._plan()
         self._build(weights or circuit.initial_weights(seed))
         self._start()
 
-    # --- translation --------------------------------------------------------------
-    def _check_supported(self):
-        for pop in self.circuit.populations.values():
-            if pop.refractory is not None and self.fixed:
-                raise CircuitError(f"Population {pop.name!r}: refractoriness has no mapping on "
-                                   "the fixed-point Lava target (spike times do not fit its "
-                                   f"24-bit states); use the 'lava' target, or {_ALTERNATIVES}.")
-            if pop.equations.stochastic_variables:
-                raise CircuitError(f"Population {pop.name!r}: stochastic equations (xi) have "
-                                   f"no mapping on the Lava target; {_ALTERNATIVES}.")
-        for proj in self.circuit.projections.values():
-            _on_pre, on_post, rule_vars = self._own_code(proj)
-            for what, bad in (("on_post code", on_post), ("a delay", proj.delay),
-                              ("synaptic differential equations",
-                               sorted(set(proj.equations.diff_eq_names) - rule_vars))):
-                if bad:
-                    raise CircuitError(
-                        f"Projection {proj.name!r}: {what} ({bad!r}) has no mapping on the "
-                        f"Lava target (a Lava Dense holds static weights; learning rules "
-                        f"map onto Lava's learning engine only as plasticity rules); "
-                        f"{_ALTERNATIVES}.")
-            subs = [n for n, eq in proj.equations.items()
-                    if eq.type == SUBEXPRESSION and "summed" not in eq.flags]
-            if subs:
-                raise CircuitError(f"Projection {proj.name!r}: synaptic subexpressions {subs} "
-                                   "have no mapping on the Lava target; write them into the "
-                                   f"summed variable, or {_ALTERNATIVES}.")
-
-    def _own_code(self, proj):
-        """The projection's on_pre, on_post and the variables of its plasticity rule
-        (a PairSTDP runs in Lava's learning engine, not as Brian2 code)."""
-        from neurosim.plasticity import PairSTDP, ThreeFactorSTDP
-        rule = proj.plasticity
-        if rule is None:
-            return proj.on_pre, proj.on_post, set()
-        if type(rule) not in (PairSTDP, ThreeFactorSTDP) or self.fixed \
-                or proj.connect != "all":
-            raise CircuitError(
-                f"Projection {proj.name!r}: {type(rule).__name__} has no mapping on the "
-                f"{self.precision} Lava target"
-                f"{' with connect=' + repr(proj.connect) if proj.connect != 'all' else ''}: "
-                "PairSTDP and ThreeFactorSTDP on all-to-all projections map onto Lava's "
-                "learning engine (STDPLoihi, a Loihi 3-factor rule) in floating point only. "
-                f"Use the 'lava' target, or {_ALTERNATIVES}.")
-        if type(rule) is ThreeFactorSTDP and not rule.modulator.endswith("_post"):
-            raise CircuitError(
-                f"Projection {proj.name!r}: the Lava target takes the neuromodulator of a "
-                f"ThreeFactorSTDP from the post-synaptic neuron (Loihi's 3-factor rules read "
-                f"y2 from it); modulator={rule.modulator!r} is pre-synaptic. Move the "
-                f"modulator to the target population, or {_ALTERNATIVES}.")
-        code = rule.brian2(proj.name)
-
-        def strip(merged, part):
-            merged = merged or ""
-            return merged[: len(merged) - len(part)].rstrip("\n") if part else merged
-        from brian2 import Equations
-        return (strip(proj.on_pre, code.on_pre), strip(proj.on_post, code.on_post),
-                set(Equations(code.model).names))
+    @classmethod
+    def unsupported(cls, circuit: Circuit, precision: str = "floating_pt",
+                    **options) -> str | None:
+        """The first construct Lava (``precision``) has no mapping for, or None."""
+        try:
+            _refuse(circuit, precision == "fixed_pt")
+        except CircuitError as exc:
+            return str(exc)
+        return None
 
     def _trace_spec(self, proj, k):
         """What the post population sends to a ThreeFactorSTDP LearningDense each
@@ -625,6 +871,7 @@ class LavaTarget(Target):
         ins = {p: [] for p in c.populations}
         outs = {p: [] for p in c.populations}
         traces = {p: [] for p in c.populations}
+        sends = {p: {} for p in c.populations}  # graded out port -> what it carries
         self._wiring = []  # (link, source pop, out port, target pop, in port)
         spiking = False
         for proj in c.projections.values():
@@ -641,10 +888,11 @@ class LavaTarget(Target):
                 ports[src].append((f"_out{k}", "out"))
                 ports[tgt].append((f"_in{k}", "in"))
                 outs[src].append((f"_out{k}", levels[(proj.name, var)], send))
+                sends[src][f"_out{k}"] = (f"Population {src!r}: the message {send!r} it sends "
+                                          f"for {proj.name}.{var}")
                 ins[tgt].append((f"_in{k}", levels[(proj.name, var)], base, "=", recv))
                 self.links.append(link)
                 self._wiring.append((link, src, f"_out{k}", tgt, f"_in{k}"))
-            on_pre, _on_post, _ = self._own_code(proj)
             if proj.plasticity is not None:  # post spikes reach the LearningDense too
                 if ("_spikes", "spike") not in ports[proj.target]:
                     ports[proj.target].append(("_spikes", "spike"))
@@ -653,23 +901,9 @@ class LavaTarget(Target):
                     traces[proj.target].append(self._trace_spec(proj, len(self.links)))
                     ports[proj.target] += [(f"_y{i}_{len(self.links)}", "trace")
                                            for i in (1, 2, 3)]
-            for tvar, op, expr in statements(on_pre, f"Projection {proj.name!r} on_pre"):
-                where = f"Projection {proj.name!r} on_pre: {tvar} {op} {expr}"
-                if not (tvar.endswith("_post") and op in ("+=", "-=")):
-                    raise CircuitError(
-                        f"{where}: Lava maps spike transmission 'x_post += w' onto a Dense; "
-                        f"this statement has no mapping. Use a plasticity rule for learning, "
-                        f"or {_ALTERNATIVES}.")
-                parts = _split(expr, proj, where)
-                if parts["pre"] != "1" or parts["post"] != "1":
-                    raise CircuitError(f"{where}: a spike delivers a weight (times constants); "
-                                       f"'{expr}' reads neuron variables, which a Dense cannot "
-                                       f"carry; {_ALTERNATIVES}.")
+            for tvar, op, expr in statements(proj.on_pre, f"Projection {proj.name!r} on_pre"):
+                parts = _spike_statement(proj, tvar, op, expr)
                 spiking = True
-                if proj.plasticity is not None and parts["syn"] != proj.plasticity.weight:
-                    raise CircuitError(f"{where}: with {type(proj.plasticity).__name__} the "
-                                       f"spike must deliver the learned weight "
-                                       f"{proj.plasticity.weight!r}; {_ALTERNATIVES}.")
                 link = _Link(proj, parts["syn"], False, True, proj.plasticity)
                 k = len(self.links)
                 if any(t[0] == k for t in traces[proj.target]):
@@ -681,8 +915,13 @@ class LavaTarget(Target):
                 self.links.append(link)
                 self._wiring.append((link, proj.source, "_spikes", proj.target, f"_in{k}"))
         self.K = self.L + 2 + spiking
-        g = array_namespace(c.namespace, float(c.dt))
-        self._g = g
+        self._tie_pairs = self._tie(ports)
+        self._g = array_namespace(c.namespace, float(c.dt))
+        self._params = _numeric_namespace(c.namespace)
+        layout, start = [], 0
+        for name, shape, values in self._params:
+            layout.append((name, start, shape))
+            start += values.size
         self.specs = {}
         for pop in c.populations.values():
             stored = [n for n, eq in pop.equations.items() if eq.type != SUBEXPRESSION]
@@ -705,11 +944,38 @@ class LavaTarget(Target):
                 traces=traces[pop.name],
                 spike_port="_spikes" if ("_spikes", "spike") in ports[pop.name] else None,
                 K=self.K, L=self.L, spike_phase=spiking, namespace=c.namespace,
-                dt=float(c.dt), frac_bits=self.frac_bits,
+                dt=float(c.dt), frac_bits=self.frac_bits, overflow=self.overflow,
+                checked={key: (k, what) for k, (key, what) in enumerate(
+                    [(v, f"Population {pop.name!r}: {v}") for v in stored] +
+                    list(sends[pop.name].items()))},
+                params=layout, spike_rows=(max(1, min(64, 2 ** 12 // -(-pop.n // _PACK)))
+                                           if threshold else 0),
                 seed=(self.seed, list(c.populations).index(pop.name)))
             # compile here too: a code error is reported now, not inside a Lava worker
             for block in (update, pop.init, pop.reset):
                 _compile_block(block, f"Population {pop.name!r}")
+
+    def _tie(self, ports):
+        """Lava compiles and runs only the processes connected to the one it is
+        run on, so a circuit of disconnected parts would leave all but one part
+        silently frozen. One 1-element port from each part to the next ties them
+        into one graph: ``[(source pop, target pop)]``."""
+        parent = {p: p for p in self.circuit.populations}
+
+        def root(p):
+            while parent[p] != p:
+                p = parent[p]
+            return p
+        for _link, src, _out, tgt, _in in self._wiring:
+            parent[root(src)] = root(tgt)
+        for proj in self.circuit.projections.values():  # post spikes to a LearningDense
+            parent[root(proj.source)] = root(proj.target)
+        firsts = list(dict.fromkeys(root(p) for p in self.circuit.populations))
+        ties = list(zip(firsts, firsts[1:]))
+        for src, tgt in ties:
+            ports[src].append(("_tie_out", "tie_out"))
+            ports[tgt].append(("_tie_in", "tie_in"))
+        return ties
 
     def _build(self, weights):
         from lava.proc.dense.process import Dense
@@ -720,18 +986,25 @@ class LavaTarget(Target):
             cls = _make_process(spec)
             start = dict(pop.values, not_refractory=1.0, lastspike=-1e4)  # Brian2's start
             values = {v: self._encode(np.broadcast_to(
-                np.asarray(start.get(v, 0.0), dtype=float), (pop.n,)).copy())
+                np.asarray(start.get(v, 0.0), dtype=float), (pop.n,)).copy(), name, v)
                 for v in spec.stored}
+            values["_params"] = self._param_vector()
             self.procs[name] = cls(values)
             self.models[self.procs[name]] = _make_models(cls, spec)[self.precision]
         self.weights = {name: {v: np.asarray(weights[name][v], dtype=float).copy()
                                for v in proj.parameters}
                         for name, proj in self.circuit.projections.items()}
+        self._params_sent = self._param_vector()
+        for src, tgt in self._tie_pairs:
+            self.procs[src]._tie_out.connect(self.procs[tgt]._tie_in)
         for link, src, out_port, tgt, in_port in self._wiring:
+            if link.proj.kind != "all":
+                link.pattern = self._pattern(link)
             matrix = self._matrix(link)
             kwargs = {"num_message_bits": 0 if link.binary else _STATE_BITS}
             if self.fixed:
-                matrix, link.exp, link.weight_error = self._quantise(matrix)
+                link.exp = self._weight_format(link, matrix)
+                matrix = self._fixed_weights(link, matrix)
                 kwargs["weight_exp"] = link.exp + (self.frac_bits if link.binary else 0)
             if link.rule is not None:
                 link.dense = self._learning_dense(link, matrix, in_port)
@@ -740,23 +1013,37 @@ class LavaTarget(Target):
                     for i in (1, 2, 3):
                         getattr(self.procs[tgt], f"_y{i}_{link.trace_k}").connect(
                             getattr(link.dense, f"s_in_y{i}"))
+            elif link.pattern is not None:
+                link.dense = Sparse(weights=self._lava_weights(link, matrix),
+                                    name=f"{link.proj.name}{in_port}", **kwargs)
+                self.models[link.dense] = _fixed_pattern_sparse_model(self.precision)
             else:
-                connection = Sparse if link.proj.connect == "one_to_one" else Dense
-                link.dense = connection(weights=self._lava_weights(link, matrix),
-                                        name=f"{link.proj.name}{in_port}", **kwargs)
+                link.dense = Dense(weights=matrix, name=f"{link.proj.name}{in_port}", **kwargs)
             getattr(self.procs[src], out_port).connect(link.dense.s_in)
             link.dense.a_out.connect(getattr(self.procs[tgt], in_port))
 
+    def _pattern(self, link):
+        """The CSR pattern of a one-to-one or sparse projection's Lava Sparse (rows:
+        the receiving neurons): one entry per connected pair, zeros kept (Lava's
+        ``Var.set`` of a Sparse needs a fixed pattern); several synapses between
+        one pair share an entry holding their sum."""
+        proj = link.proj
+        i, j = self.circuit.synapses(proj.name, self.seed)
+        rows, cols = (i, j) if link.transpose else (j, i)
+        n_pre, n_post = (self.circuit.populations[p].n for p in (proj.source, proj.target))
+        shape = (n_pre, n_post) if link.transpose else (n_post, n_pre)
+        keys, inverse = np.unique(rows * shape[1] + cols, return_inverse=True)
+        r, c = np.divmod(keys, shape[1])
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=shape[0]))])
+        return c, indptr, inverse.ravel(), shape
+
     @staticmethod
-    def _lava_weights(link, matrix):
-        """A one-to-one projection is a Lava Sparse holding the diagonal (kept
-        explicitly, zeros included: Lava's Var.set needs a fixed pattern)."""
-        if link.proj.connect != "one_to_one":
-            return matrix
-        n = matrix.shape[0]
-        diag = scipy.sparse.csr_matrix((np.diagonal(matrix).copy(), np.arange(n),
-                                        np.arange(n + 1)), shape=(n, n))
-        return diag
+    def _lava_weights(link, data):
+        """A Sparse's weights from the values of its pattern's entries."""
+        if link.pattern is None:
+            return data
+        cols, indptr, _inverse, shape = link.pattern
+        return scipy.sparse.csr_matrix((np.asarray(data).copy(), cols, indptr), shape=shape)
 
     def _learning_dense(self, link, matrix, in_port):
         """PairSTDP -> Lava's STDPLoihi on a LearningDense (floating point).
@@ -773,10 +1060,11 @@ class LavaTarget(Target):
         from lava.proc.dense.process import LearningDense
         from lava.proc.learning_rules.stdp_learning_rule import STDPLoihi
         rule, dt = link.rule, float(self.circuit.dt)
-        if float(rule.wmin) != 0 or np.any(matrix < 0):
+        if np.any(matrix < 0):
             raise CircuitError(f"Projection {link.proj.name!r}: Lava's STDP weights are "
-                               "excitatory (wmin = 0, weights >= 0); "
-                               f"got wmin={rule.wmin}; {_ALTERNATIVES}.")
+                               "excitatory (wmin = 0, weights >= 0), but some initial "
+                               "weights are negative; start them at or above 0, or run "
+                               "this circuit on a brian2 target.")
         if type(rule).__name__ == "ThreeFactorSTDP":
             # Eligibility = Lava's tag. Once per neurosim step (phase L+1) the post
             # population sends y1 = apost (before its own spike), y2 = dt*eta*M
@@ -805,45 +1093,119 @@ class LavaTarget(Target):
         self.models[dense] = _clipped_learning_dense_model()
         return dense
 
-    def _matrix(self, link) -> np.ndarray:
+    def _shape(self, proj) -> tuple:
+        """The shape of a projection's synaptic arrays (``Projection`` doc)."""
+        n_pre, n_post = (self.circuit.populations[p].n for p in (proj.source, proj.target))
+        return {"all": (n_post, n_pre), "one_to_one": (n_pre,)}.get(
+            proj.kind, (len(self.circuit.synapses(proj.name, self.seed)[0]),))
+
+    def _matrix(self, link, weights=None) -> np.ndarray:
+        """The link's weights: a (receivers, senders) matrix for an all-to-all
+        projection, the values of the pattern's entries for a Sparse."""
         proj = link.proj
-        n_post = self.circuit.populations[proj.target].n
-        n_pre = self.circuit.populations[proj.source].n
-        if link.syn is None:
-            w = np.ones((n_post, n_pre) if proj.connect == "all" else (n_pre,))
-        else:
-            w = self.weights[proj.name][link.syn]
-        if proj.connect == "one_to_one":
-            w = np.diag(w)
+        shape = self._shape(proj)
+        weights = self.weights if weights is None else weights
+        w = np.ones(shape) if link.syn is None else weights[proj.name][link.syn]
+        if link.pattern is not None:
+            _cols, _indptr, inverse, _shape = link.pattern
+            return np.bincount(inverse, weights=w, minlength=len(_cols))
         return w.T.copy() if link.transpose else w.copy()
 
-    @staticmethod
-    def _quantise(w, e=None):
-        """8-bit mantissa and shared exponent (module doc): (mantissa, e, max error).
-        ``e`` is chosen to hold ``max|w|`` unless given (it is fixed once Lava has
-        compiled the Dense: later weights beyond its range saturate, and the
-        error says so)."""
-        top = float(np.max(np.abs(w))) if w.size else 0.0
-        mixed = w.min() < 0 < w.max()
-        limit = 254 if mixed else 255
-        if e is None:
-            e = math.ceil(math.log2(top / limit)) if top > 0 else 0
-        if mixed:  # Lava drops the lowest mantissa bit of mixed-sign weights: even values
-            m = np.clip(2 * np.round(w / 2.0 ** (e + 1)), -256, 254)
+    def _weight_format(self, link, w):
+        """Fixed point: the shared exponent ``e`` of a link's 8-bit mantissas (module
+        doc), fixed when the Dense is built: the smallest that holds the declared
+        ``weight_range`` of its projection, else the initial weights."""
+        name = link.proj.name
+        if name in self.weight_range:
+            lo, hi = self.weight_range[name]
+        elif link.syn is not None and link.proj.learning_rule and not np.any(w):
+            raise CircuitError(
+                f"Projection {name!r}: on lava-fixed the weight exponent of its Lava Dense "
+                "is fixed when it is built, from the initial weights, and these are all "
+                f"zero while a learning_rule changes them; declare the range they will "
+                f"take: weight_range={{{name!r}: (lo, hi)}}.")
         else:
-            m = np.clip(np.round(w / 2.0 ** e), -255, 255)
-        return m.astype(np.int32), e, float(np.max(np.abs(m * 2.0 ** e - w), initial=0.0))
+            lo, hi = (float(w.min()), float(w.max())) if w.size else (0.0, 0.0)
+        top = max(abs(lo), abs(hi))
+        limit = 254 if lo < 0 < hi else 255
+        return math.ceil(math.log2(top / limit)) if top > 0 else 0
+
+    @staticmethod
+    def _quantise(w, e):
+        """8-bit mantissas ``m`` with ``w ~ m * 2**e``, single-sign or mixed-sign as
+        the weights are now (Lava's sign modes): (mantissas, sign mode, largest
+        rounding error, mask of the weights that saturated)."""
+        w = np.asarray(w, dtype=float)
+        sign = "mixed" if w.size and np.nanmin(w) < 0 < np.nanmax(w) else "single"
+        lo, hi = _MANTISSA[sign]
+        if sign == "mixed":  # Lava drops the lowest mantissa bit of mixed-sign weights
+            raw = 2 * np.round(np.asarray(w) / 2.0 ** (e + 1))
+        else:
+            raw = np.round(np.asarray(w) / 2.0 ** e)
+        m = np.clip(np.nan_to_num(raw), lo, hi)
+        bad = ~(raw == m)  # NaN too
+        error = float(np.max(np.abs(m * 2.0 ** e - w), initial=0.0))
+        return m.astype(np.int32), sign, error, bad
+
+    def _fixed_weights(self, link, w):
+        """Quantise a link's weights (fixed point); a weight that does not fit the
+        format chosen at build raises :class:`FixedPointOverflow` (or warns)."""
+        m, link.sign, error, bad = self._quantise(w, link.exp)
+        if bad.any():
+            values = np.asarray(w)[bad]
+            odd = values[~np.isfinite(values)]
+            worst = float(odd[0] if odd.size else values[np.argmax(np.abs(values))])
+            name = link.proj.name
+            lo, hi = (b * 2.0 ** link.exp for b in _MANTISSA[link.sign])
+            origin = ("the declared weight_range" if name in self.weight_range
+                      else "the initial weights")
+            self._overflowed(
+                f"Projection {name!r}: the weight {link.syn or '1'} = {worst:.6g} does not fit "
+                f"its Lava {'Sparse' if link.pattern is not None else 'Dense'} on lava-fixed "
+                f"(8-bit mantissas, {link.sign}-sign, with exponent {link.exp}: {lo:.6g} "
+                f"to {hi:.6g}; the exponent was chosen when it was built, from {origin}). "
+                "Fix: declare the range "
+                f"the weights will take, weight_range={{{name!r}: (lo, hi)}}; or pass "
+                "overflow='warn' to saturate with a warning.")
+        link.weight_error = error
+        return m
+
+    def _overflowed(self, message):
+        if self.overflow == "raise":
+            raise FixedPointOverflow(message)
+        warnings.warn(message, FixedPointWarning, stacklevel=4)
 
     def quantisation(self) -> dict[str, dict]:
-        """Per Dense: the weight exponent ``e`` and the largest weight rounding error."""
-        return {link.dense.name: {"exp": link.exp, "weight_error": link.weight_error}
+        """Per Dense: the weight exponent ``e``, sign mode and the largest weight
+        rounding error (saturated weights included, with overflow='warn')."""
+        return {link.dense.name: {"exp": link.exp, "sign": link.sign,
+                                  "weight_error": link.weight_error}
                 for link in self.links}
 
-    def _encode(self, x):
+    def _encode(self, x, pop=None, var=None):
         if not self.fixed:
             return x
-        lim = 2 ** (_STATE_BITS - 1) - 1
-        return np.clip(np.round(x * 2.0 ** self.frac_bits), -lim, lim).astype(np.int64)
+        k = np.round(np.asarray(x, dtype=float) * 2.0 ** self.frac_bits)
+        bad = ~(np.abs(k) <= _STATE_MAX)
+        if bad.any():
+            values = np.asarray(x, dtype=float)[bad]
+            odd = values[~np.isfinite(values)]
+            worst = float(odd[0] if odd.size else values[np.argmax(np.abs(values))])
+            self._overflowed(_state_overflow(f"Population {pop!r}: {var}", worst,
+                                             self.frac_bits))
+        x = np.asarray(x, dtype=float)
+        if np.any(x) and not np.any(k[x != 0]):  # every non-zero value would be 0
+            small = float(np.max(np.abs(x)))
+            need = math.ceil(-math.log2(small)) + 8  # 8 significant bits
+            fix = (f"use frac_bits={need} or express the variable in smaller units"
+                   if need < _STATE_BITS else
+                   "express the variable in smaller units (no frac_bits resolves it)")
+            self._overflowed(
+                f"Population {pop!r}: {var} = {small:.6g} (its largest magnitude) is below "
+                f"the resolution of lava-fixed with frac_bits={self.frac_bits} "
+                f"({2.0 ** -self.frac_bits:.6g}) and would be stored as 0. Fix: {fix}; or "
+                "pass overflow='warn' to store it as 0 with a warning.")
+        return np.clip(np.nan_to_num(k), -_STATE_MAX, _STATE_MAX).astype(np.int64)
 
     def _decode(self, x):
         x = np.asarray(x, dtype=float)
@@ -953,7 +1315,8 @@ class LavaTarget(Target):
         if values.shape != (n,):
             raise CircuitError(f"The Lava target runs one sample at a time: give "
                                f"{population}.{variable} as shape ({n},), not {values.shape}.")
-        self._set_var(getattr(self.procs[population], variable), self._encode(values))
+        self._set_var(getattr(self.procs[population], variable),
+                      self._encode(values, population, variable))
 
     def get_weights(self):
         for link in self.links:  # what Lava's learning engine changed
@@ -966,53 +1329,139 @@ class LavaTarget(Target):
                 for name, params in self.weights.items()}
 
     def set_weights(self, weights):
+        """Set synaptic variables (layout of ``Circuit.initial_weights``; a scalar
+        sets every synapse). Nothing changes if any array is refused."""
+        new = {name: dict(params) for name, params in self.weights.items()}
         for name, params in weights.items():
             proj = self.circuit.projection(name)
             for var, value in params.items():
                 if var not in proj.parameters:
                     raise CircuitError(f"Projection {name!r} has no synaptic variable {var!r}; "
                                        f"its variables are {proj.parameters}.")
-                old = self.weights[name][var]
-                value = np.broadcast_to(np.asarray(value, dtype=float), old.shape).copy()
-                self.weights[name][var] = value
+                value = np.asarray(value, dtype=float)
+                shape = self._shape(proj)
+                if value.ndim == 0:
+                    value = np.full(shape, float(value))
+                if value.shape != shape:
+                    proj._check_shape(var, value.shape, shape)  # raises, naming the layout
+                new[name][var] = value.copy()
+        lava = []
         for link in self.links:
             if link.proj.name in weights and link.syn in weights[link.proj.name]:
-                matrix = self._matrix(link)
+                matrix = self._matrix(link, new)
                 if self.fixed:
-                    matrix, _, link.weight_error = self._quantise(matrix, link.exp)
-                self._set_var(link.dense.weights, self._lava_weights(link, matrix))
+                    matrix = self._fixed_weights(link, matrix)
+                lava.append((link, matrix))
+        self.weights = new
+        for link, matrix in lava:
+            self._set_var(link.dense.weights, self._lava_weights(link, matrix))
 
     # --- dynamics -----------------------------------------------------------------
+    def _param_vector(self):
+        """The numeric namespace values a process model reads (``_params``), now."""
+        ns = self.circuit.namespace
+        out = []
+        for name, shape, _values in self._params:
+            value = ns.get(name)
+            try:
+                arr = np.asarray(value, dtype=float)
+            except (TypeError, ValueError):
+                arr = None
+            if arr is None or arr.shape != shape:
+                raise CircuitError(
+                    f"Circuit {self.circuit.name!r}: the namespace entry {name!r} is now "
+                    f"{value!r}; the Lava target passes numbers and arrays of a fixed shape "
+                    f"{shape} to its process models between runs. Give it a value of that "
+                    "shape, or build a new target.")
+            out.append(arr.ravel())
+        return np.concatenate(out) if out else np.zeros(1)
+
     def _configure(self, mode):
+        params = self._param_vector()
+        changed = not np.array_equal(params, self._params_sent)
+        if changed:  # the namespace changed since the last run: the host code uses it too
+            self._g = array_namespace(self.circuit.namespace, float(self.circuit.dt))
+            self._params_sent = params
         for name, proc in self.procs.items():
             self._set_var(proc._mode, [_MODES[mode]])
             self._set_var(proc._active, [0 if name in self.clamped else 1])
+            if changed and self.specs[name].params:
+                self._set_var(proc._params, params)
+
+    def _check_overflow(self):
+        """overflow='warn': a warning for every value that saturated in a process
+        model since the last check (the models count them in ``_overflow``)."""
+        if not (self.fixed and self.overflow == "warn") or self._runtime_proc is None \
+                or self._runtime_proc.runtime is None:
+            return
+        for name, proc in self.procs.items():
+            table = self._get_var(proc._overflow).reshape(-1, 2)
+            seen = self._overflow_seen.get(name, np.zeros(len(table)))
+            for key, (k, what) in self.specs[name].checked.items():
+                if table[k, 0] > seen[k]:
+                    warnings.warn(
+                        _state_overflow(what, float(table[k, 1]), self.frac_bits) +
+                        f" ({int(table[k, 0] - seen[k])} values saturated in this call.)",
+                        FixedPointWarning, stacklevel=3)
+            self._overflow_seen[name] = table[:, 0].copy()
 
     def settle(self):
         self._configure("settle")
         inits = sum(1 for p in self.circuit.populations.values() if p.init)
         self._lava_steps(max(1, inits) * self.K)
+        self._check_overflow()
 
     def run(self, n_steps, record=()):
-        record = list(record)
-        for pop, var in record:
-            self.circuit.check_variable(pop, var)
+        """Advance ``n_steps``; ``record`` entries ``(pop, var)`` or ``(pop, var,
+        indices)`` (``Target.run``). Variables are read from Lava at every step
+        (Lava pauses at the phase where the state is the one Brian2's monitors
+        see); spikes from each population's spike buffer every ``spike_rows``
+        steps, so recording only spikes costs little."""
+        record = parse_record(self.circuit, record)
         self._configure("run")
-        if not record:
-            if n_steps:
-                self._lava_steps(n_steps * self.K)
-            return {}
-        traces = {key: [] for key in record}
-        pops = {pop for pop, _ in record}
-        for _ in range(n_steps):
+        spikes = [(pop, idx) for pop, var, idx in record if is_spikes(self.circuit, pop, var)]
+        variables = [(pop, var, idx) for pop, var, idx in record
+                     if not is_spikes(self.circuit, pop, var)]
+        traces = {(pop, var): [] for pop, var, _ in variables}
+        rows = {pop: [] for pop, _ in spikes}
+        chunk = min((self.specs[pop].spike_rows for pop, _ in spikes), default=n_steps)
+        first = self._steps // self.K  # the target's step count at the start of the call
+        done = 0  # steps of this call whose spikes have been read
+        for step in range(n_steps) if variables else ():
             self._lava_steps(self.L + 1)  # up to the state Brian2's monitors see
-            states = {pop: self._stored_state(pop) for pop in pops}
-            for pop, var in record:
+            states = {pop: self._stored_state(pop) for pop in {p for p, _, _ in variables}}
+            for pop, var, idx in variables:
                 value = (states[pop][var] if var in states[pop]
                          else self._evaluate(pop, states[pop], var))
-                traces[(pop, var)].append(value)
+                traces[(pop, var)].append(value if idx is None else value[idx])
             self._lava_steps(self.K - self.L - 1)
-        return {key: np.array(v) for key, v in traces.items()}
+            if spikes and (step + 1 - done == chunk or step + 1 == n_steps):
+                self._read_spikes(rows, first, done, step + 1)
+                done = step + 1
+        while done < n_steps and not variables:
+            size = min(chunk, n_steps - done)
+            self._lava_steps(size * self.K)
+            if spikes:
+                self._read_spikes(rows, first, done, done + size)
+            done += size
+        self._check_overflow()
+        out = {key: np.array(v).reshape(n_steps, -1) for key, v in traces.items()}
+        for pop, idx in spikes:
+            found = (np.concatenate(rows[pop]) if rows[pop]
+                     else np.zeros((0, 2), dtype=np.int64))
+            out[(pop, "spikes")] = found if idx is None else found[np.isin(found[:, 1], idx)]
+        return out
+
+    def _read_spikes(self, rows, first, start, stop):
+        """Spike rows ``[step, neuron]`` of this call's steps ``start..stop-1``, from
+        the packed spike buffers (row ``target step % spike_rows``)."""
+        steps = np.arange(start, stop)
+        for pop in rows:
+            spec = self.specs[pop]
+            buf = self._get_var(self.procs[pop]._spike_buf).reshape(spec.spike_rows, -1)
+            fired = _unpack(buf[(first + steps) % spec.spike_rows], spec.n)
+            k, neuron = np.nonzero(fired)
+            rows[pop].append(np.stack([steps[k], neuron], axis=1).astype(np.int64))
 
     def learn(self):
         rules = {n: p for n, p in self.circuit.projections.items() if p.learning_rule}
@@ -1020,6 +1469,7 @@ class LavaTarget(Target):
             return
         self._configure("hold")
         self._lava_steps(self.K)  # summed variables from the current state
+        self._check_overflow()
         states = {}
         new = {}
         for name, proj in rules.items():
@@ -1029,16 +1479,18 @@ class LavaTarget(Target):
         self.set_weights(new)
 
     def _apply_rule(self, proj, states):
-        """The rule's statements on (n_post, n_pre) arrays (n for one_to_one), in order."""
+        """The rule's statements on (n_post, n_pre) arrays for an all-to-all
+        projection, on one value per synapse otherwise, in order."""
         where = f"Projection {proj.name!r} learning_rule"
-        all_to_all = proj.connect == "all"
+        i, j = (None, None) if proj.kind == "all" else self.circuit.synapses(proj.name,
+                                                                             self.seed)
         values = {}
-        for side, pop, axis in (("_pre", proj.source, 0), ("_post", proj.target, 1)):
+        for side, pop, axis, index in (("_pre", proj.source, 0, i), ("_post", proj.target, 1, j)):
             spec = self.specs[pop]
             for var in spec.stored + list(spec.subexprs):
                 v = (states[pop][var] if var in states[pop]
                      else self._evaluate(pop, states[pop], var))
-                values[var + side] = np.expand_dims(v, axis) if all_to_all else v
+                values[var + side] = np.expand_dims(v, axis) if index is None else v[index]
         syn = {v: a.copy() for v, a in self.weights[proj.name].items()}
         scope = _Scope({**values, **syn}, {}, self._g)
         for var, op, expr in statements(proj.learning_rule, where):

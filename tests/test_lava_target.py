@@ -62,9 +62,11 @@ def arrays(d):
 
 # --- the cases (run in the child interpreter) ----------------------------------------
 
-def _targets(circuit, names, seed):
+def _targets(circuit, names, seed, **fixed_options):
     from neurosim.hardware_targets import make_target
-    return {name: make_target(name, circuit, seed=seed) for name in names}
+    return {name: make_target(name, circuit, seed=seed,
+                              **(fixed_options if name == "lava-fixed" else {}))
+            for name in names}
 
 
 def _close(targets):
@@ -82,7 +84,11 @@ def case_pc():
                                             learning_rate=0.05, **kw)
         record = [(p, "mu") for p in ("value0", "value1", "value2")] + \
                  [(p, "eps") for p in ("error0", "error1")]
-        targets = _targets(circuit, ("brian2-numpy", "lava", "lava-fixed"), seed=6)
+        # lava-fixed: the learned weights stay within ±0.6 (error_weights1 grows from
+        # 0.09 to 0.13, beyond the exponent its initial weights would give)
+        learned = [n for n, p in circuit.projections.items() if p.learning_rule]
+        targets = _targets(circuit, ("brian2-numpy", "lava", "lava-fixed"), seed=6,
+                           weight_range={n: (-0.6, 0.6) for n in learned})
         try:
             rng = np.random.default_rng(7)
             traj = {name: [] for name in targets}
@@ -346,8 +352,9 @@ def test_rate_pc_matches_brian2():
 
 def test_rate_pc_fixed_point_stays_close_to_floating_point():
     """Observed: 0.004 on µ. Tolerance 0.03: the per-step error of a summed
-    input is (*) <= |dw|_max ||s||_1 + ... ~ 0.0036 * 5 + ~0.001 ~ 0.02 for these
-    weights (exponents -8/-9, see quantisation()), entering µ through two
+    input is (*) <= |dw|_max ||s||_1 + ... ~ 0.0039 * 5 + ~0.001 ~ 0.02 for these
+    weights (exponent -8 from the declared weight_range ±0.6: |dw| <= 2**-8),
+    entering µ through two
     summed inputs at the inference rate 0.1; the relaxation contracts it, so
     the error stays near one step's worth instead of growing with the 30 steps
     the worst case would allow (30 * 0.1 * 2 * 0.02 = 0.12)."""
