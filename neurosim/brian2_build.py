@@ -76,7 +76,10 @@ def build(circuit: Circuit, weights: dict, sizes: dict | None = None,
             s.connect(i=0, j=0)
         else:
             i, j = circuit.synapses(proj.name, seed)
-            s.connect(i=i, j=j)
+            if len(i):
+                s.connect(i=i, j=j)
+            else:  # Brian2's connect fails on empty index arrays
+                s.connect(False)
         if per_synapse:
             s.delay = (np.zeros(1) if sizes else circuit.delays(proj.name, seed)) * second
         for var, value in weights.get(proj.name, {}).items():

@@ -223,3 +223,11 @@ def test_namespace_changed_between_runs_takes_effect_on_brian2():
     c.namespace["I0"] = -3.0
     t.run(10)
     np.testing.assert_allclose(t.get("r", "x"), [0.1 - 0.3] * 2)
+
+
+def test_a_projection_without_synapses_runs_on_brian2():
+    c = pops(4, 3)
+    syn(c, connect={"p": 0.0}, delay=lambda rng, shape: rng.uniform(0, 1, shape) * ms)
+    t = Brian2Target(c)
+    t.run(5)
+    assert t.get_weights()["s"]["w"].shape == (0,)
