@@ -16,30 +16,55 @@ Design (why the host keeps a runtime copy)
     steps are executed by a compiled *program* instead:
 
     * one program per configuration (the ``active`` switches of every Brian2
-      object, the monitors, the namespace; for CUDA also the number of steps),
+      object, the monitors, the types and units of the namespace's scalars
+      and any other namespace entries; for CUDA also the number of steps),
       compiled once into its own folder and cached for the life of the target;
     * every call runs the cached binary with Brian2's ``run_args``: all stored
-      state (neuron and synapse variables, ``lastspike``, ``lastupdate`` ...)
-      goes in, the final state and the monitors' recordings come back into the
-      host copy. A few lines of C++ inserted with ``device.insert_code`` start
-      the binary at the host's simulation time (so refractoriness, event-driven
-      synapses and recorded times continue), seed the random numbers with a
-      per-call seed derived from ``seed`` (so successive calls draw fresh, and
-      reproducible, random numbers) and, for C++, read the number of steps.
+      state (neuron and synapse variables, ``lastspike``, ``lastupdate``,
+      per-synapse delays ...) and the current values of the namespace's
+      scalars go in, the final state, the spike queues and the monitors'
+      recordings come back into the host. A few lines of C++ inserted with
+      ``device.insert_code`` start the binary at the host's time step (every
+      clock's ``timestep`` *and* ``t``, so refractoriness, event-driven
+      synapses and recorded times continue exactly), seed the random numbers
+      with a per-call seed derived from ``seed`` (so successive calls draw
+      fresh, and reproducible, random numbers), restore the spike queues and,
+      for C++, read the number of steps.
 
     A training loop therefore compiles each phase once (about 10-30 s each on
     2 cores) and then pays only the binary run and the state transfer per call
     (see ``benchmarks/target_scaling.py`` for measured figures).
 
-What a standalone target cannot do (each raises :class:`CircuitError`)
-    * projections with a synaptic ``delay``: spikes in flight would be lost at
-      every call boundary (the state carried between calls has no spike queue);
-    * batches of samples (one sample at a time, like the runtime target);
-    * monitors other than Brian2 ``StateMonitor`` / ``SpikeMonitor``;
-    * code Brian2 cannot translate to C++/CUDA (for example a namespace holding
-      a Python function without a C++ implementation): the error names the
-      construct; the runtime targets ``brian2-numpy``/``brian2-cython`` run it.
-    * ``brian2-cuda`` compiles without a GPU, but running needs one.
+Synaptic delays (brian2-cpp)
+    Homogeneous and per-synapse delays run, with the spikes in flight carried
+    from one call to the next: each program writes its spike queues when it
+    ends (Brian2's own dump, ``results/<pathway>_queue``), the host keeps them,
+    and the next call, of whichever program, reads them back before Brian2
+    prepares the queues. A run split into calls gives the spikes of one
+    uninterrupted call. brian2-cuda refuses delays: brian2cuda's queues live
+    on the GPU, and this target cannot carry them.
+
+Parameters between runs
+    A scalar namespace value (a number, or a Quantity such as ``10*ms``)
+    changed between calls (``circuit.namespace["I0"] = 2.0``) takes effect at
+    the next call without recompiling: programs hold these names as shared,
+    constant variables, set through ``run_args`` (see
+    :func:`_parameter_circuit`). Changing a value's unit or type (an integer
+    to a float), or any other namespace entry (a ``TimedArray``, a
+    ``Function``), compiles a new program at the next call, which then also
+    takes effect.
+
+What a standalone target refuses (:class:`CircuitError`)
+    At construction (:meth:`CppStandaloneTarget.unsupported`, the message
+    names the targets that accept the circuit): a namespace function the
+    circuit calls that has no C++/CUDA implementation; for ``brian2-cuda``
+    also synaptic delays, a missing nvcc or cuRAND wheel, and a machine
+    without a GPU unless ``compile_only=True`` (which builds the programs;
+    running them is then refused with the reason). While running: batches
+    of samples (one sample at a time, like the runtime target), monitors
+    other than Brian2 ``StateMonitor`` / ``SpikeMonitor``, and code Brian2
+    fails to translate or compile (the error names the construct; the
+    runtime targets ``brian2-numpy``/``brian2-cython`` run it).
 
 Build folders
     By default every target compiles into a fresh temporary folder, removed
@@ -61,6 +86,8 @@ brian2cuda set-up (all in :func:`cuda_prefs`, applied only while compiling)
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import hashlib
 import importlib.metadata
 import os
@@ -72,8 +99,11 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
-from brian2 import NeuronGroup, Quantity, SpikeMonitor, StateMonitor, defaultclock, prefs
+from brian2 import (Equations, Function, NeuronGroup, Quantity, SpikeMonitor, StateMonitor,
+                    defaultclock, prefs)
 from brian2.core.variables import ArrayVariable
+from brian2.units.fundamentalunits import DIMENSIONLESS, get_dimensions, get_unit
+from brian2.utils.stringtools import get_identifiers
 from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 from brian2.devices.device import reset_device, set_device
 
@@ -85,7 +115,7 @@ from .brian2 import Brian2Target
 __all__ = ["CppStandaloneTarget", "CudaStandaloneTarget", "gpu_available", "nvcc_available",
            "cuda_prefs"]
 
-RUN_FILE = "neurosim_run.txt"  # start time, seed and duration of a call, read at start
+RUN_FILE = "neurosim_run.txt"  # start step, seed and duration of a call, read at start
 
 
 @dataclass
@@ -95,6 +125,7 @@ class Program:
     directory: str
     objs: object                  # Brian2Objects of this build
     pairs: list                   # (host object, program object) with carried state
+    parameters: list              # (program object, namespace name) set at every call
     monitors: list                # program monitors, in the order of the host's
     binary: str
     runs: int = 0
@@ -130,13 +161,87 @@ def _explain(exc: BaseException) -> str:
     return str(root_cause(exc)) + where
 
 
-def _carried(obj) -> list[str]:
-    """State variables of a group/synapses that a call must carry over: its own
-    writable arrays (user variables, lastspike, not_refractory, lastupdate, ...);
-    not Brian2's internal buffers (names starting with '_')."""
-    return [name for name, var in obj.variables.items()
-            if isinstance(var, ArrayVariable) and var.owner.name == obj.name and not var.read_only
-            and not name.startswith("_")]
+def _carried(obj) -> dict:
+    """State variables of a group/synapses that a call must carry over, by a name
+    that is the same in every build of the circuit: its own writable arrays (user
+    variables, lastspike, not_refractory, lastupdate, ...), not Brian2's internal
+    buffers (names starting with '_'); and per-synapse delays, which belong to a
+    pathway's variables and are not listed among the Synapses' own."""
+    out = {name: var for name, var in obj.variables.items()
+           if isinstance(var, ArrayVariable) and var.owner.name == obj.name
+           and not var.read_only and not name.startswith("_")}
+    for k, path in enumerate(getattr(obj, "_pathways", ())):
+        if not path.variables["delay"].scalar:
+            out[f"pathway{k}.delay"] = path.variables["delay"]
+    return out
+
+
+def _queue_file(projection: str, k: int) -> str:
+    """The file a program reads the spike queue of a projection's k-th pathway from."""
+    return f"neurosim_queue_{projection}_{k}.txt"
+
+
+# --- namespace parameters ------------------------------------------------------------
+# Brian2 compiles a namespace value into the generated code as a literal, so a
+# changed value would need a new program; run_args, on the other hand, set group
+# variables when the binary starts. So every program is built from a copy of the
+# circuit in which each scalar namespace entry is a shared, constant variable of
+# the populations and projections whose code names it (the same name, unit and
+# type: the code, its units and Brian2's choice of integrator are unchanged), and
+# each call passes the namespace's current values through run_args. Functions
+# and TimedArrays stay in the namespace (changing one compiles a new program).
+
+def _is_parameter(value) -> bool:
+    """Whether a namespace value is a scalar number that a call can pass in."""
+    return (isinstance(value, (int, float, np.number, np.bool_)) or
+            isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "biuf")
+
+
+def _declaration(name: str, value) -> str:
+    kind = np.asarray(value).dtype.kind
+    if kind == "b":
+        unit = "boolean"
+    elif kind in "iu":
+        unit = "integer"
+    else:
+        dim = get_dimensions(value)
+        unit = "1" if dim is DIMENSIONLESS else repr(get_unit(dim))
+    return f"{name} : {unit} (shared, constant)"
+
+
+def _code(item) -> str:
+    """Every piece of Brian2 code of a population or projection."""
+    parts = [str(item.equations)]
+    for attr in ("threshold", "reset", "refractory", "init", "pre_code", "post_code",
+                 "learning_rule"):
+        value = getattr(item, attr, None)
+        if isinstance(value, str):
+            parts.append(value)
+    return "\n".join(parts)
+
+
+def _parameter_circuit(circuit: Circuit) -> tuple[Circuit, list]:
+    """The copy of ``circuit`` that programs are built from (see above), and the
+    ``(kind, object name, parameter)`` triples whose values each call passes."""
+    params = {k for k, v in circuit.namespace.items() if _is_parameter(v)}
+    if not params:
+        return circuit, []
+    out = copy.copy(circuit)
+    out.namespace = {k: v for k, v in circuit.namespace.items() if k not in params}
+    out.populations, out.projections, passed = {}, {}, []
+    for kind, table in (("groups", circuit.populations), ("synapses", circuit.projections)):
+        for name, item in table.items():
+            defined = set(item.equations.names)
+            if kind == "synapses":  # unsuffixed names in synapse code also reach the target
+                defined |= set(circuit.populations[item.target].equations.names)
+            used = sorted(params & get_identifiers(_code(item)) - defined)
+            item = copy.copy(item)
+            if used:
+                item.equations = item.equations + Equations(
+                    "\n".join(_declaration(k, circuit.namespace[k]) for k in used))
+                passed += [(kind, name, k) for k in used]
+            (out.populations if kind == "groups" else out.projections)[name] = item
+    return out, passed
 
 
 @contextlib.contextmanager
@@ -163,19 +268,21 @@ class CppStandaloneTarget(Brian2Target):
     name = "brian2-cpp"
     device_name = "cpp_standalone"
 
+    #: options of a subclass's constructor that its ``unsupported`` check needs
+    _options: dict = {}
+
     def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
                  directory: str | None = None):
-        for proj in circuit.projections.values():
-            if proj.delay is not None and np.any(np.asarray(proj.delay) != 0):
-                raise CircuitError(
-                    f"The {self.name} target cannot run projection {proj.name!r} with "
-                    f"delay={proj.delay!r}: spikes in flight are not carried between "
-                    "calls. Remove the delay, or use the brian2-numpy / brian2-cython "
-                    "runtime targets, which keep the spike queue.")
+        options = {"directory": directory, **self._options}
+        reason = type(self).unsupported(circuit.check(), **options)
+        if reason:
+            from neurosim.hardware_targets import refusal, registry_name
+            raise CircuitError(refusal(registry_name(type(self), options), circuit, reason))
         super().__init__(circuit, seed, weights, codegen="numpy")  # the host copy
         _mark_used(self.net)
         self._programs: dict = {}
         self._calls = 0
+        self._queues: dict = {}    # (projection, pathway index) -> spike queue state
         self.last_binary_s = 0.0
         if directory is None:
             self.directory = tempfile.mkdtemp(prefix=f"neurosim-{self.name}-")
@@ -184,6 +291,47 @@ class CppStandaloneTarget(Brian2Target):
             self.directory = os.path.abspath(directory)
             os.makedirs(self.directory, exist_ok=True)
             self._cleanup = None
+
+    #: Brian2's code object class of this device (for the function check)
+    @staticmethod
+    def _codeobject_class():
+        from brian2.devices.cpp_standalone.codeobject import CPPStandaloneCodeObject
+        return CPPStandaloneCodeObject
+
+    @classmethod
+    def unsupported(cls, circuit: Circuit, codegen: str | None = None, **options) -> str | None:
+        """The first construct of ``circuit`` this target cannot run, or None.
+
+        The constructor makes this check with the target's own options before it
+        builds the runtime host copy; that copy's constructor (Brian2Target)
+        calls it again with ``codegen`` only, and is not checked twice."""
+        if codegen is not None:
+            return None
+        return cls._unsupported(circuit, **options)
+
+    @classmethod
+    def _unsupported(cls, circuit: Circuit, directory: str | None = None) -> str | None:
+        return cls._untranslatable(circuit)
+
+    @classmethod
+    def _untranslatable(cls, circuit: Circuit) -> str | None:
+        """A namespace function the circuit's code calls that has no implementation
+        for this device (a Python function, say): Brian2 would fail to generate code."""
+        codeobject = cls._codeobject_class()
+        for table in (circuit.populations, circuit.projections):
+            for item in table.values():
+                for name in sorted(get_identifiers(_code(item))):
+                    value = circuit.namespace.get(name)
+                    if not isinstance(value, Function):
+                        continue
+                    try:
+                        value.implementations[codeobject]
+                    except KeyError:
+                        return (f"{type(item).__name__} {item.name!r}: the function {name!r}, "
+                                f"which has no {cls.device_name} implementation (give it one "
+                                "with brian2's implementation decorator, or use a runtime "
+                                "target)")
+        return None
 
     def close(self) -> None:
         """Forget the compiled programs and remove the temporary build folder."""
@@ -202,14 +350,34 @@ class CppStandaloneTarget(Brian2Target):
     #: length) or compiled in (brian2cuda sizes its monitors' memory from it)
     runtime_duration = True
 
-    def _start_code(self, network: str) -> str:
-        """C++ run before the network: the host's time, this call's seed and the
-        duration of the run (``_neurosim_duration``, see :meth:`_compile`)."""
-        return (f'double _neurosim_duration; {{ std::ifstream _in("{RUN_FILE}"); double _t; '
-                f'unsigned long _seed; _in >> _t >> _seed >> _neurosim_duration; '
-                f'{network}.t = _t; '
+    #: whether the state passed in (run_args) is applied before Brian2 prepares
+    #: the spike queues from the delays (a changed per-synapse delay takes effect)
+    #: rather than just before the network runs, Brian2's default
+    early_run_args = True
+
+    def _start_code(self) -> str:
+        """C++ run before the network: read the host's time step, this call's seed
+        and the duration of the run (``_neurosim_duration``, see :meth:`_compile`)."""
+        return (f'double _neurosim_duration; int64_t _neurosim_step; {{ std::ifstream _in('
+                f'"{RUN_FILE}"); unsigned long _seed; '
+                f'_in >> _neurosim_step >> _seed >> _neurosim_duration; '
                 "for (size_t _k = 0; _k < _random_generators.size(); _k++) "
                 "_random_generators[_k].seed(_seed + _k); }")
+
+    @staticmethod
+    def _clock_code(network, clocks) -> str:
+        """C++ run just before ``network.run``: every clock at the host's step.
+        Brian2 resets each clock to step 0 there, and ``Clock::set_interval`` then
+        moves the step to the network's start time but leaves the clock's ``t``
+        at 0 until the first tick, so the first step of a call would compute
+        refractoriness (``t - lastspike``) and anything else that reads ``t``
+        with t = 0. Setting both, as Brian2's Python ``Clock.set_interval`` does,
+        continues the run exactly."""
+        lines = [f"{c.name}.timestep[0] = _neurosim_step; "
+                 f"{c.name}.t[0] = _neurosim_step * {c.name}.dt[0];"
+                 for c in sorted(clocks, key=lambda c: c.name)]
+        first = min(clocks, key=lambda c: c.name).name
+        return " ".join(lines) + f" {network.name}.t = {first}.t[0];"
 
     def _check_can_run(self) -> None:
         pass
@@ -247,10 +415,12 @@ class CppStandaloneTarget(Brian2Target):
                 tuple(sorted(mon.record_variables)), record, mon.when, mon.order)
 
     def _key(self, n_steps: int, monitors) -> str:
+        # scalar parameters enter by declaration only (their values are passed in)
+        namespace = sorted((k, _declaration(k, v) if _is_parameter(v) else repr(v))
+                           for k, v in self.circuit.namespace.items())
         parts = (None if self.runtime_duration else n_steps,
                  tuple(obj.active for obj in _switches(self.objs)),
-                 tuple(self._monitor_spec(m) for m in monitors),
-                 repr(sorted((k, repr(v)) for k, v in self.circuit.namespace.items())))
+                 tuple(self._monitor_spec(m) for m in monitors), repr(namespace))
         return hashlib.sha1(repr(parts).encode()).hexdigest()[:16]
 
     def _program(self, n_steps: int, monitors=()) -> Program:
@@ -266,7 +436,8 @@ class CppStandaloneTarget(Brian2Target):
             set_device(device, build_on_run=False)
             objs = None
             try:
-                objs = build(self.circuit, {})   # values arrive through run_args
+                circuit, parameters = _parameter_circuit(self.circuit)
+                objs = build(circuit, {}, seed=self.seed)  # values come through run_args
                 for host, own in zip(_switches(self.objs), _switches(objs)):
                     own.active = host.active
                 pairs = [(self.objs.groups[n], objs.groups[n]) for n in objs.groups] + \
@@ -284,8 +455,13 @@ class CppStandaloneTarget(Brian2Target):
                     objs.network.add(own)
                     mons.append(own)
                 objs.network.add(*self._extra_objects())
-                device.insert_code("main", self._start_code(objs.network.name))
-                objs.network.run(n_steps * self.dt, namespace=self.circuit.namespace)
+                device.insert_code("main", self._start_code())
+                device.insert_code("main", self._queue_code(objs))
+                if self.early_run_args:
+                    device.apply_run_args()
+                device.insert_code("before_network_run", self._clock_code(
+                    objs.network, {obj.clock for obj in objs.network.objects}))
+                objs.network.run(n_steps * self.dt, namespace=circuit.namespace)
                 if self.runtime_duration:
                     self._duration_from_start_code(device, objs.network.name)
                 device.build(directory=directory, run=False, with_output=False)
@@ -302,7 +478,8 @@ class CppStandaloneTarget(Brian2Target):
                     "and brian2-cython targets.") from exc
             finally:
                 reset_device()
-        return Program(device, directory, objs, pairs, mons,
+        parameters = [(getattr(objs, kind)[name], k) for kind, name, k in parameters]
+        return Program(device, directory, objs, pairs, parameters, mons,
                        binary=os.path.join(directory, "main"))
 
     @staticmethod
@@ -335,14 +512,20 @@ class CppStandaloneTarget(Brian2Target):
         self._calls += 1
         call_seed = (self.seed * 1_000_003 + self._calls) % 2 ** 31
         with open(os.path.join(program.directory, RUN_FILE), "w") as f:
-            f.write(f"{float(self.net.t_)!r} {call_seed} {n_steps * float(self.dt)!r}\n")
+            f.write(f"{self._step()} {call_seed} {n_steps * float(self.dt)!r}\n")
         run_args = {}
         for host, own in program.pairs:
-            for name in _carried(host):
-                var = host.variables[name]
+            own_vars = _carried(own)
+            for name, var in _carried(host).items():
                 value = np.asarray(var.get_value())
-                run_args[own.state(name)] = value if var.dim.is_dimensionless \
+                # the view names the Synapses as the group, as Brian2's C++ does for
+                # a pathway's delay ("syn.delay")
+                key = own_vars[name].get_addressable_value_with_unit(name.split(".")[-1], own)
+                run_args[key] = value if var.dim.is_dimensionless \
                     else Quantity(value, dim=var.dim)
+        for own, k in program.parameters:
+            run_args[own.state(k)] = self.circuit.namespace[k]
+        self._write_queues(program)
         device = program.device
         try:
             device.run(directory=program.directory, with_output=False, run_args=run_args)
@@ -355,11 +538,52 @@ class CppStandaloneTarget(Brian2Target):
         program.runs += 1
         self.last_binary_s = device.timers["run_binary"]  # the program alone, without transfers
         for host, own in program.pairs:
-            for name in _carried(host):
-                host.variables[name].get_value()[:] = own.variables[name].get_value()
+            own_vars = _carried(own)
+            for name, var in _carried(host).items():
+                var.get_value()[:] = own_vars[name].get_value()
+        self._read_queues(program, device)
         for host, own in zip(monitors, program.monitors):
             self._copy_recording(host, own, device)
-        self.net.t_ = float(self.net.t_) + n_steps * float(self.dt)
+        self.net.t_ = (self._step() + n_steps) * float(self.dt)
+
+    # --- spikes in flight ----------------------------------------------------------
+    # Brian2's C++ spike queue (CSpikeQueue) can write and read its whole state
+    # (operator<< / operator>> around _full_state / _restore_from_full_state, used
+    # by Brian2 for store/restore); every cpp_standalone program already writes
+    # each pathway's queue to results/<pathway>_queue when it ends. The host keeps
+    # that text per (projection, pathway) and the next call, of whichever program,
+    # reads it back before the queues are prepared (see _queue_code), so spikes
+    # still in flight at the end of one call arrive in the next.
+    def _pathways(self, objs):
+        for name, syn in objs.synapses.items():
+            for k, path in enumerate(syn._pathways):
+                yield name, k, path
+
+    def _queue_code(self, objs) -> str:
+        """C++ (main slot, before the queues are prepared): restore every queue."""
+        return " ".join(
+            f'{{ std::ifstream _q("{_queue_file(name, k)}"); if (_q.good()) '
+            f"for (size_t _k = 0; _k < {path.name}.queue.size(); _k++) "
+            f"_q >> *{path.name}.queue[_k]; }}"
+            for name, k, path in self._pathways(objs))
+
+    def _write_queues(self, program) -> None:
+        for name, k, _path in self._pathways(program.objs):
+            file = os.path.join(program.directory, _queue_file(name, k))
+            if (name, k) in self._queues:
+                with open(file, "w") as f:
+                    f.write(self._queues[(name, k)])
+            elif os.path.exists(file):
+                os.remove(file)
+
+    def _read_queues(self, program, device) -> None:
+        for name, k, path in self._pathways(program.objs):
+            with open(os.path.join(device.results_dir, f"{path.name}_queue")) as f:
+                self._queues[(name, k)] = f.read()
+
+    def _step(self) -> int:
+        """The host's time as a whole number of steps (its clock's ``timestep``)."""
+        return int(round(float(self.net.t_) / float(self.dt)))
 
     @staticmethod
     def _copy_recording(host, own, device):
@@ -385,8 +609,10 @@ class CppStandaloneTarget(Brian2Target):
 
 # --- CUDA ---------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=1)
 def gpu_available() -> tuple[bool, str]:
-    """Whether an NVIDIA GPU can run CUDA programs here, and why not."""
+    """Whether an NVIDIA GPU can run CUDA programs here, and why not (asked once
+    per process: every refusal message asks every target)."""
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return False, "no NVIDIA GPU: nvidia-smi is not installed"
@@ -465,14 +691,41 @@ class CudaStandaloneTarget(CppStandaloneTarget):
     device_name = "cuda_standalone"
 
     def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
-                 directory: str | None = None):
-        ok, why = nvcc_available()
-        if not ok:
-            raise CircuitError(f"The brian2-cuda target cannot compile: {why}. Install the "
-                               "CUDA toolkit, or use the brian2-cpp target.")
-        import brian2cuda  # noqa: F401  (registers the cuda_standalone device and prefs)
+                 directory: str | None = None, compile_only: bool = False):
+        self._options = {"compile_only": compile_only}
+        self.compile_only = compile_only
         self.gpu, self.gpu_reason = gpu_available()
         super().__init__(circuit, seed, weights, directory)
+
+    @staticmethod
+    def _codeobject_class():
+        from brian2cuda.codeobject import CUDAStandaloneCodeObject
+        return CUDAStandaloneCodeObject
+
+    @classmethod
+    def _unsupported(cls, circuit, directory=None, compile_only=False):
+        ok, why = nvcc_available()
+        if not ok:
+            return f"circuit {circuit.name!r} here: {why} (install the CUDA toolkit)"
+        try:
+            import brian2cuda  # noqa: F401  (registers the cuda_standalone device and prefs)
+            _curand_wheel()
+        except (ImportError, CircuitError) as exc:
+            return f"circuit {circuit.name!r} here: {exc}"
+        for proj in circuit.projections.values():
+            if proj.delay is not None and (proj.homogeneous_delay is None
+                                           or float(proj.homogeneous_delay) != 0):
+                return (f"Projection {proj.name!r}: a synaptic delay (brian2cuda keeps its "
+                        "spike queues on the GPU, where this target cannot carry them from "
+                        "one call to the next, so spikes in flight would be lost)")
+        reason = cls._untranslatable(circuit)
+        if reason:
+            return reason
+        gpu, why = gpu_available()
+        if not gpu and not compile_only:
+            return (f"circuit {circuit.name!r} on this machine: {why} (compile_only=True "
+                    "generates and compiles the program without running it)")
+        return None
 
     def _new_device(self):
         from brian2cuda.device import CUDAStandaloneDevice
@@ -482,11 +735,18 @@ class CudaStandaloneTarget(CppStandaloneTarget):
         return cuda_prefs(os.path.join(self.directory, "curand-link"), self.gpu)
 
     runtime_duration = False
+    early_run_args = False  # brian2cuda: kept at its default place (delays are refused)
 
-    def _start_code(self, network):
-        return (f'{{ std::ifstream _in("{RUN_FILE}"); double _t; unsigned long long _seed; '
-                f'_in >> _t >> _seed; {network}.t = _t; '
+    def _start_code(self):
+        return (f'int64_t _neurosim_step; {{ std::ifstream _in("{RUN_FILE}"); '
+                'unsigned long long _seed; _in >> _neurosim_step >> _seed; '
                 "random_number_buffer.set_seed(_seed); }")
+
+    def _pathways(self, objs):
+        # brian2cuda's spike queues live on the GPU and have no C++ state dump;
+        # circuits with delays are refused (see _unsupported), and without a delay
+        # nothing is in flight between calls
+        return iter(())
 
     def _extra_objects(self):
         # brian2cuda 1.0b1's synapses template reads the C++ object `defaultclock`

@@ -196,15 +196,95 @@ def test_spike_recording_is_inherited(spiking_runs):
         np.testing.assert_array_equal(got["spikes"], want["spikes"])
 
 
+# --- run() boundaries -----------------------------------------------------------------
+
+UNEVEN_CALLS = (100, 37, 37, 100)
+
+
+def refractory_lif() -> Circuit:
+    """Issue 10, defect 1: unconnected LIF neurons with a refractory period."""
+    c = Circuit("refractory_lif", namespace={"tau": 10 * ms}, dt=0.1 * ms)
+    c.add(Population("lif", 5, "dv/dt = (I - v) / tau : 1 (unless refractory)\nI : 1",
+                     threshold="v > 1", reset="v = 0", refractory=2 * ms,
+                     values={"I": np.linspace(1.5, 3.0, 5)}))
+    return c
+
+
+def spike_steps(target, calls, pop="lif"):
+    """(step, neuron) of every spike, steps counted from the first call."""
+    rows, start = [], 0
+    for n in calls:
+        got = target.run(n, record=[(pop, "spikes")])[(pop, "spikes")]
+        rows.append(got + [start, 0])
+        start += n
+    return np.concatenate(rows)
+
+
+def test_refractory_period_continues_across_uneven_calls():
+    """The compiled program starts each call at the host's time: on its first step
+    a neuron that spiked long ago is not refractory (it was, with the clock's
+    time left at 0 while ``lastspike`` came from the previous call)."""
+    circuit = refractory_lif()
+    want = spike_steps(Brian2Target(circuit), UNEVEN_CALLS)
+    cpp = CppStandaloneTarget(circuit)
+    got = spike_steps(cpp, UNEVEN_CALLS)
+    assert len(want) > 10 and set(want[:, 1]) == set(range(5))
+    np.testing.assert_array_equal(got, want)
+    assert len(cpp._programs) == 1
+    cpp.close()
+
+
+def parameter_circuit() -> Circuit:
+    """LIF neurons whose drive, time constant, threshold, an integer and a switch
+    are namespace values, read by a population and by a projection's on_pre."""
+    c = Circuit("parameters", namespace={"tau": 10 * ms, "I0": 1.5, "vth": 1.0, "K": 2,
+                                         "on": True, "g": 0.05}, dt=0.1 * ms)
+    c.add(Population("lif", 4, "dv/dt = (I0 * int(on) + (i % K) * 0.1 - v) / tau : 1 "
+                     "(unless refractory)\nn : 1", threshold="v > vth",
+                     reset="v = 0\nn += 1", refractory=2 * ms))
+    c.add(Population("out", 2, "dx/dt = -x / tau : 1"))
+    c.add(Projection("syn", "lif", "out", "w : 1", on_pre="x += w * g",
+                     init={"w": constant(1.0)}))
+    return c
+
+
+PARAMETER_CALLS = [(100, {"I0": 1.5}), (57, {"I0": 3.0, "g": 0.2}), (80, {"on": False}),
+                   (60, {"on": True, "tau": 5 * ms, "vth": 0.8, "K": 3})]
+
+
+def run_with_parameters(target):
+    out = []
+    for n, changes in PARAMETER_CALLS:
+        target.circuit.namespace.update(changes)
+        target.run(n)
+        out.append((target.get("lif", "n"), target.get("lif", "v"), target.get("out", "x")))
+    return out
+
+
+def test_namespace_values_changed_between_calls_take_effect_without_recompiling():
+    """Scalar namespace values are passed in at every call (no new program);
+    each change must show in the result, exactly as on the runtime target."""
+    runtime = Brian2Target(parameter_circuit())
+    cpp = CppStandaloneTarget(parameter_circuit())
+    want, got = run_with_parameters(runtime), run_with_parameters(cpp)
+    assert len(cpp._programs) == 1, "a changed value must not compile a new program"
+    for call, (w, g) in enumerate(zip(want, got)):
+        np.testing.assert_array_equal(g[0], w[0], err_msg=f"spike counts, call {call}")
+        for a, b in zip(g[1:], w[1:]):
+            np.testing.assert_allclose(a, b, atol=ATOL, rtol=0, err_msg=f"call {call}")
+    counts = np.diff([w[0].sum() for w in want])
+    assert counts[0] > counts[1] == 0 < counts[2], "the changes must matter (I0, on, tau)"
+    # a changed type (an integer becomes a float) is a new declaration: a new program
+    cpp.circuit.namespace["K"] = 3.0
+    runtime.circuit.namespace["K"] = 3.0
+    cpp.run(10)
+    runtime.run(10)
+    assert len(cpp._programs) == 2
+    np.testing.assert_allclose(cpp.get("lif", "v"), runtime.get("lif", "v"), atol=ATOL, rtol=0)
+    cpp.close()
+
+
 # --- errors and build folders --------------------------------------------------------
-
-def test_delayed_projection_is_refused_with_alternatives():
-    c = Circuit("delayed", namespace={"taum": 10 * ms}, dt=0.1 * ms)
-    c.add(Population("a", 2, "dv/dt = -v / taum : 1", threshold="v > 1", reset="v = 0"))
-    c.add(Projection("ab", "a", "a", "w : 1", on_pre="v += w", delay=1 * ms))
-    with pytest.raises(CircuitError, match=r"(?s)'ab'.*delay.*brian2-numpy"):
-        CppStandaloneTarget(c)
-
 
 def test_untranslatable_code_names_the_problem_and_leaves_nothing_behind(tmp_path):
     from brian2 import Function, check_units
@@ -217,8 +297,19 @@ def test_untranslatable_code_names_the_problem_and_leaves_nothing_behind(tmp_pat
                                                                       return_unit=1)})
     c.add(Population("p", 2, "dv/dt = python_only(v) / ms : 1"))
     before = sorted(os.listdir("."))
+    # refused at construction (nothing built), naming the targets that accept it
+    assert "'python_only'" in CppStandaloneTarget.unsupported(c)
+    with pytest.raises(CircuitError, match=r"(?s)brian2-cpp.*'p'.*python_only.*accept.*"
+                                           r"brian2-numpy, brian2-cython"):
+        CppStandaloneTarget(c, directory=str(tmp_path))
+    assert os.listdir(tmp_path) == [], "nothing may be built"
+    assert sorted(os.listdir(".")) == before, "nothing may be written to the working folder"
+    # a construct found only while generating code: the error names it, the failed
+    # build folder is removed, Brian2 is left on its runtime device
+    c.namespace["python_only"].implementations.add_implementation(
+        "cpp", "double python_only(double x) { return x + ; }")  # does not compile
     target = CppStandaloneTarget(c, directory=str(tmp_path))
-    with pytest.raises(CircuitError, match=r"(?s)brian2-cpp.*python_only.*brian2-numpy"):
+    with pytest.raises(CircuitError, match=r"(?s)brian2-cpp.*could not generate or compile"):
         target.run(5)
     assert os.listdir(tmp_path) == [], "the failed build folder must be removed"
     assert sorted(os.listdir(".")) == before, "nothing may be written to the working folder"
@@ -252,11 +343,21 @@ def poisson_to_lif() -> Circuit:
     return c
 
 
+@pytest.mark.skipif(GPU or not NVCC, reason="runs where nvcc is installed and no GPU is")
+def test_cuda_without_a_gpu_is_refused_at_construction():
+    with pytest.raises(CircuitError, match=r"(?s)brian2-cuda.*GPU.*compile_only=True.*"
+                                           r"accept.*brian2-cpp"):
+        make_target("brian2-cuda", poisson_to_lif())
+    assert "GPU" in CudaStandaloneTarget.unsupported(poisson_to_lif())
+    assert CudaStandaloneTarget.unsupported(poisson_to_lif(), compile_only=True) is None
+
+
 @pytest.mark.skipif(not NVCC, reason=f"CUDA compile test: {NVCC_WHY}")
 def test_cuda_compiles_a_spiking_circuit():
-    """brian2cuda generates and compiles the circuit with nvcc (no GPU needed);
-    without a GPU, running it is refused with the reason."""
-    target = make_target("brian2-cuda", poisson_to_lif(), seed=1)
+    """brian2cuda generates and compiles the circuit with nvcc (no GPU needed
+    with ``compile_only=True``); without a GPU, running it is refused with the
+    reason."""
+    target = make_target("brian2-cuda", poisson_to_lif(), seed=1, compile_only=True)
     assert isinstance(target, CudaStandaloneTarget)
     binary = target.compile(CHUNK)
     assert os.path.isfile(binary) and os.access(binary, os.X_OK)

@@ -1,0 +1,139 @@
+"""Synaptic delays on brian2-cpp: spikes in flight are carried across run() calls.
+
+Regular pacemakers drive LIF neurons through a projection with one delay for
+every synapse and one with a delay per synapse (several of them longer than
+the shortest calls below), so at most call boundaries spikes are in the spike
+queues. A run split into uneven calls, with the recording switched on and off
+between them (so that the queues pass between different compiled programs),
+must give exactly the spikes and, to 1e-9, the membrane potentials of one
+uninterrupted call, and those of brian2-numpy. Without the queues carried,
+the spikes in flight at each boundary are lost and the spike counts differ.
+
+One compiled program per recording configuration (about 10 s each on two
+shared cores); module fixtures share them.
+"""
+import numpy as np
+import pytest
+from brian2 import ms
+
+from neurosim.circuit import Circuit, CircuitError, Population, Projection, constant
+from neurosim.hardware_targets import make_target
+from neurosim.hardware_targets.brian2 import Brian2Target
+from neurosim.hardware_targets.brian2_standalone import (CppStandaloneTarget,
+                                                         CudaStandaloneTarget, nvcc_available)
+
+CALLS = (150, 7, 13, 1, 129, 200)      # 500 steps; several shorter than the delays
+PER_SYNAPSE = np.array([0.5, 1.0, 1.5, 2.2, 2.9, 3.3, 0.1, 4.4]) * ms
+
+
+def delayed_circuit() -> Circuit:
+    c = Circuit("delayed_lif", namespace={"tau": 10 * ms}, dt=0.1 * ms)
+    c.add(Population("pacers", 4, "dphase/dt = freq : 1\nfreq : Hz", threshold="phase > 1",
+                     reset="phase -= 1", values={"freq": [93.0, 131.0, 211.0, 157.0]}))
+    c.add(Population("lif", 2, "dv/dt = -v / tau : 1 (unless refractory)\nn_in : 1",
+                     threshold="v > 1", reset="v = 0", refractory=1 * ms))
+    c.add(Projection("homogeneous", "pacers", "lif", "w : 1", on_pre="v += w\nn_in += 1",
+                     delay=2.3 * ms,
+                     init={"w": np.array([[0.5, 0.4, 0.6, 0.3], [0.2, 0.7, 0.4, 0.6]])}))
+    c.add(Projection("per_synapse", "pacers", "lif", "w : 1", on_pre="v += w\nn_in += 1",
+                     delay=PER_SYNAPSE, init={"w": constant(0.2)}))
+    return c
+
+
+def run_calls(target, calls, change_delays=None):
+    """Spike rows of 'lif' (steps from the first call), its v at the start of every
+    step, and the final state. Every other call records nothing, so the spike
+    queues pass between two programs. ``change_delays(target)`` runs before the
+    third call."""
+    rows, vs, start = [], [], 0
+    for k, n in enumerate(calls):
+        if k == 2 and change_delays is not None:
+            change_delays(target)
+        if k % 2 == 0:
+            got = target.run(n, record=[("lif", "spikes"), ("lif", "v")])
+            rows.append(got[("lif", "spikes")] + [start, 0])
+            vs.append(got[("lif", "v")])
+        else:
+            target.run(n)
+            vs.append(None)
+        start += n
+    return {"spikes": np.concatenate(rows), "v": vs, "n_in": target.get("lif", "n_in"),
+            "v_end": target.get("lif", "v")}
+
+
+def recorded_windows(rows, calls):
+    """The spike rows of an uninterrupted run that fall in the recorded calls."""
+    edges = np.cumsum((0,) + tuple(calls))
+    keep = np.zeros(len(rows), bool)
+    for k in range(0, len(calls), 2):
+        keep |= (rows[:, 0] >= edges[k]) & (rows[:, 0] < edges[k + 1])
+    return rows[keep]
+
+
+@pytest.fixture(scope="module")
+def circuit():
+    return delayed_circuit()
+
+
+@pytest.fixture(scope="module")
+def numpy_runs(circuit):
+    return {"split": run_calls(Brian2Target(circuit), CALLS),
+            "whole": run_calls(Brian2Target(circuit), (sum(CALLS),))}
+
+
+def test_spikes_in_flight_are_carried_across_uneven_calls(circuit, numpy_runs):
+    cpp = CppStandaloneTarget(circuit)
+    split = run_calls(cpp, CALLS)
+    assert len(cpp._programs) == 2, "recording on and off: two programs share the queues"
+    cpp_whole = CppStandaloneTarget(circuit)
+    whole = run_calls(cpp_whole, (sum(CALLS),))
+    want = numpy_runs["whole"]
+    assert want["n_in"].min() > 20, "the delayed inputs must arrive (a real comparison)"
+    recorded = recorded_windows(want["spikes"], CALLS)
+    assert len(recorded) > 5
+    np.testing.assert_array_equal(numpy_runs["split"]["spikes"], recorded)
+    np.testing.assert_array_equal(split["spikes"], recorded)
+    np.testing.assert_array_equal(whole["spikes"], want["spikes"])
+    for got in (numpy_runs["split"], split, whole):
+        np.testing.assert_array_equal(got["n_in"], want["n_in"])
+        np.testing.assert_allclose(got["v_end"], want["v_end"], atol=1e-9, rtol=0)
+    # the membrane potentials of the recorded calls, against the uninterrupted run
+    start = 0
+    for n, v in zip(CALLS, split["v"]):
+        if v is not None:
+            np.testing.assert_allclose(v, want["v"][0][start:start + n], atol=1e-9, rtol=0)
+        start += n
+    cpp.close()
+    cpp_whole.close()
+
+
+def test_a_changed_per_synapse_delay_is_carried(circuit):
+    """The per-synapse delays belong to the pathway (not the Synapses' own
+    variables): a change on the host copy must reach the next program, before it
+    prepares its spike queues."""
+    new = np.linspace(0.3, 5.0, len(PER_SYNAPSE)) * ms
+
+    def change(target):
+        target.objs.synapses["per_synapse"].delay = new
+
+    want = run_calls(Brian2Target(circuit), (150, 7, 120, 3), change)
+    unchanged = run_calls(Brian2Target(circuit), (150, 7, 120, 3))
+    assert not np.allclose(want["v"][2], unchanged["v"][2]), "the change must matter"
+    cpp = CppStandaloneTarget(circuit)
+    got = run_calls(cpp, (150, 7, 120, 3), change)
+    np.testing.assert_array_equal(got["spikes"], want["spikes"])
+    np.testing.assert_allclose(got["v"][2], want["v"][2], atol=1e-9, rtol=0)
+    np.testing.assert_allclose(got["v_end"], want["v_end"], atol=1e-9, rtol=0)
+    cpp.close()
+
+
+NVCC, NVCC_WHY = nvcc_available()
+
+
+@pytest.mark.skipif(not NVCC, reason=f"brian2-cuda refusal: {NVCC_WHY}")
+def test_cuda_refuses_delays_at_construction_naming_the_targets_that_accept(circuit):
+    reason = CudaStandaloneTarget.unsupported(circuit, compile_only=True)
+    assert reason is not None and "'homogeneous'" in reason and "delay" in reason
+    with pytest.raises(CircuitError, match=r"(?s)brian2-cuda.*'homogeneous'.*delay.*"
+                                           r"accept.*brian2-numpy.*brian2-cpp"):
+        make_target("brian2-cuda", circuit, compile_only=True)
