@@ -373,11 +373,12 @@ class CppStandaloneTarget(Brian2Target):
         refractoriness (``t - lastspike``) and anything else that reads ``t``
         with t = 0. Setting both, as Brian2's Python ``Clock.set_interval`` does,
         continues the run exactly."""
-        lines = [f"{c.name}.timestep[0] = _neurosim_step; "
-                 f"{c.name}.t[0] = _neurosim_step * {c.name}.dt[0];"
-                 for c in sorted(clocks, key=lambda c: c.name)]
-        first = min(clocks, key=lambda c: c.name).name
-        return " ".join(lines) + f" {network.name}.t = {first}.t[0];"
+        # Brian2's network_run renames a clock named "clock" (the first Clock alive in
+        # the process) to "_clock" in C++, after this code is written: name it so
+        names = sorted(f"brian::{'_clock' if c.name == 'clock' else c.name}" for c in clocks)
+        lines = [f"{c}.timestep[0] = _neurosim_step; {c}.t[0] = _neurosim_step * {c}.dt[0];"
+                 for c in names]
+        return " ".join(lines) + f" brian::{network.name}.t = {names[0]}.t[0];"
 
     def _check_can_run(self) -> None:
         pass
@@ -563,8 +564,8 @@ class CppStandaloneTarget(Brian2Target):
         """C++ (main slot, before the queues are prepared): restore every queue."""
         return " ".join(
             f'{{ std::ifstream _q("{_queue_file(name, k)}"); if (_q.good()) '
-            f"for (size_t _k = 0; _k < {path.name}.queue.size(); _k++) "
-            f"_q >> *{path.name}.queue[_k]; }}"
+            f"for (size_t _k = 0; _k < brian::{path.name}.queue.size(); _k++) "
+            f"_q >> *brian::{path.name}.queue[_k]; }}"
             for name, k, path in self._pathways(objs))
 
     def _write_queues(self, program) -> None:
