@@ -30,34 +30,67 @@ BEGIN, END = "<!-- conformance:begin -->", "<!-- conformance:end -->"
 
 
 def _construct(message: str) -> str:
-    """The first sentence of a refusal (what it names), without the target list."""
-    first = re.split(r"(?<=[.;])\s", message.strip(), maxsplit=1)[0]
-    return first.rstrip(".;")[:110]
+    """What a refusal names, shortened: "Projection 'Ce': the on_pre statement 'ge += we'"."""
+    first = message.strip()
+    m = re.search(r"cannot run (.*)", first)
+    text = m.group(1) if m else first
+    text = re.sub(r"\s*\([^()]*\)", "", text)          # drop explanations in brackets
+    text = re.split(r";\s*targets that accept", text, flags=re.I)[0]
+    return text.strip().rstrip(".;")[:90]
+
+
+def _short(how: str) -> str:
+    """The compact form of an agreement: 'identical', '<= 1e-09 (1.1e-16)', 'stat'."""
+    if how.startswith("identical"):
+        return how
+    m = re.match(r"max\|diff\| (\S+) \(<= atol (\S+)\)", how)
+    if m:
+        return f"{m.group(1)} (atol {m.group(2)})"
+    if how.startswith("stat:"):
+        return "stat, in band"
+    return how[:90]
 
 
 def judge(model, target, scale, result) -> dict:
+    """The cell as stored in matrix.json: status, ok, detail (the message or the
+    agreement measured), phase of a failure, wall times."""
     row = {"status": result["status"], "build_s": result.get("build_s"),
-           "run_s": result.get("run_s")}
+           "run_s": result.get("run_s"), "phase": result.get("phase")}
     if result["status"] == "refused":
-        row["text"] = f"refused: {_construct(result['message'])}"
-        row["message"] = result["message"]
+        row["detail"] = result["message"]
         listed = h.accepted_targets(result["message"])
         row["ok"] = bool(listed) and target not in listed and \
             h.names_a_construct(result["message"], h.circuit(model, scale, 0))
-        if not row["ok"]:
-            row["text"] += " (REFUSAL WITHOUT CONSTRUCT OR TARGET LIST)"
     elif result["status"] == "failed":
-        row["ok"] = False
-        row["text"] = f"FAILED during {result['phase']}: {result['message'][:160]}"
+        row["ok"], row["detail"] = False, result["message"]
     else:
-        ok, how = h.compare(model, target, result["obs"], h.reference(model, scale, 0), scale)
-        row["ok"], row["how"] = ok, how
-        wall = (result["build_s"] or 0) + (result["run_s"] or 0)
-        row["text"] = (how if ok else f"DIFFERS: {how}") + f" ({wall:.1f} s)"
+        row["ok"], row["detail"] = h.compare(model, target, result["obs"],
+                                             h.reference(model, scale, 0), scale)
+    return row
+
+
+def _detail(c) -> str:
+    # rows written before "detail" existed kept the message in "message"/"how"/"text"
+    return c.get("detail") or c.get("message") or c.get("how") or \
+        c.get("text", "").split(": ", 1)[-1]
+
+
+def cell_text(c, model, target) -> str:
+    detail = _detail(c)
+    if c["status"] == "refused":
+        text = f"refused: {_construct(detail)}"
+        if not c["ok"]:
+            text += " (**REFUSAL WITHOUT CONSTRUCT OR TARGET LIST**)"
+    elif c["status"] == "failed":
+        phase = c.get("phase") or (re.findall(r"during (\w+)", c.get("text", "")) or ["run"])[0]
+        text = f"**FAILED during {phase}**"
+    else:
+        wall = (c.get("build_s") or 0) + (c.get("run_s") or 0)
+        text = (_short(detail) if c["ok"] else "**DIFFERS**") + f", {wall:.1f} s"
     options = h.TARGET_OPTIONS.get((model, target))
     if options:
-        row["text"] += f" [with {', '.join(f'{k}={v}' for k, v in options.items())}]"
-    return row
+        text += f" (with {', '.join(options)})"
+    return text.replace("|", "/")
 
 
 def main(argv=None):
@@ -66,8 +99,15 @@ def main(argv=None):
     ap.add_argument("--models", nargs="*", default=h.MODELS)
     ap.add_argument("--targets", nargs="*", default=h.TARGET_NAMES)
     ap.add_argument("--no-readme", action="store_true", help="do not update README.md")
+    ap.add_argument("--from-json", action="store_true",
+                    help="write the tables from the last matrix.json instead of running")
     args = ap.parse_args(argv)
+    suffix = "_full" if args.full else ""
     matrix = {}
+    if args.from_json:
+        with open(os.path.join(OUT, f"matrix{suffix}.json")) as f:
+            matrix = json.load(f)
+        args.models = []
     for model in args.models:
         scale = 1.0 if args.full else h.CI_SCALE[model]
         t0 = time.perf_counter()
@@ -78,14 +118,16 @@ def main(argv=None):
             result = h.run_cell_isolated(model, target, scale, 0)
             row = judge(model, target, scale, result)
             matrix[model]["cells"][target] = row
-            print(f"{model:13s} {target:13s} {row['text']}", flush=True)
+            print(f"{model:13s} {target:13s} {cell_text(row, model, target)}: "
+                  f"{row['detail'][:300]}", flush=True)
     os.makedirs(OUT, exist_ok=True)
-    suffix = "_full" if args.full else ""
-    with open(os.path.join(OUT, f"matrix{suffix}.json"), "w") as f:
-        json.dump(matrix, f, indent=1, default=str)
-    table = render(matrix, args.targets, args.full)
+    if not args.from_json:
+        with open(os.path.join(OUT, f"matrix{suffix}.json"), "w") as f:
+            json.dump(matrix, f, indent=1, default=str)
+    targets = [t for t in args.targets if all(t in r["cells"] for r in matrix.values())]
+    table = render(matrix, targets, args.full)
     with open(os.path.join(OUT, f"matrix{suffix}.md"), "w") as f:
-        f.write(table)
+        f.write(table + details(matrix, targets))
     if not args.no_readme and not args.full:
         readme = os.path.join(ROOT, "README.md")
         text = open(readme).read()
@@ -102,19 +144,33 @@ def main(argv=None):
 def render(matrix, targets, full) -> str:
     from neurosim.circuits.brian2_examples import EXAMPLES
     size = "full sizes" if full else "reduced sizes (CI)"
-    lines = [f"Conformance matrix, {size}, seed 0 (`python benchmarks/conformance.py"
-             f"{' --full' if full else ''}`; rules in `tests/conformance/harness.py`). "
-             "Each cell: agreement with the model's plain Brian2 script and wall time "
-             "(target construction + run, compilation included); *refused*: a "
-             "`CircuitError` at construction naming the construct.", "",
-             "| model (scale) | plain Brian2 | " + " | ".join(targets) + " |",
+    lines = [f"**Conformance matrix**, {size}, seed 0 (`python benchmarks/conformance.py"
+             f"{' --full' if full else ''}`; rules in `tests/conformance/harness.py`, every "
+             "cell with its full message in `benchmarks/results/conformance/matrix"
+             f"{'_full' if full else ''}.md`). Each cell: agreement with the model's plain "
+             "Brian2 script (*identical*; the largest difference under an absolute "
+             "tolerance; *stat*: summary statistics of seed 0 within max(4 std, a stated "
+             "relative band) of the plain script over seeds 0-9, 0-4 for cuba and vogels) and the wall time "
+             "(construction + run, compilation included); *refused*: a `CircuitError` at "
+             "construction naming the construct and the targets that accept the circuit.",
+             "", "| model (scale) | plain Brian2 | " + " | ".join(targets) + " |",
              "|---|---|" + "---|" * len(targets)]
     for model, r in matrix.items():
-        cells = [r["cells"][t]["text"].replace("|", "/") for t in targets]
+        cells = [cell_text(r["cells"][t], model, t) for t in targets]
         lines.append(f"| {model} ({r['scale']:g}) | {r['plain_s']:.1f} s | " +
                      " | ".join(cells) + " |")
-    lines += ["", "Models: " + "; ".join(f"`{m}` {EXAMPLES[m][2]}" for m in matrix), ""]
+    lines += ["", "Models: " + "; ".join(f"`{m}` {EXAMPLES[m][2]}" for m in matrix) + ".", ""]
     return "\n".join(lines)
+
+
+def details(matrix, targets) -> str:
+    lines = ["", "## Every cell", ""]
+    for model, r in matrix.items():
+        for t in targets:
+            c = r["cells"][t]
+            lines.append(f"* **{model} / {t}** ({'ok' if c['ok'] else 'FAILING'}): "
+                         f"{_detail(c)}")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -190,7 +190,7 @@ def brunel_2000(scale: float = 1.0, seed: int = 0, g: float = 5.0,
 
 
 def run_brunel_2000(target: Target, scale: float = 1.0) -> dict:
-    return _spikes(target, "neurons", _steps(target, max(0.25, scale) * 200 * ms), 10)
+    return _spikes(target, "neurons", _steps(target, max(0.5, scale) * 200 * ms), 10)
 
 
 # --- Vogels et al. 2011 (examples/frompapers/Vogels_et_al_2011.py) -----------------------

@@ -10,7 +10,8 @@ and seed. Every (model, target) cell is one of:
 * **agrees** with the plain script under the rule stated for it in
   ``tests/conformance/harness.py`` (``RULES``): identical, within an absolute
   tolerance, or statistically (summary statistics within the distribution of
-  the plain script over five seeds) for targets with their own random streams
+  the plain script over ten seeds, five for the costlier models) for targets
+  with their own random streams
   or chaotic dynamics;
 * **refused at construction** with a ``CircuitError`` that names the construct
   and lists the targets that accept the circuit (and that list is exactly the
@@ -110,7 +111,12 @@ def test_a_changed_model_is_caught():
     assert not ok, how
 
 
+# Lava runs 2-3 Lava steps per neurosim step at about 1.7 ms each: the 100 s of
+# the STDP example (10^6 steps) would take about an hour there
+FULL_CELLS = [c for c in CELLS if c not in (("stdp", "lava"),)]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("model,target", CELLS)
+@pytest.mark.parametrize("model,target", FULL_CELLS)
 def test_cell_full_size(model, target):
     check_cell(model, target, 1.0)

@@ -70,7 +70,7 @@ def run(drawn, scale=1.0, seed=0, codegen="numpy", g=5.0, nu_ext_over_nu_thr=2.0
     net = Network(neurons, exc_synapses, inhib_synapses, external, external_synapses,
                   spike_monitor)
     brian2_seed(seed)
-    duration = max(0.25, scale) * 200 * ms
+    duration = max(0.5, scale) * 200 * ms
     net.run(duration, namespace=locals())
     return {"counts": spike_monitor.count[:].copy(),
             "activity": _activity(spike_monitor, 0.1 * ms, int(round(duration / (0.1 * ms))),
