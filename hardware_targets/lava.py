@@ -174,6 +174,7 @@ _MODES = {"run": 0, "settle": 1, "hold": 2}
 _STOP_TIMEOUT = 10.0  # seconds
 _OPS = {"+=": np.add, "-=": np.subtract, "*=": np.multiply, "/=": np.divide}
 _PACK = 48  # spikes of 48 neurons per float64 item of the spike buffer (exact below 2**53)
+_MAX_DELAY = 63  # Lava steps a fixed-point (Loihi 2) delay holds: 6 bits
 _MANTISSA = {"mixed": (-256, 254), "single": (-255, 255)}  # mixed-sign: even values
 
 
@@ -561,18 +562,20 @@ def _clipped_learning_dense_model():
     return ClippedLearningDenseModel
 
 
-def _fixed_pattern_sparse_model(precision):
+def _fixed_pattern_sparse_model(precision, delayed=False):
     """Lava's Sparse model whose weights keep the pattern they were built with,
     zeros included. Written here because Lava's own ``_set_var`` rebuilds the
     matrix from the non-zero entries of the old one (``find`` drops explicit
     zeros), so setting the weights of a Sparse holding a zero (a weight, or a
     mantissa that rounds to 0) fails. In fixed point, the mantissas arrive
     clipped and truncated already (``LavaTarget._quantise``): Lava's first-step
-    clipping, which would rebuild the matrix, is skipped."""
+    clipping, which would rebuild the matrix, is skipped (and the delay bound it
+    checks is checked by ``LavaTarget._lava_delays``)."""
     from lava.magma.runtime.mgmt_token_enums import MGMT_RESPONSE
-    from lava.proc.sparse.models import PySparseModelBitAcc, PySparseModelFloat
+    from lava.proc.sparse import models
 
-    base = PySparseModelFloat if precision == "floating_pt" else PySparseModelBitAcc
+    base = getattr(models, f"Py{'Delay' if delayed else ''}SparseModel"
+                           f"{'Float' if precision == 'floating_pt' else 'BitAcc'}")
 
     class FixedPatternSparseModel(base):
         def __init__(self, proc_params):
@@ -668,6 +671,7 @@ class _Link:
         self.trace_k = None  # index of the y1/y2/y3 ports feeding a 3-factor rule
         self.dense = None
         self.pattern = None  # (columns, indptr, synapse -> entry, shape) of a Sparse
+        self.delays = None  # delays in neurosim steps per synapse (spike links)
         self.exp, self.sign = 0, "single"
         self.weight_error = 0.0
 
@@ -737,7 +741,18 @@ def _refuse(circuit: Circuit, fixed: bool) -> None:
             if float(rule.wmin) != 0:
                 raise CircuitError(f"Projection {proj.name!r}: STDP with wmin={rule.wmin} "
                                    "(Lava's STDP weights are excitatory: wmin = 0)")
-        for what, bad in (("on_post code", proj.on_post), ("a synaptic delay", proj.delay),
+        if proj.delay is not None and rule is not None:
+            raise CircuitError(f"Projection {proj.name!r}: a synaptic delay with a plasticity "
+                               "rule (Lava's LearningDense has no delays)")
+        if proj.delay is not None and fixed and proj.on_pre:
+            lava_steps = _lava_steps_per_step(circuit) * int(np.max(
+                _delay_steps(circuit, proj, 0), initial=0))
+            if lava_steps > _MAX_DELAY:
+                raise CircuitError(
+                    f"Projection {proj.name!r}: a synaptic delay of {lava_steps} Lava steps "
+                    f"in fixed point (Loihi 2's delays hold at most {_MAX_DELAY} steps; a "
+                    "neurosim step is several Lava steps)")
+        for what, bad in (("on_post code", proj.on_post),
                           ("synaptic differential equations",
                            sorted(set(proj.equations.diff_eq_names) - _rule_variables(proj)))):
             if bad:
@@ -755,6 +770,22 @@ def _refuse(circuit: Circuit, fixed: bool) -> None:
                    f"Projection {proj.name!r}, summed variable {var}")
         for tvar, op, expr in statements(proj.on_pre, f"Projection {proj.name!r} on_pre"):
             _spike_statement(proj, tvar, op, expr)
+
+
+def _delay_steps(circuit, proj, seed) -> np.ndarray | None:
+    """Per-synapse delays in time steps, rounded as Brian2's spike queue rounds
+    them (``int(delay / dt + 0.5)``), or None without a delay."""
+    delays = circuit.delays(proj.name, seed)
+    if delays is None:
+        return None
+    return np.floor(delays / float(circuit.dt) + 0.5).astype(np.int64)
+
+
+def _lava_steps_per_step(circuit) -> int:
+    """``K`` (module doc: Time steps), as ``LavaTarget._plan`` computes it."""
+    levels = [lv for _p, _v, lv in summed_order(circuit)]
+    spiking = any(p.on_pre or p.plasticity is not None for p in circuit.projections.values())
+    return 1 + max(levels, default=-1) + 2 + spiking
 
 
 def _spike_statement(proj, tvar, op, expr) -> dict:
@@ -905,6 +936,9 @@ class LavaTarget(Target):
                 parts = _spike_statement(proj, tvar, op, expr)
                 spiking = True
                 link = _Link(proj, parts["syn"], False, True, proj.plasticity)
+                link.delays = _delay_steps(c, proj, self.seed)  # neurosim steps per synapse
+                if link.delays is not None and not link.delays.any():
+                    link.delays = None
                 k = len(self.links)
                 if any(t[0] == k for t in traces[proj.target]):
                     link.trace_k = k
@@ -915,6 +949,7 @@ class LavaTarget(Target):
                 self.links.append(link)
                 self._wiring.append((link, proj.source, "_spikes", proj.target, f"_in{k}"))
         self.K = self.L + 2 + spiking
+        assert self.K == _lava_steps_per_step(c)
         self._tie_pairs = self._tie(ports)
         self._g = array_namespace(c.namespace, float(c.dt))
         self._params = _numeric_namespace(c.namespace)
@@ -978,8 +1013,8 @@ class LavaTarget(Target):
         return ties
 
     def _build(self, weights):
-        from lava.proc.dense.process import Dense
-        from lava.proc.sparse.process import Sparse
+        from lava.proc.dense.process import DelayDense, Dense
+        from lava.proc.sparse.process import DelaySparse, Sparse
         self.procs, self.models = {}, {}
         for name, spec in self.specs.items():
             pop = self.circuit.populations[name]
@@ -1014,11 +1049,18 @@ class LavaTarget(Target):
                         getattr(self.procs[tgt], f"_y{i}_{link.trace_k}").connect(
                             getattr(link.dense, f"s_in_y{i}"))
             elif link.pattern is not None:
-                link.dense = Sparse(weights=self._lava_weights(link, matrix),
-                                    name=f"{link.proj.name}{in_port}", **kwargs)
-                self.models[link.dense] = _fixed_pattern_sparse_model(self.precision)
+                cls = Sparse
+                if link.delays is not None:
+                    cls, kwargs["delays"] = DelaySparse, self._lava_delays(link)
+                link.dense = cls(weights=self._lava_weights(link, matrix),
+                                 name=f"{link.proj.name}{in_port}", **kwargs)
+                self.models[link.dense] = _fixed_pattern_sparse_model(
+                    self.precision, link.delays is not None)
             else:
-                link.dense = Dense(weights=matrix, name=f"{link.proj.name}{in_port}", **kwargs)
+                cls = Dense
+                if link.delays is not None:
+                    cls, kwargs["delays"] = DelayDense, self._lava_delays(link)
+                link.dense = cls(weights=matrix, name=f"{link.proj.name}{in_port}", **kwargs)
             getattr(self.procs[src], out_port).connect(link.dense.s_in)
             link.dense.a_out.connect(getattr(self.procs[tgt], in_port))
 
@@ -1036,6 +1078,34 @@ class LavaTarget(Target):
         r, c = np.divmod(keys, shape[1])
         indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=shape[0]))])
         return c, indptr, inverse.ravel(), shape
+
+    def _lava_delays(self, link):
+        """A spike link's delays for Lava's DelayDense / DelaySparse, in Lava steps:
+        a delay of D neurosim steps is D * K Lava steps, so a spike sent at phase
+        L+1 of step k arrives at phase L+2 of step k + D, as Brian2 delivers it."""
+        proj = link.proj
+        steps = link.delays * self.K
+        if self.fixed and steps.max() > _MAX_DELAY:
+            raise CircuitError(
+                f"Projection {proj.name!r}: a delay of {steps.max()} Lava steps does not fit "
+                f"Loihi 2's {_MAX_DELAY} on lava-fixed; run it on 'lava' or a brian2 target.")
+        if link.pattern is None:  # all-to-all: synapse (i, j) -> matrix [j, i]
+            i, j = self.circuit.synapses(proj.name, self.seed)
+            n_pre, n_post = (self.circuit.populations[p].n for p in (proj.source, proj.target))
+            out = np.zeros((n_post, n_pre), dtype=np.int64)
+            out[j, i] = steps
+            return out
+        cols, indptr, inverse, shape = link.pattern
+        lo = np.full(len(cols), np.iinfo(np.int64).max)
+        hi = np.full(len(cols), -1)
+        np.minimum.at(lo, inverse, steps)
+        np.maximum.at(hi, inverse, steps)
+        if np.any(lo != hi):
+            raise CircuitError(
+                f"Projection {proj.name!r}: two synapses between the same pair of neurons "
+                "have different delays, and Lava's DelaySparse holds one delay per pair; "
+                "run it on a brian2 target.")
+        return scipy.sparse.csr_matrix((hi, cols, indptr), shape=shape)
 
     @staticmethod
     def _lava_weights(link, data):

@@ -312,7 +312,6 @@ def case_errors():
         "sum": {"model": "w : 1\nx_post = w * v_pre + v_post : 1 (summed)"},
         "two_sided_factor": {"model": "w : 1\nx_post = w * (v_pre - v_post) : 1 (summed)"},
         "on_post": {"model": "w : 1", "on_pre": "v_post += w", "on_post": "w += 0.1"},
-        "delay": {"model": "w : 1", "on_pre": "v_post += w", "delay": 2 * ms},
         "on_pre_reads_neuron": {"model": "w : 1", "on_pre": "v_post += w * v_pre"},
         "on_pre_assignment": {"model": "w : 1", "on_pre": "v_post = w"},
     }
@@ -470,7 +469,6 @@ def test_unsupported_constructs_name_the_construct_and_alternatives():
     assert "Dense" in res["sum"] and "x_post" in res["sum"]
     assert "depend on one side" in res["two_sided_factor"]
     assert "on_post" in res["on_post"]
-    assert "delay" in res["delay"]
     assert "refractor" in res["refractory"]
     assert "v_pre" in res["on_pre_reads_neuron"]
     assert "v_post = w" in res["on_pre_assignment"]
