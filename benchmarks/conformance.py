@@ -36,7 +36,8 @@ def _construct(message: str) -> str:
     text = m.group(1) if m else first
     text = re.sub(r"\s*\([^()]*\)", "", text)          # drop explanations in brackets
     text = re.split(r";\s*targets that accept", text, flags=re.I)[0]
-    return text.strip().rstrip(".;")[:90]
+    text = text.strip().rstrip(".;")
+    return text if len(text) <= 64 else text[:64].rsplit(" ", 1)[0] + " ..."
 
 
 def _short(how: str) -> str:

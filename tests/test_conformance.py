@@ -23,6 +23,7 @@ cells run in a fresh interpreter (Lava forks its workers).
 """
 from __future__ import annotations
 
+import dataclasses
 from functools import lru_cache
 
 import pytest
@@ -69,6 +70,29 @@ def check_cell(model: str, target: str, scale: float) -> None:
 @pytest.mark.parametrize("model,target", CI_CELLS)
 def test_cell(model, target):
     check_cell(model, target, h.CI_SCALE[model])
+
+
+def _drive_up(circuit):
+    circuit.namespace["muext"] = circuit.namespace["muext"] * 1.1
+
+
+def _no_delay_lines(circuit):
+    proj = circuit.projections["synapses"]
+    circuit.projections["synapses"] = dataclasses.replace(proj, delay=None)
+
+
+@pytest.mark.parametrize("model,change", [("brunel_hakim", _drive_up),
+                                          ("jeffress", _no_delay_lines)])
+def test_the_statistical_rule_catches_a_changed_model(model, change):
+    # what a target with its own random stream is held to (the brian2-cpp rule)
+    # rejects a 10 % stronger external drive, and delay lines that are ignored
+    scale = h.CI_SCALE[model]
+    from neurosim.hardware_targets import make_target
+    circuit = h.EXAMPLES[model][0](scale, 0)
+    change(circuit)
+    obs = h.EXAMPLES[model][1](make_target("brian2-numpy", circuit, seed=0), scale)
+    ok, how = h.compare(model, "brian2-cpp", obs, reference(model, scale), scale)
+    assert not ok, how
 
 
 @pytest.mark.slow
