@@ -1,4 +1,4 @@
-"""Lava target: every population a Lava Process, every projection a Lava ``Dense``.
+"""Lava target: every population a Lava Process, every projection a Lava ``Dense`` or ``Sparse``.
 
 :class:`LavaTarget` runs a :class:`~neurosim.circuit.Circuit` on Lava's
 ``Loihi2SimCfg`` (lava-nc 0.10, imported only through
@@ -12,8 +12,10 @@ Mapping
   ``Var`` per stored variable (differential equations and parameters), an
   ``InPort`` per summed variable or spike projection it receives, an
   ``OutPort`` per quantity that projections read from it, and ``Var`` s
-  ``_mode`` and ``_active`` the host sets between runs (internal names start
-  with ``_``, which Brian2 names never do). Its
+  ``_mode``, ``_active`` and ``_params`` (the numeric namespace values) the
+  host sets between runs, ``_overflow`` (fixed point, ``overflow='warn'``)
+  and ``_spike_buf`` (the spikes of the last steps, packed 48 to a float) it
+  reads (internal names start with ``_``, which Brian2 names never do). Its
   ``PyLoihiProcessModel`` executes the code Brian2 generates for the
   equations: the state updater's abstract code
   (``StateUpdater.update_abstract_code``, the population's ``method``), the
@@ -26,11 +28,19 @@ Mapping
   a Lava ``Dense`` (weights ``W``, graded messages ``f(a)``; ``g(b)`` and
   constant factors are applied by the receiving process); ``x_pre = w *
   f(a_pre) * g(b_post)`` -> a ``Dense`` holding ``W.T`` from target to source;
-  ``one_to_one`` -> a Lava ``Sparse`` holding ``diag(w)`` (or the identity).
-  ``on_pre`` statements ``x_post += w`` (``-=``, times constants) -> a ``Dense``
-  fed by binary spikes. Anything else raises :class:`CircuitError` naming the
-  construct and the alternatives (the ``brian2-*`` targets run every Brian2
-  construct; ``dense`` every rate construct).
+  ``one_to_one`` and sparse connectivity (``connect={'p': ...}``, explicit
+  ``i``/``j``, ...) -> a Lava ``Sparse`` holding the synapses of
+  ``Circuit.synapses(name, seed)`` (several synapses between one pair share an
+  entry holding their sum; the pattern keeps its zeros, see
+  :func:`_fixed_pattern_sparse_model`). ``on_pre`` statements ``x_post += w``
+  (``-=``, times constants) -> a ``Dense``/``Sparse`` fed by binary spikes; with
+  a synaptic delay, Lava's ``DelayDense``/``DelaySparse``: a delay of ``D``
+  steps (``Circuit.delays``, rounded as Brian2's spike queue rounds,
+  ``int(d/dt + 0.5)``) is ``D*K`` Lava steps, so the spike arrives in the
+  ``on_pre`` phase of step ``k + D``, as in Brian2; spikes in flight stay in
+  Lava's buffers across calls. (Lava rebuilds a delayed connection's
+  per-delay weight stack at every Lava step: long delays on large projections
+  are slow.) :meth:`LavaTarget.unsupported` names what has no mapping.
 * **PairSTDP** (``Projection(..., plasticity=PairSTDP(...))``) -> Lava's
   ``STDPLoihi`` rule on a ``LearningDense`` (floating point), the post
   population's spikes wired to its ``s_in_bap``; the constants go into the
@@ -81,13 +91,27 @@ a neurosim step is ``K`` Lava steps, with ``L`` the number of summed levels
 All ports send and receive at every Lava step (zeros outside their phase), as
 Lava's synchronous ``LoihiProtocol`` requires.
 
+A circuit of parts not connected to each other gets 1-element "tie" ports
+from each part to the next: Lava compiles only the processes connected to the
+one it runs, and would otherwise leave the other parts frozen.
+
+Recording and parameters
+------------------------
+``run(n, record=[(pop, var), (pop, var, indices), (pop, 'spikes')])``:
+variables are read at every step (Lava pauses at phase ``L``); spikes come
+from each population's spike buffer, read every ``spike_rows`` steps, as
+``[step, neuron]`` rows like the Brian2 target's. Namespace values changed
+between runs (``circuit.namespace['I0'] = 2.0``) reach the process models
+through their ``_params`` Var before the next run, and the host's own code
+(``learning_rule``, subexpressions); a value must keep its shape.
+
 Fixed point (``fixed_pt``)
 --------------------------
 A documented, Loihi-style quantisation scheme (``F = frac_bits``, default 12):
 
 * **state and messages**: every stored variable and every graded message is a
   signed 24-bit integer with ``F`` fractional bits (value ``k * 2**-F``,
-  ``|k| < 2**23``, saturating); a stored value is rounded to nearest whenever
+  ``|k| < 2**23``; beyond, see below); a stored value is rounded to nearest whenever
   it is written, so each write adds at most ``2**-(F+1)``;
 * **weights**: an 8-bit weight mantissa with one shared exponent ``e`` per
   ``Dense`` (``w ~ m * 2**e``), the layout of Lava's own ``fixed_pt`` ``Dense``
@@ -100,9 +124,23 @@ A documented, Loihi-style quantisation scheme (``F = frac_bits``, default 12):
   binary spikes with ``weight_exp = e + F``;
 * **weights on the host**: the target keeps float64 master weights
   (``get_weights``; ``learning_rule`` updates them), and every write sends their
-  quantisation to Lava, with the exponent fixed when the ``Dense`` was built
-  (weights that outgrow it saturate; :meth:`LavaTarget.quantisation` reports
-  the error);
+  quantisation to Lava, with the exponent fixed when the ``Dense`` was built:
+  the smallest that holds the declared ``weight_range={'proj': (lo, hi)}`` of
+  the projection, else its initial weights (a learned projection whose initial
+  weights are all zero must declare its range);
+* **no silent saturation**: a stored value or graded message outside
+  ``±(2**23 - 1) * 2**-F`` (checked, vectorised, in the process model at every
+  write; NaN included), a value given by ``set`` or as an initial value, a
+  weight that does not fit its exponent, and an array of values that would
+  all be stored as 0 (below the resolution ``2**-F``) raise
+  :class:`FixedPointOverflow` (a :class:`CircuitError`) when they happen,
+  naming the variable, the value, the range and the fix (the largest
+  ``frac_bits`` that holds it, a ``weight_range``). A process model's error
+  stops Lava at that step and reaches the host through ``_wait``. With
+  ``overflow='warn'`` the value saturates instead, and a
+  :class:`FixedPointWarning` names it (workers count saturations in their
+  ``_overflow`` Var; the host reads it at the end of ``run``/``settle``/
+  ``learn``). Rounding is not flagged: the error bound (*) below applies;
 * **neuron update**: the generated update is evaluated on the dequantised
   state and the result rounded to the grid above (Loihi 2 runs custom neuron
   programs in fixed-point microcode; here the rounding of every stored value
@@ -131,14 +169,17 @@ Random functions ``rand()``/``randn()`` draw from one seeded numpy stream per
 population (seeded by the target's seed), not Brian2's stream: random circuits
 agree with the other targets in distribution, not spike by spike.
 
-Not supported (:class:`CircuitError` names the construct and the
-alternatives): refractoriness on ``lava-fixed`` (on ``lava`` it is Brian2's own:
-its ``not_refractory`` update and gated threshold), stochastic equations
-(``xi``), ``on_post`` code and synaptic differential equations other than a
-plasticity rule's, delays, summed variables that are not a product of one
-synaptic variable and one-sided factors, ``on_pre`` code other than
-``x_post += w * constant``, plasticity rules other than PairSTDP and
-ThreeFactorSTDP, and plasticity rules on ``lava-fixed``.
+Not supported (:meth:`LavaTarget.unsupported`; the constructor's
+:class:`CircuitError` names the construct and the registered targets that
+accept the circuit): refractoriness on ``lava-fixed`` (on ``lava`` it is
+Brian2's own: its ``not_refractory`` update and gated threshold), stochastic
+equations (``xi``), Brian2 functions and ``TimedArray`` s in the namespace,
+``on_post`` code and synaptic differential equations other than a plasticity
+rule's, summed variables that are not a product of one synaptic variable and
+one-sided factors, ``on_pre`` code other than ``x_post += w * constant``,
+plasticity rules other than PairSTDP and ThreeFactorSTDP, plasticity rules on
+``lava-fixed``, on projections that are not all-to-all or with delays, and
+fixed-point delays beyond Loihi 2's 63 Lava steps.
 """
 from __future__ import annotations
 
@@ -339,7 +380,10 @@ def _numeric_namespace(namespace, names=None):
             continue
         if isinstance(value, Function) or callable(value) and not hasattr(value, "dim"):
             continue
-        arr = np.asarray(value, dtype=float)
+        try:
+            arr = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            continue  # not a number: code that reads it fails Brian2's check
         out.append((key, arr.shape, arr.ravel()))
     return out
 
@@ -769,7 +813,7 @@ def _refuse(circuit: Circuit, fixed: bool) -> None:
             _split(str(proj.equations[var].expr.code), proj,
                    f"Projection {proj.name!r}, summed variable {var}")
         for tvar, op, expr in statements(proj.on_pre, f"Projection {proj.name!r} on_pre"):
-            _spike_statement(proj, tvar, op, expr)
+            _spike_statement(circuit, proj, tvar, op, expr)
 
 
 def _delay_steps(circuit, proj, seed) -> np.ndarray | None:
@@ -784,14 +828,22 @@ def _delay_steps(circuit, proj, seed) -> np.ndarray | None:
 def _lava_steps_per_step(circuit) -> int:
     """``K`` (module doc: Time steps), as ``LavaTarget._plan`` computes it."""
     levels = [lv for _p, _v, lv in summed_order(circuit)]
-    spiking = any(p.on_pre or p.plasticity is not None for p in circuit.projections.values())
+    spiking = any(p.plasticity is not None or statements(p.on_pre, p.name)
+                  for p in circuit.projections.values())
     return 1 + max(levels, default=-1) + 2 + spiking
 
 
-def _spike_statement(proj, tvar, op, expr) -> dict:
-    """The factors of an ``on_pre`` statement ``x_post += w * constants``, or
-    CircuitError."""
+def _spike_statement(circuit, proj, tvar, op, expr) -> tuple[str, dict]:
+    """The target variable and the factors of an ``on_pre`` statement ``x_post +=
+    w * constants``, or CircuitError. As in Brian2, a name that is not a synaptic
+    variable but a variable of the target population means that variable
+    (``v += w`` is ``v_post += w``)."""
+    from brian2.utils.stringtools import word_substitute
     where = f"Projection {proj.name!r}: the on_pre statement '{tvar} {op} {expr}'"
+    post = set(circuit.populations[proj.target].variables) - set(proj.equations.names)
+    if tvar in post:
+        tvar += "_post"
+    expr = word_substitute(expr, {n: n + "_post" for n in get_identifiers(expr) if n in post})
     if not (tvar.endswith("_post") and op in ("+=", "-=")):
         raise CircuitError(f"{where} (Lava maps spike transmission 'x_post += w' onto a "
                            "Dense; use a plasticity rule for learning)")
@@ -803,7 +855,7 @@ def _spike_statement(proj, tvar, op, expr) -> dict:
     if rule is not None and parts["syn"] != rule.weight:
         raise CircuitError(f"{where} (with {type(rule).__name__} the spike must deliver "
                            f"the learned weight {rule.weight!r})")
-    return parts
+    return tvar, parts
 
 
 class LavaTarget(Target):
@@ -933,7 +985,7 @@ class LavaTarget(Target):
                     ports[proj.target] += [(f"_y{i}_{len(self.links)}", "trace")
                                            for i in (1, 2, 3)]
             for tvar, op, expr in statements(proj.on_pre, f"Projection {proj.name!r} on_pre"):
-                parts = _spike_statement(proj, tvar, op, expr)
+                tvar, parts = _spike_statement(c, proj, tvar, op, expr)
                 spiking = True
                 link = _Link(proj, parts["syn"], False, True, proj.plasticity)
                 link.delays = _delay_steps(c, proj, self.seed)  # neurosim steps per synapse
@@ -948,8 +1000,7 @@ class LavaTarget(Target):
                 ins[proj.target].append((f"_in{k}", -1, tvar[:-5], op, parts["scalar"]))
                 self.links.append(link)
                 self._wiring.append((link, proj.source, "_spikes", proj.target, f"_in{k}"))
-        self.K = self.L + 2 + spiking
-        assert self.K == _lava_steps_per_step(c)
+        self.K = _lava_steps_per_step(c)  # L + 2 + spiking
         self._tie_pairs = self._tie(ports)
         self._g = array_namespace(c.namespace, float(c.dt))
         self._params = _numeric_namespace(c.namespace)
@@ -1515,7 +1566,9 @@ class LavaTarget(Target):
                 self._read_spikes(rows, first, done, done + size)
             done += size
         self._check_overflow()
-        out = {key: np.array(v).reshape(n_steps, -1) for key, v in traces.items()}
+        out = {(pop, var): np.array(traces[(pop, var)], dtype=float).reshape(
+            n_steps, self.specs[pop].n if idx is None else len(idx))
+            for pop, var, idx in variables}
         for pop, idx in spikes:
             found = (np.concatenate(rows[pop]) if rows[pop]
                      else np.zeros((0, 2), dtype=np.int64))

@@ -79,8 +79,6 @@ def case_spikes():
 
 def case_namespace():
     """The drive's gain I0 changed between runs: 1.0, then 2.0, then back."""
-    from neurosim.hardware_targets import make_target  # noqa: F401
-
     def body(t):
         c = t.circuit
         rows = []

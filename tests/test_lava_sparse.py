@@ -44,7 +44,8 @@ def _spike_rows(circuit, names, seed, pops):
         try:
             runs = [t.run(n, record=[(p, "spikes") for p in pops]) for n in CALLS]
             out[name] = {p: [r[(p, "spikes")].tolist() for r in runs] for p in pops}
-            out[name]["n_syn"] = {k: len(np.ravel(v["w"])) for k, v in t.get_weights().items()}
+            out[name]["n_syn"] = {k: len(np.ravel(v["w"])) for k, v in t.get_weights().items()
+                                  if "w" in v}
         finally:
             getattr(t, "close", lambda: None)()
     return out
@@ -60,7 +61,7 @@ def recurrent_circuit():
     c.add(Population("exc", 30, "dv/dt = (I - v) / tau : 1\nI : 1", threshold="v > 1",
                      reset="v = 0", values={"I": np.linspace(0.9, 1.6, 30)}))
     c.add(Population("out", 10, "dv/dt = -v / tau : 1", threshold="v > 1", reset="v = 0"))
-    c.add(Projection("rec", "exc", "exc", "w : 1", on_pre="v_post += w",
+    c.add(Projection("rec", "exc", "exc", "w : 1", on_pre="v += w",  # Brian2: v_post
                      connect={"condition": "i != j", "p": 0.2},
                      init={"w": normal(0.1, 0.05)}, delay=1.5 * ms))
     c.add(Projection("ff", "exc", "out", "w : 1", on_pre="v_post += w", connect={"p": 0.3},
@@ -80,11 +81,12 @@ def case_recurrent():
 
 def feedforward_circuit(delay_ms=None):
     """Constant drives through explicit synapses (a repeated pair included) with
-    per-synapse delays, and all-to-all with a homogeneous delay; weights exact in
-    8-bit mantissas, so fixed point differs from float only by state rounding."""
+    per-synapse delays, and all-to-all with a homogeneous delay and a namespace
+    constant as the weight; weights exact in 8-bit mantissas, so fixed point
+    differs from float only by state rounding."""
     from brian2 import ms
     from neurosim.circuit import Circuit, Population, Projection, constant
-    c = Circuit("feedforward", namespace={"tau": 10 * ms}, dt=0.5 * ms)
+    c = Circuit("feedforward", namespace={"tau": 10 * ms, "wc": 0.25}, dt=0.5 * ms)
     c.add(Population("drive", 5, "dv/dt = (I - v) / tau : 1\nI : 1", threshold="v > 1",
                      reset="v = 0", values={"I": np.linspace(1.2, 3.0, 5)}))
     c.add(Population("out", 4, "dv/dt = -v / tau : 1", threshold="v > 1", reset="v = 0"))
@@ -93,8 +95,7 @@ def feedforward_circuit(delay_ms=None):
     c.add(Projection("explicit", "drive", "out", "w : 1", on_pre="v_post += w",
                      connect={"i": i, "j": j}, init={"w": constant(0.375)},
                      delay=np.array([0.0, 0.5, 1.0, 1.5, 2.0, 0.5, 1.0]) * ms))
-    c.add(Projection("dense", "drive", "out2", "w : 1", on_pre="v_post += w",
-                     init={"w": constant(0.25)},
+    c.add(Projection("dense", "drive", "out2", on_pre="v += wc",  # no synaptic variable
                      delay=(delay_ms if delay_ms is not None else 2.0) * ms))
     return c
 
@@ -122,8 +123,8 @@ def case_rate():
     x = np.linspace(-1, 1, 6)
     out = {"n_syn": len(c.synapses("w1", 2)[0])}
     for name in ("brian2-numpy", "lava", "lava-fixed"):
-        options = {"weight_range": {"w1": (-3, 3), "back": (-3, 3)}} if name == "lava-fixed" else {}
-        t = make_target(name, c, seed=2, **options)
+        fixed = {"weight_range": {"w1": (-3, 3), "back": (-3, 3)}}
+        t = make_target(name, c, seed=2, **(fixed if name == "lava-fixed" else {}))
         try:
             traj = []
             for k in range(3):
