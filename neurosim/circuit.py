@@ -590,7 +590,9 @@ class Circuit:
             if role == "target" and proj.target == proj.source:
                 groups[role] = groups["source"]
                 continue
-            g = NeuronGroup(pop.n, pop.equations, namespace=self.namespace,
+            spiking = {} if not pop.threshold else dict(
+                threshold=pop.threshold, reset=pop.reset, refractory=pop.refractory or False)
+            g = NeuronGroup(pop.n, pop.equations, namespace=self.namespace, **spiking,
                             codeobj_class=NumpyCodeObject, name=f"connect_{pop.name}*")
             for var, value in pop.values.items():
                 setattr(g, var + "_", np.asarray(value, dtype=float))

@@ -13,3 +13,5 @@ def test_readme_python_examples_run():
         exec(compile(block, "README.md", "exec"), ns)
     assert ns["trace"][("out", "r")].shape == (50, 3)
     assert ns["pc"].population("error0").n == 10
+    assert ns["rec"][("E", "v")].shape == (1000, 3) and len(ns["rec"][("E", "spikes")])
+    assert len(ns["i"]) == len(ns["delays"]) > 0
