@@ -124,7 +124,7 @@ class Program:
     device: CPPStandaloneDevice
     directory: str
     objs: object                  # Brian2Objects of this build
-    pairs: list                   # (host object, program object) with carried state
+    pairs: list                   # (host, program object, their carried variables)
     parameters: list              # (program object, namespace name) set at every call
     monitors: list                # program monitors, in the order of the host's
     binary: str
@@ -161,18 +161,17 @@ def _explain(exc: BaseException) -> str:
     return str(root_cause(exc)) + where
 
 
-def _carried(obj) -> dict:
-    """State variables of a group/synapses that a call must carry over, by a name
-    that is the same in every build of the circuit: its own writable arrays (user
-    variables, lastspike, not_refractory, lastupdate, ...), not Brian2's internal
-    buffers (names starting with '_'); and per-synapse delays, which belong to a
-    pathway's variables and are not listed among the Synapses' own."""
+def _carried(obj, per_synapse_delay: bool = False) -> dict:
+    """State variables of a group/synapses that a call must carry over: its own
+    writable arrays (user variables, lastspike, not_refractory, lastupdate, ...),
+    not Brian2's internal buffers (names starting with '_'); with
+    ``per_synapse_delay``, also the presynaptic pathway's ``delay``, which is not
+    among the Synapses' own variables (Brian2 keeps it in the pathway's)."""
     out = {name: var for name, var in obj.variables.items()
            if isinstance(var, ArrayVariable) and var.owner.name == obj.name
            and not var.read_only and not name.startswith("_")}
-    for k, path in enumerate(getattr(obj, "_pathways", ())):
-        if not path.variables["delay"].scalar:
-            out[f"pathway{k}.delay"] = path.variables["delay"]
+    if per_synapse_delay:
+        out["delay"] = obj.pre.variables["delay"]
     return out
 
 
@@ -441,8 +440,13 @@ class CppStandaloneTarget(Brian2Target):
                 objs = build(circuit, {}, seed=self.seed)  # values come through run_args
                 for host, own in zip(_switches(self.objs), _switches(objs)):
                     own.active = host.active
-                pairs = [(self.objs.groups[n], objs.groups[n]) for n in objs.groups] + \
-                        [(self.objs.synapses[n], objs.synapses[n]) for n in objs.synapses]
+                pairs = [(self.objs.groups[n], objs.groups[n], False) for n in objs.groups]
+                for name, syn in objs.synapses.items():
+                    proj = self.circuit.projection(name)
+                    per_synapse = proj.delay is not None and proj.homogeneous_delay is None
+                    pairs.append((self.objs.synapses[name], syn, per_synapse))
+                pairs = [(host, own, _carried(host, delay), _carried(own, delay))
+                         for host, own, delay in pairs]
                 mons = []
                 for mon in monitors:
                     kind, name = self._source_name(mon.source)
@@ -515,13 +519,12 @@ class CppStandaloneTarget(Brian2Target):
         with open(os.path.join(program.directory, RUN_FILE), "w") as f:
             f.write(f"{self._step()} {call_seed} {n_steps * float(self.dt)!r}\n")
         run_args = {}
-        for host, own in program.pairs:
-            own_vars = _carried(own)
-            for name, var in _carried(host).items():
+        for _host, own, host_vars, own_vars in program.pairs:
+            for name, var in host_vars.items():
                 value = np.asarray(var.get_value())
                 # the view names the Synapses as the group, as Brian2's C++ does for
-                # a pathway's delay ("syn.delay")
-                key = own_vars[name].get_addressable_value_with_unit(name.split(".")[-1], own)
+                # the pathway's delay ("syn.delay")
+                key = own_vars[name].get_addressable_value_with_unit(name, own)
                 run_args[key] = value if var.dim.is_dimensionless \
                     else Quantity(value, dim=var.dim)
         for own, k in program.parameters:
@@ -538,9 +541,8 @@ class CppStandaloneTarget(Brian2Target):
             device.delete(code=False, data=False, run_args=True, directory=False)
         program.runs += 1
         self.last_binary_s = device.timers["run_binary"]  # the program alone, without transfers
-        for host, own in program.pairs:
-            own_vars = _carried(own)
-            for name, var in _carried(host).items():
+        for _host, _own, host_vars, own_vars in program.pairs:
+            for name, var in host_vars.items():
                 var.get_value()[:] = own_vars[name].get_value()
         self._read_queues(program, device)
         for host, own in zip(monitors, program.monitors):
