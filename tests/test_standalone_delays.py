@@ -8,9 +8,11 @@ between them (so that the queues pass between different compiled programs),
 must give exactly the spikes and, to 1e-9, the membrane potentials of one
 uninterrupted call, and those of brian2-numpy. Without the queues carried,
 the spikes in flight at each boundary are lost and the spike counts differ.
+Then the per-synapse delays change on the host copy, and the next calls must
+use them (as brian2-numpy does).
 
-One compiled program per recording configuration (about 10 s each on two
-shared cores); module fixtures share them.
+Three compiled programs in all (about 10 s each on two idle cores): the split
+run's two recording configurations, and the uninterrupted run's.
 """
 import gc
 
@@ -25,7 +27,9 @@ from neurosim.hardware_targets.brian2_standalone import (CppStandaloneTarget,
                                                          CudaStandaloneTarget, nvcc_available)
 
 CALLS = (150, 7, 13, 1, 129, 200)      # 500 steps; several shorter than the delays
+AFTER = (120, 3)                        # after the per-synapse delays change
 PER_SYNAPSE = np.array([0.5, 1.0, 1.5, 2.2, 2.9, 3.3, 0.1, 4.4]) * ms
+NEW_DELAYS = np.linspace(0.3, 5.0, len(PER_SYNAPSE)) * ms
 
 
 def delayed_circuit() -> Circuit:
@@ -42,15 +46,12 @@ def delayed_circuit() -> Circuit:
     return c
 
 
-def run_calls(target, calls, change_delays=None):
-    """Spike rows of 'lif' (steps from the first call), its v at the start of every
-    step, and the final state. Every other call records nothing, so the spike
-    queues pass between two programs. ``change_delays(target)`` runs before the
-    third call."""
+def run_calls(target, calls):
+    """Spike rows of 'lif' (steps from the first of these calls), its v at the start
+    of every step of the recorded calls, and the final state. Every other call
+    records nothing, so the spike queues pass between two programs."""
     rows, vs, start = [], [], 0
     for k, n in enumerate(calls):
-        if k == 2 and change_delays is not None:
-            change_delays(target)
         if k % 2 == 0:
             got = target.run(n, record=[("lif", "spikes"), ("lif", "v")])
             rows.append(got[("lif", "spikes")] + [start, 0])
@@ -72,40 +73,54 @@ def recorded_windows(rows, calls):
     return rows[keep]
 
 
-@pytest.fixture(scope="module")
-def circuit():
-    return delayed_circuit()
+def change_delays(target):
+    """New per-synapse delays on the host copy (Brian2's own attribute)."""
+    target.objs.synapses["per_synapse"].delay = NEW_DELAYS
 
 
 @pytest.fixture(scope="module")
-def numpy_runs(circuit):
-    return {"split": run_calls(Brian2Target(circuit), CALLS),
-            "whole": run_calls(Brian2Target(circuit), (sum(CALLS),))}
+def runs():
+    """Each target runs CALLS, then its per-synapse delays change and it runs
+    AFTER; 'whole' targets run CALLS as one call. Three compiled programs."""
+    circuit = delayed_circuit()
+    out = {}
+    for name, cls in (("numpy", Brian2Target), ("cpp", CppStandaloneTarget)):
+        # Brian2 names the first Clock alive "clock" and calls it "_clock" in C++
+        # (<ctime> has clock()): hold that name while the host copy is built, so
+        # that the first program's clock gets it and the inserted C++ must follow
+        gc.collect()
+        holder = Clock(dt=circuit.dt)
+        target = cls(circuit)
+        out[f"{name}_clock_held"], holder = holder.name == "clock", None
+        gc.collect()
+        out[name] = run_calls(target, CALLS)
+        change_delays(target)
+        out[f"{name}_changed"] = run_calls(target, AFTER)
+        out[f"{name}_target"] = target
+    unchanged = Brian2Target(circuit)
+    run_calls(unchanged, CALLS)
+    out["numpy_unchanged"] = run_calls(unchanged, AFTER)
+    out["numpy_whole"] = run_calls(Brian2Target(circuit), (sum(CALLS),))
+    cpp_whole = CppStandaloneTarget(circuit)
+    out["cpp_whole"] = run_calls(cpp_whole, (sum(CALLS),))
+    yield out
+    out["cpp_target"].close()
+    cpp_whole.close()
 
 
-def test_spikes_in_flight_are_carried_across_uneven_calls(circuit, numpy_runs):
-    # Brian2 names the first Clock alive "clock" and calls it "_clock" in C++
-    # (<ctime> has clock()): hold that name while the host copy is built, so
-    # that the first program's clock gets it and the inserted C++ must follow
-    gc.collect()
-    holder = Clock(dt=circuit.dt)
-    cpp = CppStandaloneTarget(circuit)
-    held, holder = holder.name == "clock", None
-    gc.collect()
-    split = run_calls(cpp, CALLS)
-    if held:
+def test_spikes_in_flight_are_carried_across_uneven_calls(runs):
+    cpp = runs["cpp_target"]
+    if runs["cpp_clock_held"]:
         assert "_clock" in {p.objs.clock.name for p in cpp._programs.values()}  # renamed
     assert len(cpp._programs) == 2, "recording on and off: two programs share the queues"
-    cpp_whole = CppStandaloneTarget(circuit)
-    whole = run_calls(cpp_whole, (sum(CALLS),))
-    want = numpy_runs["whole"]
+    split, whole, want = runs["cpp"], runs["cpp_whole"], runs["numpy_whole"]
     assert want["n_in"].min() > 20, "the delayed inputs must arrive (a real comparison)"
     recorded = recorded_windows(want["spikes"], CALLS)
     assert len(recorded) > 5
-    np.testing.assert_array_equal(numpy_runs["split"]["spikes"], recorded)
+    np.testing.assert_array_equal(runs["numpy"]["spikes"], recorded)
     np.testing.assert_array_equal(split["spikes"], recorded)
     np.testing.assert_array_equal(whole["spikes"], want["spikes"])
-    for got in (numpy_runs["split"], split, whole):
+    for got in (runs["numpy"], split, whole):
         np.testing.assert_array_equal(got["n_in"], want["n_in"])
         np.testing.assert_allclose(got["v_end"], want["v_end"], atol=1e-9, rtol=0)
     # the membrane potentials of the recorded calls, against the uninterrupted run
@@ -114,35 +129,28 @@ def test_spikes_in_flight_are_carried_across_uneven_calls(circuit, numpy_runs):
         if v is not None:
             np.testing.assert_allclose(v, want["v"][0][start:start + n], atol=1e-9, rtol=0)
         start += n
-    cpp.close()
-    cpp_whole.close()
 
 
-def test_a_changed_per_synapse_delay_is_carried(circuit):
+def test_a_changed_per_synapse_delay_is_carried(runs):
     """The per-synapse delays belong to the pathway (not the Synapses' own
-    variables): a change on the host copy must reach the next program, before it
-    prepares its spike queues."""
-    new = np.linspace(0.3, 5.0, len(PER_SYNAPSE)) * ms
-
-    def change(target):
-        target.objs.synapses["per_synapse"].delay = new
-
-    want = run_calls(Brian2Target(circuit), (150, 7, 120, 3), change)
-    unchanged = run_calls(Brian2Target(circuit), (150, 7, 120, 3))
-    assert not np.allclose(want["v"][2], unchanged["v"][2]), "the change must matter"
-    cpp = CppStandaloneTarget(circuit)
-    got = run_calls(cpp, (150, 7, 120, 3), change)
+    variables): a change on the host copy must reach the next program before it
+    prepares its spike queues (spikes already in flight keep their arrival)."""
+    want, got = runs["numpy_changed"], runs["cpp_changed"]
+    assert not np.allclose(want["v"][0], runs["numpy_unchanged"]["v"][0]), \
+        "the change must matter"
     np.testing.assert_array_equal(got["spikes"], want["spikes"])
-    np.testing.assert_allclose(got["v"][2], want["v"][2], atol=1e-9, rtol=0)
+    np.testing.assert_array_equal(got["n_in"], want["n_in"])
+    np.testing.assert_allclose(got["v"][0], want["v"][0], atol=1e-9, rtol=0)
     np.testing.assert_allclose(got["v_end"], want["v_end"], atol=1e-9, rtol=0)
-    cpp.close()
+    assert len(runs["cpp_target"]._programs) == 2, "no program is compiled for the change"
 
 
 NVCC, NVCC_WHY = nvcc_available()
 
 
 @pytest.mark.skipif(not NVCC, reason=f"brian2-cuda refusal: {NVCC_WHY}")
-def test_cuda_refuses_delays_at_construction_naming_the_targets_that_accept(circuit):
+def test_cuda_refuses_delays_at_construction_naming_the_targets_that_accept():
+    circuit = delayed_circuit()
     reason = CudaStandaloneTarget.unsupported(circuit, compile_only=True)
     assert reason is not None and "'homogeneous'" in reason and "delay" in reason
     with pytest.raises(CircuitError, match=r"(?s)brian2-cuda.*'homogeneous'.*delay.*"
