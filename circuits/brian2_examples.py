@@ -165,7 +165,12 @@ def brunel_2000(scale: float = 1.0, seed: int = 0, g: float = 5.0,
     declares); here the drive is a population of ``N_E`` Poisson neurons at
     ``nu_ext`` (written as Brian2's ``PoissonGroup`` is: ``rand() < rates*dt``)
     connected with ``p = epsilon``, so each neuron has ``C_E`` external sources on
-    average, as in Brunel's paper. Reduced sizes keep ``epsilon`` and ``J*C_E``."""
+    average, as in Brunel's paper. Reduced sizes keep ``epsilon`` and ``J*C_E``.
+
+    Addition: a deterministic probe before the drive (see :func:`run_brunel_2000`):
+    v starts uniform in [V_r, theta + 1 mV] (drawn from ``seed``; the example
+    starts at 0), so the network's own cascade of spikes, delays and
+    refractoriness runs for 30 ms without random input."""
     n_exc = _n(10000, scale, 160)
     n_inh = round(0.25 * n_exc)
     epsilon = 0.1
@@ -177,9 +182,10 @@ def brunel_2000(scale: float = 1.0, seed: int = 0, g: float = 5.0,
                 namespace={"tau": tau, "theta": theta, "V_r": 10 * mV, "J": J, "g": g})
     c.add(Population("external", n_exc, "rates : Hz", threshold="rand() < rates*dt",
                      values={"rates": nu_ext_over_nu_thr * nu_thr}))
+    v0 = _rng(seed, 4).uniform(float(10 * mV), float(theta + 1 * mV), size=n_exc + n_inh)
     c.add(Population("neurons", n_exc + n_inh, "dv/dt = -v/tau : volt (unless refractory)",
                      threshold="v > theta", reset="v = V_r", refractory=2 * ms,
-                     method="exact"))
+                     method="exact", values={"v": v0}))
     c.add(Projection("exc_synapses", "neurons", "neurons", on_pre="v += J", delay=1.5 * ms,
                      connect={"condition": f"i < {n_exc}", "p": epsilon}))
     c.add(Projection("inhib_synapses", "neurons", "neurons", on_pre="v += -g*J",
@@ -190,7 +196,15 @@ def brunel_2000(scale: float = 1.0, seed: int = 0, g: float = 5.0,
 
 
 def run_brunel_2000(target: Target, scale: float = 1.0) -> dict:
-    return _spikes(target, "neurons", _steps(target, max(0.5, scale) * 200 * ms), 10)
+    """``probe``: spikes per step during 30 ms without external drive (a
+    deterministic cascade: every target must reproduce it spike for spike);
+    then the example's driven network (counts and activity)."""
+    rates = target.get("external", "rates")
+    target.set("external", "rates", np.zeros_like(rates))
+    probe = _spikes(target, "neurons", _steps(target, 30 * ms), 1)["activity"]
+    target.set("external", "rates", rates)
+    out = _spikes(target, "neurons", _steps(target, max(0.5, scale) * 200 * ms), 10)
+    return dict(out, probe=probe)
 
 
 # --- Vogels et al. 2011 (examples/frompapers/Vogels_et_al_2011.py) -----------------------

@@ -81,6 +81,9 @@ FEWER_SEEDS = ("cuba", "vogels")
 # streams (stat); lava-fixed is a 24-bit fixed-point machine (stat).
 
 EXACT = ("exact",)
+#: observables that are deterministic whatever the target's random stream:
+#: identical on every target (spike counts per step), whatever the model's rule
+EXACT_OBSERVABLES = {"brunel_2000": ("probe",)}
 DETERMINISTIC_CHAOTIC = {"brian2-numpy": EXACT, "brian2-cython": ("stat", 0.1),
                          "brian2-cpp": ("stat", 0.1), "brian2-cuda": ("stat", 0.1),
                          "lava": ("stat", 0.1), "lava-fixed": ("stat", 0.2),
@@ -291,6 +294,12 @@ def compare(model: str, target: str, obs: dict, ref: dict, scale: float) -> tupl
     missing = set(ref) - set(obs)
     if missing:
         return False, f"observables {sorted(missing)} missing"
+    for k in EXACT_OBSERVABLES.get(model, ()):
+        if not np.array_equal(obs[k], ref[k]):
+            first = int(np.argmax(np.asarray(obs[k]) != np.asarray(ref[k]))) \
+                if np.shape(obs[k]) == np.shape(ref[k]) else -1
+            return False, (f"the deterministic {k} differs (first at bin {first}: "
+                           f"{np.asarray(obs[k])[first]} vs {np.asarray(ref[k])[first]})")
     if rule[0] in ("exact", "atol"):
         worst, bad = 0.0, []
         for k in ref:

@@ -5,15 +5,17 @@ Changes: the synapses are connected with the (i, j) neurosim drew
 ``PoissonGroup`` of N_E neurons at nu_ext connected with p = epsilon instead of
 a ``PoissonInput`` of C_E sources per neuron (the same mean input; see
 ``neurosim.circuits.brian2_examples.brunel_2000``); reduced sizes keep epsilon
-and J*C_E."""
-from brian2 import (Network, NeuronGroup, PoissonGroup, SpikeMonitor, Synapses, ms, mV, prefs,
+and J*C_E; v starts uniform in [V_r, theta + 1 mV] (neurosim's draw), and a
+30 ms probe without the external drive comes first (the same addition as
+neurosim's protocol)."""
+from brian2 import (Hz, Network, NeuronGroup, PoissonGroup, SpikeMonitor, Synapses, ms, mV, prefs,
                     second, seed as brian2_seed)
 import numpy as np
 
 
-def _activity(monitor, dt, n_steps, bin_steps):
-    """Population spikes per bin of ``bin_steps`` time steps."""
-    steps = np.round(monitor.t_[:] / float(dt)).astype(int)
+def _activity(monitor, dt, n_steps, bin_steps, t0=0 * ms):
+    """Population spikes per bin of ``bin_steps`` time steps from ``t0``."""
+    steps = np.round((monitor.t_[:] - float(t0)) / float(dt)).astype(int)
     return np.bincount(steps // bin_steps, minlength=-(-n_steps // bin_steps))
 
 
@@ -66,12 +68,22 @@ def run(drawn, scale=1.0, seed=0, codegen="numpy", g=5.0, nu_ext_over_nu_thr=2.0
     external_synapses = Synapses(external, neurons, on_pre="v += J", name="external_synapses*")
     external_synapses.connect(i=syn["external_synapses"][0], j=syn["external_synapses"][1])
 
-    spike_monitor = SpikeMonitor(neurons)
+    neurons.v_ = drawn["values"]["neurons"]["v"]
+    # the deterministic probe: 30 ms without the external drive
+    external.rates = 0 * Hz
+    probe_monitor = SpikeMonitor(neurons)
     net = Network(neurons, exc_synapses, inhib_synapses, external, external_synapses,
-                  spike_monitor)
+                  probe_monitor)
     brian2_seed(seed)
+    net.run(30 * ms, namespace=locals())
+    net.remove(probe_monitor)
+    external.rates = nu_ext
+    spike_monitor = SpikeMonitor(neurons)
+    net.add(spike_monitor)
     duration = max(0.5, scale) * 200 * ms
     net.run(duration, namespace=locals())
+    t0 = 30 * ms
     return {"counts": spike_monitor.count[:].copy(),
             "activity": _activity(spike_monitor, 0.1 * ms, int(round(duration / (0.1 * ms))),
-                                  10)}
+                                  10, t0),
+            "probe": _activity(probe_monitor, 0.1 * ms, 300, 1)}
