@@ -105,16 +105,21 @@ def main(argv=None):
     args = ap.parse_args(argv)
     suffix = "_full" if args.full else ""
     matrix = {}
-    if args.from_json:
-        with open(os.path.join(OUT, f"matrix{suffix}.json")) as f:
+    saved = os.path.join(OUT, f"matrix{suffix}.json")
+    if args.from_json or os.path.exists(saved):
+        # rerunning some models or targets updates those cells of the saved matrix
+        with open(saved) as f:
             matrix = json.load(f)
+    if args.from_json:
         args.models = []
     for model in args.models:
         scale = 1.0 if args.full else h.CI_SCALE[model]
         t0 = time.perf_counter()
         h.reference(model, scale, 0)
         plain_s = time.perf_counter() - t0
-        matrix[model] = {"scale": scale, "plain_s": plain_s, "cells": {}}
+        if matrix.get(model, {}).get("scale") != scale:
+            matrix[model] = {"cells": {}}
+        matrix[model].update(scale=scale, plain_s=plain_s)
         for target in args.targets:
             result = h.run_cell_isolated(model, target, scale, 0)
             row = judge(model, target, scale, result)
@@ -125,7 +130,7 @@ def main(argv=None):
     if not args.from_json:
         with open(os.path.join(OUT, f"matrix{suffix}.json"), "w") as f:
             json.dump(matrix, f, indent=1, default=str)
-    targets = [t for t in args.targets if all(t in r["cells"] for r in matrix.values())]
+    targets = [t for t in h.TARGET_NAMES if all(t in r["cells"] for r in matrix.values())]
     table = render(matrix, targets, args.full)
     with open(os.path.join(OUT, f"matrix{suffix}.md"), "w") as f:
         f.write(table + details(matrix, targets))

@@ -34,9 +34,9 @@ CELLS = [(m, t) for m in h.MODELS for t in h.TARGET_NAMES]
 # Compiling costs: brian2-cython compiles every code object once per machine
 # (20-70 s per model with a cold cache) and agrees with brian2-numpy to rounding;
 # brian2-cpp compiles each program (10-60 s per model on 2 loaded cores). CI
-# runs the models below on them (every construct but sparse connectivity on
-# cpp: refractoriness across calls, noise, delays, plasticity, namespace changes,
-# TimedArray, learning rules), the other cells as slow tests. The whole file
+# runs the models below on them (on cpp every construct of the suite: sparse
+# connectivity, refractoriness across calls, noise, delays, plasticity, namespace
+# changes, TimedArray, learning rules), the other cells as slow tests. The whole file
 # took 6.5 min with every cpp cell on 2 shared cores.
 CI_COMPILED = {"brian2-cython": ("if_curve", "jansen_rit", "oja"),
                "brian2-cpp": ("if_curve", "brunel_hakim", "vogels", "jansen_rit", "stdp",
