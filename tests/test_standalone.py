@@ -19,6 +19,12 @@ Tolerances, and why:
   those of brian2-cpp, STDP weights agree to 1e-6 (CUDA may use fused
   multiply-adds), Poisson counts within the same 5-sigma band.
 
+Run boundaries: a LIF population with a refractory period run in uneven
+calls spikes in exactly the steps of brian2-numpy (issue 10, defect 1), and
+scalar namespace values changed between calls take effect without a new
+program (the results equal the runtime's to 1e-9). Delays: see
+``test_standalone_delays.py``.
+
 Costs: each distinct phase configuration is compiled once (10-40 s on two
 shared cores); module fixtures share the compiled programs between tests.
 The CUDA compile test needs nvcc (about 70 s on two idle cores, 250 s measured
@@ -252,11 +258,12 @@ PARAMETER_CALLS = [(100, {"I0": 1.5}), (57, {"I0": 3.0, "g": 0.2}), (80, {"on": 
                    (60, {"on": True, "tau": 5 * ms, "vth": 0.8, "K": 3})]
 
 
-def run_with_parameters(target):
+def run_with_parameters(target, length=None):
+    """``length``: every call that many steps (brian2-cuda compiles per length)."""
     out = []
     for n, changes in PARAMETER_CALLS:
         target.circuit.namespace.update(changes)
-        target.run(n)
+        target.run(length or n)
         out.append((target.get("lif", "n"), target.get("lif", "v"), target.get("out", "x")))
     return out
 
@@ -379,3 +386,22 @@ def test_cuda_run_agrees_with_cpp(spiking_runs):
         np.testing.assert_allclose(got[call]["w"], want["w"], atol=1e-6, rtol=0)
     assert_poisson_count(got[-1]["poisson"].sum(), calls=2)
     target.close()
+
+
+@pytest.mark.skipif(not GPU, reason=f"CUDA run test: {GPU_WHY}")
+def test_cuda_continues_refractoriness_and_takes_new_parameters():
+    """The clock and parameter code is shared with brian2-cpp; calls of one length
+    (brian2cuda compiles the number of steps in), so one program each."""
+    calls = (37, 37, 37)
+    circuit = refractory_lif()
+    want = spike_steps(Brian2Target(circuit), calls)
+    cuda = CudaStandaloneTarget(circuit)
+    np.testing.assert_array_equal(spike_steps(cuda, calls), want)
+    runtime, cuda_p = Brian2Target(parameter_circuit()), CudaStandaloneTarget(parameter_circuit())
+    want, got = run_with_parameters(runtime, 60), run_with_parameters(cuda_p, 60)
+    for w, g in zip(want, got):
+        np.testing.assert_array_equal(g[0], w[0])
+        np.testing.assert_allclose(g[1], w[1], atol=1e-6, rtol=0)
+    assert len(cuda._programs) == len(cuda_p._programs) == 1
+    cuda.close()
+    cuda_p.close()
