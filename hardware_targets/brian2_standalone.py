@@ -219,28 +219,35 @@ def _code(item) -> str:
     return "\n".join(parts)
 
 
-def _parameter_circuit(circuit: Circuit) -> tuple[Circuit, list]:
+def _parameter_circuit(circuit: Circuit, host) -> tuple[Circuit, list]:
     """The copy of ``circuit`` that programs are built from (see above), and the
-    ``(kind, object name, parameter)`` triples whose values each call passes."""
+    ``(population, parameter)`` pairs whose values each call passes.
+
+    A population declares the parameters its code reads; a projection's are
+    declared by its target population, since Brian2 resolves an unsuffixed name
+    in synapse code to the target's variable (a synaptic variable of that name
+    would clash with a source population that declares it too). ``host``, the
+    runtime build, tells which names an object already defines (its variables,
+    Brian2's own such as ``N`` or ``t``, in a Synapses the target's): those do
+    not read the namespace there."""
     params = {k for k, v in circuit.namespace.items() if _is_parameter(v)}
     if not params:
         return circuit, []
-    out = copy.copy(circuit)
-    out.namespace = {k: v for k, v in circuit.namespace.items() if k not in params}
-    out.populations, out.projections, passed = {}, {}, []
+    declare = {name: set() for name in circuit.populations}
     for kind, table in (("groups", circuit.populations), ("synapses", circuit.projections)):
         for name, item in table.items():
-            defined = set(item.equations.names)
-            if kind == "synapses":  # unsuffixed names in synapse code also reach the target
-                defined |= set(circuit.populations[item.target].equations.names)
-            used = sorted(params & get_identifiers(_code(item)) - defined)
-            item = copy.copy(item)
-            if used:
-                item.equations = item.equations + Equations(
-                    "\n".join(_declaration(k, circuit.namespace[k]) for k in used))
-                passed += [(kind, name, k) for k in used]
-            (out.populations if kind == "groups" else out.projections)[name] = item
-    return out, passed
+            used = params & get_identifiers(_code(item)) - set(getattr(host, kind)[name].variables)
+            declare[item.target if kind == "synapses" else name] |= used
+    out = copy.copy(circuit)
+    out.namespace = {k: v for k, v in circuit.namespace.items() if k not in params}
+    out.populations = {}
+    for name, pop in circuit.populations.items():
+        pop = copy.copy(pop)
+        if declare[name]:
+            pop.equations = pop.equations + Equations(
+                "\n".join(_declaration(k, circuit.namespace[k]) for k in sorted(declare[name])))
+        out.populations[name] = pop
+    return out, [(name, k) for name in declare for k in sorted(declare[name])]
 
 
 @contextlib.contextmanager
@@ -436,7 +443,7 @@ class CppStandaloneTarget(Brian2Target):
             set_device(device, build_on_run=False)
             objs = None
             try:
-                circuit, parameters = _parameter_circuit(self.circuit)
+                circuit, parameters = _parameter_circuit(self.circuit, self.objs)
                 objs = build(circuit, {}, seed=self.seed)  # values come through run_args
                 for host, own in zip(_switches(self.objs), _switches(objs)):
                     own.active = host.active
@@ -483,7 +490,7 @@ class CppStandaloneTarget(Brian2Target):
                     "and brian2-cython targets.") from exc
             finally:
                 reset_device()
-        parameters = [(getattr(objs, kind)[name], k) for kind, name, k in parameters]
+        parameters = [(objs.groups[name], k) for name, k in parameters]
         return Program(device, directory, objs, pairs, parameters, mons,
                        binary=os.path.join(directory, "main"))
 

@@ -242,14 +242,15 @@ def test_refractory_period_continues_across_uneven_calls():
 
 def parameter_circuit() -> Circuit:
     """LIF neurons whose drive, time constant, threshold, an integer and a switch
-    are namespace values, read by a population and by a projection's on_pre."""
+    are namespace values, read by populations and by a projection's on_pre (I0
+    by both the projection and its source)."""
     c = Circuit("parameters", namespace={"tau": 10 * ms, "I0": 1.5, "vth": 1.0, "K": 2,
                                          "on": True, "g": 0.05}, dt=0.1 * ms)
     c.add(Population("lif", 4, "dv/dt = (I0 * int(on) + (i % K) * 0.1 - v) / tau : 1 "
                      "(unless refractory)\nn : 1", threshold="v > vth",
                      reset="v = 0\nn += 1", refractory=2 * ms))
     c.add(Population("out", 2, "dx/dt = -x / tau : 1"))
-    c.add(Projection("syn", "lif", "out", "w : 1", on_pre="x += w * g",
+    c.add(Projection("syn", "lif", "out", "w : 1", on_pre="x += w * g * I0",
                      init={"w": constant(1.0)}))
     return c
 
