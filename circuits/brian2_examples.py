@@ -401,8 +401,10 @@ def run_jeffress(target: Target, scale: float = 1.0) -> dict:
 
 def stdp(scale: float = 1.0, seed: int = 0) -> Circuit:
     """Brian2's ``synapses/STDP.py``: the library's ``song_abbott_stdp`` circuit
-    (1000 Poisson inputs at 15 Hz onto one LIF neuron through pair-STDP synapses)."""
-    return song_abbott_stdp(n_inputs=_n(1000, scale, 100))
+    (1000 Poisson inputs at 15 Hz onto one LIF neuron through pair-STDP synapses).
+    ``scale`` shortens the run only: with fewer inputs the neuron never fires, so
+    nothing is learned."""
+    return song_abbott_stdp()
 
 
 def run_stdp(target: Target, scale: float = 1.0) -> dict:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 from functools import lru_cache
 
+import numpy as np
 import pytest
 
 from conformance import harness as h
@@ -128,6 +129,26 @@ def test_brian2_numpy_is_the_plain_script_bit_for_bit():
         assert result["status"] == "ran", (model, result.get("message"))
         ok, how = h.compare(model, "brian2-numpy", result["obs"], reference(model, scale), scale)
         assert ok and how == "identical", (model, how)
+
+
+@pytest.mark.parametrize("model", h.MODELS)
+def test_the_reference_is_not_vacuous(model):
+    # a cell can only agree meaningfully if something happens: neurons fire,
+    # learned weights move, rates vary (at 100 inputs the STDP neuron never
+    # fired, and every target "agreed" on the initial weights)
+    scale = h.CI_SCALE[model]
+    ref = reference(model, scale)
+    initial = h.drawn(model, scale, 0)["weights"]
+    for key in ("counts", "counts_before", "counts_after", "ears", "probe"):
+        if key in ref:
+            assert ref[key].sum() > 0, key
+    if model in ("stdp", "vogels", "oja"):
+        proj = {"stdp": "synapses", "vogels": "con_ie", "oja": "w_in"}[model]
+        w0 = initial[proj]["w"].ravel()
+        assert np.abs(ref["w"].ravel() - w0).max() > 1e-3 * np.abs(w0).max(), "no learning"
+    for key in ("eeg", "out"):
+        if key in ref:
+            assert np.ptp(ref[key]) > 0, key
 
 
 def test_a_changed_model_is_caught():
