@@ -38,9 +38,10 @@ Mapping
   steps (``Circuit.delays``, rounded as Brian2's spike queue rounds,
   ``int(d/dt + 0.5)``) is ``D*K`` Lava steps, so the spike arrives in the
   ``on_pre`` phase of step ``k + D``, as in Brian2; spikes in flight stay in
-  Lava's buffers across calls. (Lava rebuilds a delayed connection's
-  per-delay weight stack at every Lava step: long delays on large projections
-  are slow.) :meth:`LavaTarget.unsupported` names what has no mapping.
+  Lava's buffers across calls (Lava's delay models, with their per-delay
+  weight stack built once instead of at every Lava step:
+  :class:`_CachedDelayStack`). :meth:`LavaTarget.unsupported` names what has
+  no mapping.
 * **PairSTDP** (``Projection(..., plasticity=PairSTDP(...))``) -> Lava's
   ``STDPLoihi`` rule on a ``LearningDense`` (floating point), the post
   population's spikes wired to its ``s_in_bap``; the constants go into the
@@ -606,6 +607,39 @@ def _clipped_learning_dense_model():
     return ClippedLearningDenseModel
 
 
+class _CachedDelayStack:
+    """Mixin for Lava's DelayDense / DelaySparse models: Lava rebuilds the stack of
+    per-delay weight matrices (``get_delay_wgts_mat``) at every Lava step, which
+    costs (max delay + 1) times the synapses per step; here it is built once, as
+    a CSC matrix, and again after the weights are set. Binary spikes add the
+    columns of the neurons that spiked (Lava's ``Dense`` does the same)."""
+
+    _stack = None
+
+    def calc_act(self, s_in):
+        if self._stack is None:
+            self._stack = scipy.sparse.csc_matrix(self.get_delay_wgts_mat(
+                self.weights, self.delays, self.a_buff.shape[-1] - 1))
+        if self.num_message_bits.item() > 0:
+            acc = self._stack @ s_in
+        else:
+            acc = np.asarray(self._stack[:, np.flatnonzero(s_in)].sum(axis=1)).ravel()
+        return acc.reshape(self.a_buff.shape[-1], self.weights.shape[0]).T.astype(
+            self.a_buff.dtype)
+
+    def _set_var(self):
+        super()._set_var()
+        self._stack = None
+
+
+def _delay_dense_model(precision):
+    """Lava's DelayDense model with the cached delay stack."""
+    from lava.proc.dense import models
+    base = (models.PyDelayDenseModelFloat if precision == "floating_pt"
+            else models.PyDelayDenseModelBitAcc)
+    return type("CachedDelayDenseModel", (_CachedDelayStack, base), {})
+
+
 def _fixed_pattern_sparse_model(precision, delayed=False):
     """Lava's Sparse model whose weights keep the pattern they were built with,
     zeros included. Written here because Lava's own ``_set_var`` rebuilds the
@@ -621,7 +655,7 @@ def _fixed_pattern_sparse_model(precision, delayed=False):
     base = getattr(models, f"Py{'Delay' if delayed else ''}SparseModel"
                            f"{'Float' if precision == 'floating_pt' else 'BitAcc'}")
 
-    class FixedPatternSparseModel(base):
+    class FixedPatternSparseModel(*((_CachedDelayStack,) if delayed else ()), base):
         def __init__(self, proc_params):
             super().__init__(proc_params)
             self.weights_set = True
@@ -639,6 +673,7 @@ def _fixed_pattern_sparse_model(precision, delayed=False):
                 var = np.array(var)
                 var.flat[:n] = values
             setattr(self, name, var)
+            self._stack = None
             self.process_to_service.send(MGMT_RESPONSE.SET_COMPLETE)
     return FixedPatternSparseModel
 
@@ -1112,6 +1147,8 @@ class LavaTarget(Target):
                 if link.delays is not None:
                     cls, kwargs["delays"] = DelayDense, self._lava_delays(link)
                 link.dense = cls(weights=matrix, name=f"{link.proj.name}{in_port}", **kwargs)
+                if link.delays is not None:
+                    self.models[link.dense] = _delay_dense_model(self.precision)
             getattr(self.procs[src], out_port).connect(link.dense.s_in)
             link.dense.a_out.connect(getattr(self.procs[tgt], in_port))
 
