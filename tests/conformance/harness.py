@@ -49,7 +49,7 @@ CELL_TIMEOUT = 900.0
 #: reduced sizes for CI: each plain run takes about a second or less here
 CI_SCALE = {"if_curve": 0.05, "cuba": 0.05, "brunel_hakim": 0.04, "brunel_2000": 0.02,
             "vogels": 0.02, "izhikevich": 0.1, "jansen_rit": 0.04, "jeffress": 0.05,
-            "stdp": 0.005, "oja": 0.1}
+            "stdp": 0.002, "oja": 0.1}
 
 #: options a cell passes to its target (beyond the registry's fixed ones), each
 #: the fix a target names for the model: Oja's weights grow from 0.2 past the
