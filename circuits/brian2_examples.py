@@ -408,8 +408,11 @@ def stdp(scale: float = 1.0, seed: int = 0) -> Circuit:
 
 
 def run_stdp(target: Target, scale: float = 1.0) -> dict:
+    """The final weights ``w`` and what learning changed, ``dw = w - w(0)``."""
+    w0 = target.get_weights()["synapses"]["w"][0]
     target.run(_steps(target, max(0.001, scale) * 100 * second))
-    return {"w": target.get_weights()["synapses"]["w"][0]}
+    w = target.get_weights()["synapses"]["w"][0]
+    return {"w": w, "dw": w - w0}
 
 
 # --- Oja's rule on a rate neuron (not a Brian2 example; named in issue 10) ---------------

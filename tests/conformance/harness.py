@@ -142,7 +142,9 @@ SUMMARIES = {
     "jansen_rit": {"mean eeg": _mean("eeg")},
     "jeffress": {"mean count": _mean("counts"), "mean ear count": _mean("ears"),
                  "place": _centre},
-    "stdp": {"mean w": _mean("w"), "std w": lambda obs: float(np.std(obs["w"]))},
+    # what learning changed (the initial weights differ from seed to seed more
+    # than a short run changes them)
+    "stdp": {"mean dw": _mean("dw"), "std dw": lambda obs: float(np.std(obs["dw"]))},
     "oja": {"mean w": _mean("w")},
 }
 
