@@ -185,10 +185,11 @@ def _queue_file(projection: str, k: int) -> str:
 # changed value would need a new program; run_args, on the other hand, set group
 # variables when the binary starts. So every program is built from a copy of the
 # circuit in which each scalar namespace entry is a shared, constant variable of
-# the populations and projections whose code names it (the same name, unit and
-# type: the code, its units and Brian2's choice of integrator are unchanged), and
-# each call passes the namespace's current values through run_args. Functions
-# and TimedArrays stay in the namespace (changing one compiles a new program).
+# the populations whose code, or whose incoming projections' code, names it (the
+# same name, unit and type: the code, its units and Brian2's choice of integrator
+# are unchanged), and each call passes the namespace's current values through
+# run_args. Functions and TimedArrays stay in the namespace (changing one
+# compiles a new program).
 
 def _is_parameter(value) -> bool:
     """Whether a namespace value is a scalar number that a call can pass in."""
