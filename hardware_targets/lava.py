@@ -514,7 +514,10 @@ class _PopulationStep:
             for port, level, var, op, factor in self.ins:
                 if level == -1:
                     inc = received[port] * eval(factor, self.g, scope)
-                    write({var: scope[var] + (inc if op == "+=" else -inc)})
+                    value = scope[var] + (inc if op == "+=" else -inc)
+                    if var in s.unless_refractory:  # Brian2's conditional write
+                        value = np.where(scope["not_refractory"] > 0.5, value, scope[var])
+                    write({var: value})
             if self.spiked.any():
                 write(scope.execute(self.reset, s.stored, s.n, where=self.spiked))
         out = {}
@@ -1061,6 +1064,11 @@ class LavaTarget(Target):
                 name=pop.name, n=pop.n, stored=stored, subexprs=subexprs, update=update,
                 init=pop.init, threshold=threshold, reset=pop.reset,
                 refractory=pop.refractory is not None,
+                # Brian2 writes these only where not_refractory (synaptic input
+                # during refractoriness is dropped; the reset overrides it)
+                unless_refractory={n for n in pop.equations.diff_eq_names
+                                   if "unless refractory" in pop.equations[n].flags}
+                if pop.refractory is not None else set(),
                 inputs=ins[pop.name], outputs=outs[pop.name], ports=ports[pop.name],
                 traces=traces[pop.name],
                 spike_port="_spikes" if ("_spikes", "spike") in ports[pop.name] else None,
