@@ -156,7 +156,8 @@ def render(matrix, targets, full) -> str:
              f"{'_full' if full else ''}.md`). Each cell: agreement with the model's plain "
              "Brian2 script (*identical*; the largest difference under an absolute "
              "tolerance; *stat*: summary statistics of seed 0 within max(4 std, a stated "
-             "relative band) of the plain script over seeds 0-9, 0-4 for cuba and vogels) and the wall time "
+             "relative band) of the plain script over seeds "
+             f"{'0-2' if full else '0-9 (0-4 for cuba and vogels)'}) and the wall time "
              "(construction + run, compilation included); *refused*: a `CircuitError` at "
              "construction naming the construct and the targets that accept the circuit.",
              "", "| model (scale) | plain Brian2 | " + " | ".join(targets) + " |",

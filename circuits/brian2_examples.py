@@ -26,7 +26,7 @@ two are the same model.
 from __future__ import annotations
 
 import numpy as np
-from brian2 import (Hz, TimedArray, cm, metre, ms, mV, nS, nsiemens, pA, pfarad, second)
+from brian2 import Hz, TimedArray, cm, metre, ms, mV, nsiemens, pA, pfarad, second
 
 from neurosim.circuit import Circuit, Population, Projection, constant
 from neurosim.target import Target

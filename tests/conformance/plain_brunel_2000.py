@@ -9,7 +9,7 @@ and J*C_E; v starts uniform in [V_r, theta + 1 mV] (neurosim's draw), and a
 30 ms probe without the external drive comes first (the same addition as
 neurosim's protocol)."""
 from brian2 import (Hz, Network, NeuronGroup, PoissonGroup, SpikeMonitor, Synapses, ms, mV, prefs,
-                    second, seed as brian2_seed)
+                    seed as brian2_seed)
 import numpy as np
 
 

@@ -2,7 +2,7 @@
 connected with the (i, j) neurosim drew (``connect(p=epsilon)`` is what drew
 them; the example's subgroups Pe, Pi are the index ranges of the conditions);
 reduced sizes and durations (the in-degree kept)."""
-from brian2 import (Hz, Network, NeuronGroup, SpikeMonitor, Synapses, mV, ms, nS, nsiemens, pA,
+from brian2 import (Hz, Network, NeuronGroup, SpikeMonitor, Synapses, mV, ms, nsiemens, pA,
                     pfarad, prefs, second, seed as brian2_seed)
 
 
