@@ -93,6 +93,7 @@ RANDOM = {"brian2-numpy": EXACT, "brian2-cython": ("stat", 0.1), "brian2-cpp": (
           "dense": ("stat", 0.1)}
 RULES = {
     # unconnected neurons: every spike count must match, states to rounding
+    # (lava-fixed refuses refractoriness; its 1e-3 would be four 12-bit steps)
     "if_curve": {"brian2-numpy": EXACT, "brian2-cython": ("atol", 1e-9),
                  "brian2-cpp": ("atol", 1e-9), "brian2-cuda": ("atol", 1e-9),
                  "lava": ("atol", 1e-9), "lava-fixed": ("atol", 1e-3), "dense": ("atol", 1e-9)},
@@ -107,6 +108,9 @@ RULES = {
                    "dense": ("atol", 1e-6)},
     "jeffress": RANDOM,
     "stdp": RANDOM,
+    # lava-fixed holds the weights as 8-bit mantissas over the declared range
+    # (-1, 1): a step of 2**-7 = 0.0078; 0.02 is 2.5 steps (measured: 0.0059 at
+    # CI size, 0.011 after the 200 trials of the full size)
     "oja": {"brian2-numpy": EXACT, "brian2-cython": ("atol", 1e-12),
             "brian2-cpp": ("atol", 1e-9), "brian2-cuda": ("atol", 1e-9),
             "lava": ("atol", 1e-9), "lava-fixed": ("atol", 0.02), "dense": ("atol", 1e-9)},
