@@ -155,9 +155,10 @@ def render(matrix, targets, full) -> str:
              "cell with its full message in `benchmarks/results/conformance/matrix"
              f"{'_full' if full else ''}.md`). Each cell: agreement with the model's plain "
              "Brian2 script (*identical*; the largest difference under an absolute "
-             "tolerance; *stat*: summary statistics of seed 0 within max(4 std, a stated "
-             "relative band) of the plain script over seeds "
-             f"{'0-2' if full else '0-9 (0-4 for cuba and vogels)'}) and the wall time "
+             "tolerance; *stat*: summary statistics of seed 0 within the 0.1 % prediction "
+             "interval (Student's t) of the plain script over seeds 0-9 (0-4 for cuba and "
+             f"vogels{', brunel_2000, stdp and jeffress' if full else ''}), or a stated "
+             "relative band) and the wall time "
              "(construction + run, compilation included); *refused*: a `CircuitError` at "
              "construction naming the construct and the targets that accept the circuit.",
              "", "| model (scale) | plain Brian2 | " + " | ".join(targets) + " |",
