@@ -97,9 +97,10 @@ class Target(ABC):
         ``(pop, 'spikes')`` records the spikes of a population with a threshold
         as a ``(k, 2)`` int array of ``[step, neuron]`` rows, steps counted from
         the start of this call (unless the population declares a variable named
-        ``spikes``, which is then recorded like any other). Targets that cannot
-        record spikes (Lava) raise; record a spike counter variable there.
-        Without ``record`` a run pays no per-step Python cost."""
+        ``spikes``, which is then recorded like any other). An entry
+        ``(pop, var, indices)`` records the chosen neurons only (see
+        :func:`parse_record`). Without ``record`` a run pays no per-step Python
+        cost."""
 
     @abstractmethod
     def learn(self) -> None:
