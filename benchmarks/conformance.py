@@ -36,7 +36,7 @@ def _construct(message: str) -> str:
     text = m.group(1) if m else first
     text = re.sub(r"\s*\([^()]*\)", "", text)          # drop explanations in brackets
     text = re.split(r";\s*targets that accept", text, flags=re.I)[0]
-    text = text.strip().rstrip(".;")
+    text = re.sub(r"(\\n|\s)+", " ", text).strip().rstrip(".;")   # code quoted in the message
     return text if len(text) <= 64 else text[:64].rsplit(" ", 1)[0] + " ..."
 
 
