@@ -4,6 +4,8 @@ Lava's runtime forks worker processes; a child that hangs, or workers left
 behind, must not outlive a test. The child gets its own session, and the whole
 session is killed on timeout and after the child exits.
 """
+import functools
+import json
 import os
 import signal
 import subprocess
@@ -28,3 +30,30 @@ def run_isolated(argv: list[str], timeout: float) -> subprocess.CompletedProcess
         except ProcessLookupError:
             pass
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def skip_without_lava() -> None:
+    """Skip the calling test module when lava-nc is not installed."""
+    import importlib.metadata
+    try:
+        importlib.metadata.version("lava-nc")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover
+        pytest.skip("lava-nc is not installed (scripts/setup_env.sh installs it)",
+                    allow_module_level=True)
+
+
+def case_runner(script: str, timeout: float):
+    """``run_case(name)``: ``case_<name>`` of ``script`` in a fresh interpreter
+    (:func:`run_isolated`), its JSON result; run once per session, however many
+    tests read it. ``script`` ends with ``main(globals())``."""
+    @functools.lru_cache(maxsize=None)
+    def run_case(name: str) -> dict:
+        proc = run_isolated([script, name], timeout)
+        assert proc.returncode == 0, f"case {name} failed:\n{proc.stdout}\n{proc.stderr}"
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_case
+
+
+def main(namespace: dict) -> None:
+    """Run the case named on the command line and print its result as JSON."""
+    print(json.dumps(namespace[f"case_{sys.argv[1]}"]()))

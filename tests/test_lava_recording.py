@@ -7,30 +7,17 @@ session with a timeout, like ``tests/test_lava_target.py``.
 """
 from __future__ import annotations
 
-import functools
-import json
-import sys
 
 import numpy as np
-import pytest
-from isolated import run_isolated
+from isolated import case_runner, main, skip_without_lava
 
-try:
-    import importlib.metadata
-    importlib.metadata.version("lava-nc")
-except importlib.metadata.PackageNotFoundError:  # pragma: no cover
-    pytest.skip("lava-nc is not installed (scripts/setup_env.sh installs it)",
-                allow_module_level=True)
+skip_without_lava()
 
 TIMEOUT = 240.0
 TARGETS = ("brian2-numpy", "lava", "lava-fixed")
 
 
-@functools.lru_cache(maxsize=None)
-def run_case(name: str) -> dict:
-    proc = run_isolated([__file__, name], TIMEOUT)
-    assert proc.returncode == 0, f"case {name} failed:\n{proc.stdout}\n{proc.stderr}"
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+run_case = case_runner(__file__, TIMEOUT)
 
 
 # --- the cases (run in the child interpreter) ----------------------------------------
@@ -202,4 +189,4 @@ def test_refusals_and_weight_shapes():
 
 
 if __name__ == "__main__":
-    print(json.dumps(globals()[f"case_{sys.argv[1]}"]()))
+    main(globals())

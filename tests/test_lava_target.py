@@ -26,34 +26,18 @@ Tolerances
 """
 from __future__ import annotations
 
-import functools
-import json
-import sys
 
 import numpy as np
-import pytest
-from isolated import run_isolated
+from isolated import case_runner, main, skip_without_lava
 
-try:
-    import importlib.metadata
-    importlib.metadata.version("lava-nc")
-except importlib.metadata.PackageNotFoundError:  # pragma: no cover
-    pytest.skip("lava-nc is not installed (scripts/setup_env.sh installs it)",
-                allow_module_level=True)
+skip_without_lava()
 
 TIMEOUT = 300.0  # the STDP cases compile a brian2-cpp program (30-60 s on 2 loaded cores)
 ATOL = 1e-12
 ATOL_CPP = 1e-9
 
 
-@functools.lru_cache(maxsize=None)  # a case is run once per session, however many tests read it
-def run_case(name: str) -> dict:
-    """Run ``case_<name>`` of this file in a fresh interpreter; kill its whole
-    session (Lava's workers included) on timeout."""
-    proc = run_isolated([__file__, name], TIMEOUT)
-    out, err = proc.stdout, proc.stderr
-    assert proc.returncode == 0, f"case {name} failed:\n{out}\n{err}"
-    return json.loads(out.strip().splitlines()[-1])
+run_case = case_runner(__file__, TIMEOUT)
 
 
 def arrays(d):
@@ -475,5 +459,4 @@ def test_unsupported_constructs_name_the_construct_and_alternatives():
 
 
 if __name__ == "__main__":
-    result = globals()[f"case_{sys.argv[1]}"]()
-    print(json.dumps(result))
+    main(globals())
