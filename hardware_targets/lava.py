@@ -1509,7 +1509,7 @@ class LavaTarget(Target):
                 if value.ndim == 0:
                     value = np.full(shape, float(value))
                 if value.shape != shape:
-                    proj._check_shape(var, value.shape, shape)  # raises, naming the layout
+                    proj.check_shape(var, value.shape, shape)  # raises, naming the layout
                 new[name][var] = value.copy()
         lava = []
         for link in self.links:

@@ -102,7 +102,7 @@ def set_synaptic(s: Synapses, proj, var: str, value: np.ndarray) -> None:
     value = np.asarray(value, dtype=float)
     if value.ndim:
         all_to_all = proj.kind == "all"
-        proj._check_shape(var, value.shape,
+        proj.check_shape(var, value.shape,
                           (len(s.target), len(s.source)) if all_to_all else (len(s),))
         if all_to_all:
             value = value.T.ravel()  # (n_post, n_pre) -> pre-major synapse order

@@ -49,7 +49,6 @@ from typing import Callable, Mapping
 import numpy as np
 from brian2 import Equations, Quantity, ms, second
 from brian2.equations.equations import SUBEXPRESSION
-from brian2.parsing.statements import parse_statement
 from brian2.units.fundamentalunits import get_dimensions
 
 __all__ = [
@@ -267,7 +266,7 @@ class Projection:
                 f"brian2 Synapses.connect; use {list(CONNECT_KEYWORDS)}.")
         if not spec:
             return "all"
-        if dict(spec) == {"j": "i"} or dict(spec) == {"i": "j"}:
+        if dict(spec) == {"j": "i"}:
             return "one_to_one"
         has_i, has_j = "i" in spec, "j" in spec
         explicit = has_i and not isinstance(spec["i"], str)
@@ -304,22 +303,15 @@ class Projection:
                 "f(rng, shape) returning times.")
 
     def _check_learning_rule(self):
+        from .codegen import statements  # codegen imports this module
         where = f"Projection {self.name!r} learning_rule"
-        for line in (self.learning_rule or "").splitlines():
-            line = line.split("#", 1)[0].strip()
-            if not line:
-                continue
-            try:
-                var = parse_statement(line)[0]
-            except Exception as exc:
-                raise CircuitError(f"{where}: cannot parse the statement {line!r} ({exc}).") \
-                    from exc
+        for var, op, expr in statements(self.learning_rule, where):
             if var not in self.parameters:
                 raise CircuitError(
-                    f"{where}: {line!r} assigns to {var!r}, which is not a stored synaptic "
-                    f"variable of the projection (those are {self.parameters}); a learning "
-                    "rule changes synaptic variables only: fix the name or declare it in the "
-                    f"model (e.g. '{var} : 1').")
+                    f"{where}: '{var} {op} {expr}' assigns to {var!r}, which is not a "
+                    f"stored synaptic variable of the projection (those are "
+                    f"{self.parameters}); a learning rule changes synaptic variables only: "
+                    f"fix the name or declare it in the model (e.g. '{var} : 1').")
 
     @property
     def homogeneous_delay(self):
@@ -379,10 +371,12 @@ class Projection:
         value = np.asarray(spec(rng, shape) if callable(spec) else spec, dtype=float)
         if value.ndim == 0:
             value = np.full(shape, float(value))
-        self._check_shape(var, value.shape, shape)
+        self.check_shape(var, value.shape, shape)
         return value
 
-    def _check_shape(self, var, got, shape):
+    def check_shape(self, var: str, got: tuple, shape: tuple) -> None:
+        """Raise :class:`CircuitError` unless synaptic array ``var`` of shape ``got``
+        has the projection's layout ``shape`` (the message says the layout)."""
         if tuple(got) != tuple(shape):
             need = {"all": "(target.n, source.n): rows = target neurons",
                     "one_to_one": "(n,)",
@@ -464,7 +458,7 @@ class Circuit:
                 for var in item.parameters:  # arrays only: an initialiser is called later
                     spec = item.init.get(var)
                     if spec is not None and not callable(spec) and np.ndim(spec):
-                        item._check_shape(var, np.shape(spec), shape)
+                        item.check_shape(var, np.shape(spec), shape)
             for key, value in item.rule_namespace.items():
                 if key in self.namespace and self.namespace[key] is not value:
                     raise CircuitError(
@@ -597,7 +591,7 @@ class Circuit:
             for var, value in pop.values.items():
                 setattr(g, var + "_", np.asarray(value, dtype=float))
             groups[role] = g
-        saved = np.random.get_state()
+        saved, s = np.random.get_state(), None
         np.random.seed(self._stream(proj, seed, 1).generate_state(1)[0])
         try:
             s = Synapses(groups["source"], groups["target"], namespace=self.namespace,
@@ -612,7 +606,7 @@ class Circuit:
                 "(x_pre, x_post).") from exc
         finally:
             np.random.set_state(saved)
-            for obj in list(groups.values()) + [locals().get("s")]:
+            for obj in [*groups.values(), s]:
                 if obj is not None:
                     obj._network = "neurosim connectivity"  # never run: no warning
         return i, j
@@ -636,7 +630,7 @@ class Circuit:
             values = np.asarray(d / second if isinstance(d, Quantity) else d, dtype=float)
             if values.ndim == 0:
                 values = np.full(n, float(values))
-            proj._check_shape("delay", values.shape, (n,))
+            proj.check_shape("delay", values.shape, (n,))
             if not (np.all(np.isfinite(values)) and np.all(values >= 0)):
                 raise CircuitError(f"Projection {projection!r}: delays must be finite and "
                                    "non-negative.")
