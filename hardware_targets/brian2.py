@@ -27,11 +27,12 @@ class Brian2Target(Target):
     name = "brian2"
 
     def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
-                 codegen: str = "numpy"):
+                 codegen: str = "numpy", **options):
         if codegen not in CODEGEN_TARGETS:
             raise CircuitError(f"Unknown Brian2 code generation target {codegen!r}; use one "
                                f"of {CODEGEN_TARGETS}.")
-        super().__init__(circuit, seed, weights, codegen=codegen)
+        # options: those of a subclass (the standalone targets), for its check
+        super().__init__(circuit, seed, weights, codegen=codegen, **options)
         self.codegen = codegen
         brian2_seed(seed)
         self.objs = build(circuit, weights or circuit.initial_weights(seed), seed=seed)
@@ -128,16 +129,17 @@ class Brian2Target(Target):
             by_pop.setdefault(key, []).append(var)
         for (pop, indices), variables in by_pop.items():
             # after the summed variables, before the state update: the state at step start
-            monitors[(pop, indices)] = StateMonitor(
-                self.objs.groups[pop], variables, when="before_groups", order=1000,
-                record=True if indices is None else list(indices))
-        self.net.add(*monitors.values(), *spikes.values())
+            mon = StateMonitor(self.objs.groups[pop], variables, when="before_groups",
+                               order=1000, record=True if indices is None else list(indices))
+            monitors.update({(pop, var): mon for var in variables})
+        objects = list({id(m): m for m in [*monitors.values(), *spikes.values()]}.values())
+        self.net.add(*objects)
         self._updaters(True)
         start = int(round(float(self.net.t) / float(self.dt)))
         try:
             self._run(n_steps)
         finally:
-            self.net.remove(*monitors.values(), *spikes.values())
+            self.net.remove(*objects)
         out = {}
         for pop, var, indices in record:
             if is_spikes(self.circuit, pop, var):
@@ -146,7 +148,6 @@ class Brian2Target(Target):
                 rows = np.stack([steps, np.asarray(mon.i, dtype=np.int64)], axis=1)
                 out[(pop, var)] = rows if indices is None else rows[np.isin(rows[:, 1], indices)]
             else:
-                key = (pop, None if indices is None else tuple(indices))
-                out[(pop, var)] = np.array(getattr(monitors[key], var + "_")).T.reshape(
+                out[(pop, var)] = np.array(getattr(monitors[(pop, var)], var + "_")).T.reshape(
                     n_steps, -1)
         return out

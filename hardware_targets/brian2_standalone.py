@@ -275,17 +275,11 @@ class CppStandaloneTarget(Brian2Target):
     name = "brian2-cpp"
     device_name = "cpp_standalone"
 
-    #: options of a subclass's constructor that its ``unsupported`` check needs
-    _options: dict = {}
-
     def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
-                 directory: str | None = None):
-        options = {"directory": directory, **self._options}
-        reason = type(self).unsupported(circuit.check(), **options)
-        if reason:
-            from neurosim.hardware_targets import refusal, registry_name
-            raise CircuitError(refusal(registry_name(type(self), options), circuit, reason))
-        super().__init__(circuit, seed, weights, codegen="numpy")  # the host copy
+                 directory: str | None = None, **options):
+        # the host copy runs numpy code; ``options`` are a subclass's, for its check
+        super().__init__(circuit, seed, weights, codegen="numpy", directory=directory,
+                         **options)
         _mark_used(self.net)
         self._programs: dict = {}
         self._calls = 0
@@ -306,14 +300,9 @@ class CppStandaloneTarget(Brian2Target):
         return CPPStandaloneCodeObject
 
     @classmethod
-    def unsupported(cls, circuit: Circuit, codegen: str | None = None, **options) -> str | None:
-        """The first construct of ``circuit`` this target cannot run, or None.
-
-        The constructor makes this check with the target's own options before it
-        builds the runtime host copy; that copy's constructor (Brian2Target)
-        calls it again with ``codegen`` only, and is not checked twice."""
-        if codegen is not None:
-            return None
+    def unsupported(cls, circuit: Circuit, codegen: str = "numpy", **options) -> str | None:
+        """The first construct of ``circuit`` this target cannot run, or None
+        (``codegen`` is the host copy's, always numpy)."""
         return cls._unsupported(circuit, **options)
 
     @classmethod
@@ -703,10 +692,9 @@ class CudaStandaloneTarget(CppStandaloneTarget):
 
     def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
                  directory: str | None = None, compile_only: bool = False):
-        self._options = {"compile_only": compile_only}
         self.compile_only = compile_only
         self.gpu, self.gpu_reason = gpu_available()
-        super().__init__(circuit, seed, weights, directory)
+        super().__init__(circuit, seed, weights, directory, compile_only=compile_only)
 
     @staticmethod
     def _codeobject_class():
