@@ -16,7 +16,8 @@ from brian2 import SpikeMonitor, StateMonitor, prefs, seed as brian2_seed
 
 from neurosim.brian2_build import build, get_synaptic, set_synaptic
 from neurosim.circuit import Circuit, CircuitError
-from neurosim.target import Target, is_spikes, parse_record
+from neurosim.target import (Target, check_steps, is_spikes, parse_record, state_values,
+                             weight_values)
 
 CODEGEN_TARGETS = ("numpy", "cython")
 
@@ -63,8 +64,7 @@ class Brian2Target(Target):
         return np.array(getattr(self._group(population), variable + "_")[:], dtype=float)
 
     def set(self, population, variable, values):
-        self.circuit.check_variable(population, variable)
-        values = np.asarray(values, dtype=float)
+        values = state_values(self.circuit, population, variable, values)
         if values.ndim != 1:
             raise CircuitError(f"The Brian2 target runs one sample at a time: give "
                                f"{population}.{variable} as a 1-d array, not shape {values.shape}.")
@@ -75,7 +75,7 @@ class Brian2Target(Target):
                 for name, proj in self.circuit.projections.items()}
 
     def set_weights(self, weights):
-        for name, params in weights.items():
+        for name, params in weight_values(self.circuit, weights).items():
             proj = self.circuit.projection(name)
             for var, value in params.items():
                 set_synaptic(self.objs.synapses[name], proj, var, value)
@@ -98,6 +98,7 @@ class Brian2Target(Target):
             gc.unfreeze()
 
     def _single_steps(self, ops, n_steps):
+        self.circuit.check()  # the namespace may have changed since: finite constants
         self._updaters(False)
         for op in ops:
             op.active = True
@@ -118,6 +119,8 @@ class Brian2Target(Target):
             self._single_steps(list(self.objs.learn_ops.values()), 1)
 
     def run(self, n_steps, record=()):
+        n_steps = check_steps(n_steps)
+        self.circuit.check()  # the namespace may have changed since: finite constants
         monitors, spikes = {}, {}
         record = parse_record(self.circuit, record)
         by_pop: dict = {}

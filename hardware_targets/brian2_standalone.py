@@ -107,8 +107,9 @@ from brian2.utils.stringtools import get_identifiers
 from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 from brian2.devices.device import reset_device, set_device
 
-from neurosim.brian2_build import build
+from neurosim.brian2_build import build, mark_used
 from neurosim.circuit import Circuit, CircuitError, root_cause
+from neurosim.target import check_steps
 
 from .brian2 import Brian2Target
 
@@ -137,16 +138,6 @@ def _switches(objs):
     for obj in [*objs.groups.values(), *objs.synapses.values()]:
         yield obj
         yield from obj.contained_objects
-
-
-def _mark_used(network) -> None:
-    """Tell Brian2 that objects of ``network`` belong to it although it never
-    runs (the host copy, a failed build), so that deleting them does not warn
-    that they were "never included in a network"."""
-    for obj in network.objects:
-        for o in (obj, *obj.contained_objects):
-            if o._network is None:
-                o._network = network.id
 
 
 def _explain(exc: BaseException) -> str:
@@ -280,7 +271,6 @@ class CppStandaloneTarget(Brian2Target):
         # the host copy runs numpy code; ``options`` are a subclass's, for its check
         super().__init__(circuit, seed, weights, codegen="numpy", directory=directory,
                          **options)
-        _mark_used(self.net)
         self._programs: dict = {}
         self._calls = 0
         self._queues: dict = {}    # (projection, pathway index) -> spike queue state
@@ -469,8 +459,8 @@ class CppStandaloneTarget(Brian2Target):
                 device.build(directory=directory, run=False, with_output=False)
             except Exception as exc:
                 shutil.rmtree(directory, ignore_errors=True)
-                if objs is not None:
-                    _mark_used(objs.network)
+                if objs is not None:  # the monitors added after build()
+                    mark_used(objs.network)
                 raise CircuitError(
                     f"The {self.name} target could not generate or compile circuit "
                     f"{self.circuit.name!r}: {_explain(exc).rstrip('.')}. Constructs that "
@@ -501,14 +491,14 @@ class CppStandaloneTarget(Brian2Target):
         """Compile (without running) the program that ``run(n_steps)`` would use
         with the current clamps; return the path of its binary."""
         self._updaters(True)
-        return self._program(int(n_steps)).binary
+        return self._program(check_steps(n_steps)).binary
 
     # --- running --------------------------------------------------------------------
     def _run(self, n_steps):
         if n_steps == 0:
             return
         monitors = self._monitors()
-        _mark_used(self.net)
+        mark_used(self.net)
         program = self._program(n_steps, monitors)
         self._check_can_run()
         self._calls += 1

@@ -151,9 +151,10 @@ from brian2.parsing.sympytools import str_to_sympy, sympy_to_str
 from brian2.units.fundamentalunits import get_dimensions
 from brian2.utils.stringtools import get_identifiers, word_substitute
 
-from neurosim.circuit import Circuit, CircuitError, summed_order
+from neurosim.circuit import Circuit, CircuitError, check_constant, summed_order
 from neurosim.codegen import RANDOM_FUNCTIONS, array_namespace, statements
-from neurosim.target import Target, parse_record
+from neurosim.target import (Target, check_steps, parse_record, state_values,
+                             weight_values)
 
 __all__ = ["DenseTarget"]
 
@@ -304,8 +305,9 @@ class DenseTarget(Target):
 
     def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
                  dtype=np.float64, xp=None, cache_constant: bool = True,
-                 defer_unread: bool = True, batch_mean: bool = False, optimizer=None):
-        super().__init__(circuit, seed, weights)
+                 defer_unread: bool = True, batch_mean: bool = False, optimizer=None,
+                 **options):
+        super().__init__(circuit, seed, weights, **options)  # refuses unknown options
         self.batch_mean = batch_mean
         self.optimizer = optimizer
         self.xp = np if xp is None else xp
@@ -737,6 +739,7 @@ class DenseTarget(Target):
             raise CircuitError(f"The circuit's namespace lost {gone[0]!r} after the dense "
                                f"target was built, and its code may use it: put it back.")
         for key, (value, dim) in changed.items():
+            check_constant(self.circuit.name, key, self.circuit.namespace[key])
             if key in seen and dim is not seen[key][1]:
                 raise CircuitError(
                     f"namespace[{key!r}] changed its units from {seen[key][1]} to "
@@ -767,7 +770,7 @@ class DenseTarget(Target):
         if variable not in self._stored[population]:
             raise CircuitError(f"{population}.{variable} is a subexpression; it cannot be set "
                                "(set the variables it is computed from).")
-        values = np.asarray(values, dtype=float)
+        values = state_values(self.circuit, population, variable, values)
         n = self.circuit.populations[population].n
         if values.ndim > 2 or values.shape[-1:] != (n,):
             raise CircuitError(f"Setting {population}.{variable}: got shape {values.shape}; "
@@ -807,7 +810,7 @@ class DenseTarget(Target):
                 for name, params in self.weights.items()}
 
     def set_weights(self, weights):
-        for name, params in weights.items():
+        for name, params in weight_values(self.circuit, weights).items():
             proj = self.circuit.projection(name)
             src = self.circuit.populations[proj.source]
             tgt = self.circuit.populations[proj.target]
@@ -815,10 +818,6 @@ class DenseTarget(Target):
                      "sparse": (len(self._synapses.get(name, ((),))[0]),)}[proj.kind]
             store = self.weights.setdefault(name, {v: None for v in proj.parameters})
             for var, value in params.items():
-                if var not in proj.parameters:
-                    raise CircuitError(f"Projection {name!r} has no synaptic variable {var!r}; "
-                                       f"its variables are {proj.parameters}.")
-                value = np.asarray(value, dtype=float)
                 if value.ndim == 0:
                     value = np.full(shape, float(value))
                 if value.shape != shape:
@@ -849,6 +848,7 @@ class DenseTarget(Target):
 
     def run(self, n_steps, record=()):
         # (pop, var, indices): the trace holds the chosen neurons only
+        n_steps = check_steps(n_steps)
         record = [(p, v, None if k is None else tuple(int(x) for x in k))
                   for p, v, k in parse_record(self.circuit, record)]
         traces = {(p, v): self.xp.empty(

@@ -48,6 +48,46 @@ def build(circuit: Circuit, weights: dict, sizes: dict | None = None,
     """
     clock = Clock(dt=circuit.dt)
     objs = Brian2Objects(network=Network(), clock=clock)
+    try:
+        _build(circuit, weights, sizes, seed, objs)
+    except BaseException as exc:
+        _mark_half_built(exc)
+        raise
+    finally:
+        # every object belongs to this network, even when a refused declaration stops
+        # the build or the network never runs: Brian2 must not warn, when it is
+        # deleted, that it was "never included in a network"
+        mark_used(objs.network)
+    return objs
+
+
+def _mark_half_built(exc: BaseException) -> None:
+    """The object whose constructor raised (a Synapses refusing its model, say) is
+    in no network; it is the ``self`` of a frame of the traceback: mark it too."""
+    from brian2.core.base import BrianObject
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        tb = exc.__traceback__
+        while tb is not None:
+            obj = tb.tb_frame.f_locals.get("self")
+            if isinstance(obj, BrianObject) and getattr(obj, "_network", "") is None:
+                obj._network = "neurosim (refused declaration)"
+            tb = tb.tb_next
+        exc = exc.__cause__ or exc.__context__
+
+
+def mark_used(network) -> None:
+    """Tell Brian2 that the objects of ``network`` belong to it before it runs
+    (or when it never runs: a check, a host copy, a failed build)."""
+    for obj in network.objects:
+        for o in (obj, *obj.contained_objects):
+            if o._network is None:
+                o._network = network.id
+
+
+def _build(circuit, weights, sizes, seed, objs) -> None:
+    clock = objs.clock
     for pop in circuit.populations.values():
         n = sizes[pop.name] if sizes else pop.n
         kwargs = {}
@@ -56,6 +96,7 @@ def build(circuit: Circuit, weights: dict, sizes: dict | None = None,
                           refractory=pop.refractory if pop.refractory is not None else False)
         g = NeuronGroup(n, pop.equations, method=pop.method, clock=clock,
                         name=pop.name + "*", namespace=circuit.namespace, **kwargs)
+        objs.network.add(g)
         for var, value in pop.values.items():
             value = np.asarray(value, dtype=float)
             setattr(g, var + "_", value if value.ndim == 0 or not sizes else value[:n])
@@ -64,7 +105,6 @@ def build(circuit: Circuit, weights: dict, sizes: dict | None = None,
             op.active = False
             objs.settle_ops[pop.name] = op
         objs.groups[pop.name] = g
-        objs.network.add(g)
     for proj in circuit.projections.values():
         per_synapse = proj.delay is not None and proj.homogeneous_delay is None
         s = Synapses(objs.groups[proj.source], objs.groups[proj.target], proj.equations,
@@ -72,6 +112,7 @@ def build(circuit: Circuit, weights: dict, sizes: dict | None = None,
                      delay=None if per_synapse else proj.homogeneous_delay,
                      method="euler", clock=clock, name=proj.name + "*",
                      namespace=circuit.namespace)
+        objs.network.add(s)
         if sizes:
             s.connect(i=0, j=0)
         else:
@@ -90,11 +131,9 @@ def build(circuit: Circuit, weights: dict, sizes: dict | None = None,
             op.active = False
             objs.learn_ops[proj.name] = op
         objs.synapses[proj.name] = s
-        objs.network.add(s)
     for proj, var, level in summed_order(circuit):
         updater = objs.synapses[proj].summed_updaters[var]
         updater.when, updater.order = "before_groups", level
-    return objs
 
 
 def set_synaptic(s: Synapses, proj, var: str, value: np.ndarray) -> None:
@@ -137,7 +176,6 @@ def check_with_brian2(circuit: Circuit) -> None:
         for name, proj in circuit.projections.items():
             small[name] = {v: np.zeros((1, 1) if proj.kind == "all" else (1,))
                            for v in proj.parameters}
-        objs = None
         try:
             objs = build(circuit, small, sizes)
             for op in list(objs.settle_ops.values()) + list(objs.learn_ops.values()):
@@ -152,10 +190,5 @@ def check_with_brian2(circuit: Circuit) -> None:
             msg = str(root).strip().strip("'\"")
             where = f" in {where.group(1)}" if where else ""
             raise CircuitError(f"Circuit {circuit.name!r}{where}: {msg} -- {_hint(root)}.") from exc
-        finally:
-            # the copy never runs: tell Brian2 not to warn, when it is deleted, that
-            # its objects were "never included in a network"
-            for obj in objs.network.objects if objs else ():
-                obj._network = obj._network or "neurosim check"
     finally:
         prefs.codegen.target = old_target

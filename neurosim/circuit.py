@@ -77,6 +77,58 @@ def _check_name(kind: str, name: str) -> None:
                            "reserves for synaptic references: choose another name.")
 
 
+def finite_values(what: str, values) -> np.ndarray:
+    """``values`` as a float array (Quantities as SI values), or :class:`CircuitError`
+    naming ``what`` when they are not numbers or not all finite: a NaN or an
+    infinity given as data would otherwise run, and spread, without a word."""
+    try:
+        array = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        shown = repr(values)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise CircuitError(f"{what}: {shown} is not numeric; give numbers (a float, an "
+                           "array of floats or a Quantity).") from None
+    if not np.all(np.isfinite(array)):
+        flat = array.ravel()
+        k = int(np.flatnonzero(~np.isfinite(flat))[0])
+        index = tuple(int(x) for x in np.unravel_index(k, array.shape))
+        at = "" if not index else f" at index {index[0] if len(index) == 1 else index}"
+        raise CircuitError(f"{what}: got {flat[k]}{at}; finite values are needed (no NaN "
+                           "or infinity): give finite numbers.")
+    return array
+
+
+def check_seed(seed) -> int:
+    """A seed as an int in 0..2**32-1, the range of every generator a target
+    seeds (numpy's legacy generator, Brian2's seed), or :class:`CircuitError`."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
+            or not 0 <= seed < 2 ** 32:
+        raise CircuitError(f"seed={seed!r} must be an integer in 0..{2 ** 32 - 1}.")
+    return int(seed)
+
+
+def _check_method(owner: str, method) -> None:
+    """Brian2 names an unknown method with an unfilled '{method}': name it here."""
+    from brian2 import StateUpdateMethod
+    known = sorted(StateUpdateMethod.stateupdaters)
+    names = [method] if isinstance(method, str) else \
+        list(method) if isinstance(method, (list, tuple)) else []
+    if not names and not callable(method) or any(
+            not isinstance(m, str) and not callable(m) or isinstance(m, str) and m not in known
+            for m in names):
+        raise CircuitError(f"{owner}: method={method!r} is not a Brian2 integration method; "
+                           f"use one of {known} (or a list of them to try in turn).")
+
+
+def _check_units(owner: str, what: str, value, eq) -> None:
+    """A Quantity given for a variable must carry its units: targets store SI
+    values without units, so 5*mV for a dimensionless variable would be 0.005."""
+    if isinstance(value, Quantity) and get_dimensions(value) != eq.dim:
+        raise CircuitError(f"{owner}: {what} has units {get_dimensions(value)}, but "
+                           f"{eq.varname!r} is declared in {eq.dim}; give a value in its "
+                           "units (or a plain number, taken in SI units).")
+
+
 def root_cause(exc: BaseException) -> BaseException:
     """The original error under Brian2's wrapping exceptions."""
     while exc.__cause__ is not None or exc.__context__ is not None:
@@ -167,16 +219,20 @@ class Population:
                                "positive integer.")
         self.n = int(self.n)
         self.equations = _parse(f"Population {self.name!r}", "equations", self.model)
-        names = set(self.equations.names)
+        _check_method(f"Population {self.name!r}", self.method)
+        owner = f"Population {self.name!r}"
         for var, value in self.values.items():
-            if var not in names:
+            if var not in self.stored_variables:
                 raise CircuitError(
-                    f"Population {self.name!r}: initial value given for unknown variable "
-                    f"{var!r}; declared variables are {sorted(names)}.")
-            if np.ndim(value) not in (0, 1) or (np.ndim(value) == 1 and len(value) != self.n):
+                    f"{owner}: initial value given for {var!r}, which is not a stored "
+                    f"variable; stored variables (differential equations and parameters) "
+                    f"are {sorted(self.stored_variables)}.")
+            _check_units(owner, f"the initial value of {var!r}", value, self.equations[var])
+            array = finite_values(f"{owner}, initial value of {var!r}", value)
+            if array.ndim not in (0, 1) or (array.ndim == 1 and len(array) != self.n):
                 raise CircuitError(
-                    f"Population {self.name!r}: initial value of {var!r} has shape "
-                    f"{np.shape(value)}; give a scalar or an array of length {self.n}.")
+                    f"{owner}: initial value of {var!r} has shape "
+                    f"{array.shape}; give a scalar or an array of length {self.n}.")
 
     @property
     def stored_variables(self) -> list[str]:
@@ -234,11 +290,15 @@ class Projection:
         if self.plasticity is not None:
             self._merge_plasticity()
         own = set(self.equations.names)
-        for var in self.init:
+        for var, spec in self.init.items():
             if var not in own:
                 raise CircuitError(
                     f"Projection {self.name!r}: init given for unknown synaptic variable "
                     f"{var!r}; declare it in the model (e.g. '{var} : 1').")
+            if not callable(spec):  # an initialiser's values are checked when drawn
+                _check_units(f"Projection {self.name!r}", f"init of {var!r}", spec,
+                             self.equations[var])
+                finite_values(f"Projection {self.name!r}, init of {var!r}", spec)
         for eq in self.equations.values():
             if "summed" in eq.flags and not eq.varname.endswith(("_pre", "_post")):
                 raise CircuitError(
@@ -368,7 +428,14 @@ class Projection:
         """Initial value of ``var`` as an array of ``shape`` (see the class doc)."""
         spec = self.init.get(var, 0.0)
         # Quantities become their SI values; targets set them without units.
-        value = np.asarray(spec(rng, shape) if callable(spec) else spec, dtype=float)
+        if callable(spec):
+            drawn = spec(rng, shape)
+            what = f"init of {var!r} (initialiser {spec.__doc__ or getattr(spec, '__name__', spec)})"
+            _check_units(f"Projection {self.name!r}", what, drawn, self.equations[var])
+            value = finite_values(f"Projection {self.name!r}, values drawn by the {what}",
+                                  drawn)
+        else:
+            value = np.asarray(spec, dtype=float)
         if value.ndim == 0:
             value = np.full(shape, float(value))
         self.check_shape(var, value.shape, shape)
@@ -400,6 +467,9 @@ class Circuit:
                  dt: Quantity = 1 * ms, description: str = ""):
         _check_name("Circuit", name)
         self.name = name
+        if namespace is not None and not isinstance(namespace, Mapping):
+            raise CircuitError(f"Circuit {name!r}: namespace={namespace!r} must be a dict of "
+                               "constants, e.g. namespace={'tau': 10*ms}.")
         self.namespace = dict(namespace or {})
         self.dt = dt
         self.description = description
@@ -410,12 +480,24 @@ class Circuit:
         self._readout: tuple[str, str] | None = None
         self._checked = False
         self._drawn: dict = {}  # (kind, projection, seed) -> synapses or delays
+        self._check_constants()
+
+    def _check_constants(self) -> None:
+        """dt and the numeric namespace entries: finite, and dt a positive time.
+        Run at construction and at every :meth:`check` (both may be reassigned)."""
+        dt = self.dt
         try:
-            if not (isinstance(dt, Quantity) and dt.dim == ms.dim and float(dt) > 0):
+            if not (isinstance(dt, Quantity) and dt.dim == ms.dim and np.ndim(dt) == 0
+                    and 0 < float(dt) < np.inf):
                 raise TypeError
         except TypeError:
-            raise CircuitError(f"Circuit {name!r}: dt={dt!r} must be a positive time "
-                               "(for example 1*ms).") from None
+            shown = repr(dt)
+            if isinstance(dt, Quantity) and dt.dim == ms.dim and dt.size == 1:
+                shown = f"{float(dt)!r}*second"  # Brian2 shows inf*ms as 'inf * Ysecond'
+            raise CircuitError(f"Circuit {self.name!r}: dt={shown} must be a positive time, "
+                               "finite (for example 1*ms).") from None
+        for key, value in self.namespace.items():
+            check_constant(self.name, key, value)
 
     # declaration ---------------------------------------------------------------------
     def add(self, item: Population | Projection):
@@ -547,7 +629,7 @@ class Circuit:
         so every target simulates the same synapses.
         """
         proj = self.projection(projection)
-        key = ("synapses", projection, int(seed))
+        key = ("synapses", projection, check_seed(seed))
         if key not in self._drawn:
             n_pre, n_post = self.populations[proj.source].n, self.populations[proj.target].n
             spec = dict(proj.connect) if proj.kind == "sparse" else {}
@@ -618,7 +700,7 @@ class Circuit:
         proj = self.projection(projection)
         if proj.delay is None:
             return None
-        key = ("delays", projection, int(seed))
+        key = ("delays", projection, check_seed(seed))
         if key not in self._drawn:
             n = len(self.synapses(projection, seed)[0])
             d = proj.delay
@@ -644,7 +726,7 @@ class Circuit:
         everywhere. Projections are drawn in declaration order; synapses of
         sparse projections come from their own streams (:meth:`synapses`).
         """
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed(seed))
         out = {}
         for proj in self.projections.values():
             shape = self._shape(proj, seed)
@@ -657,6 +739,7 @@ class Circuit:
         Raises :class:`CircuitError` naming the population or projection and
         the fix. Cached until the circuit changes.
         """
+        self._check_constants()  # not cached: cheap, and both may be reassigned
         if not self._checked:
             from .brian2_build import check_with_brian2
             check_with_brian2(self)
@@ -666,6 +749,25 @@ class Circuit:
     def __repr__(self):
         return (f"Circuit({self.name!r}, populations={ {k: v.n for k, v in self.populations.items()} }, "
                 f"projections={list(self.projections)})")
+
+
+def check_constant(circuit: str, key: str, value) -> None:
+    """A numeric namespace entry (number, array, Quantity, a TimedArray's values)
+    must be finite: ``tau = inf*ms`` runs without a word on every target."""
+    from brian2 import TimedArray
+    if isinstance(value, TimedArray):
+        value = value.values
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number,
+                                                                       np.ndarray)):
+        return  # functions and other objects: Brian2 checks them when it resolves code
+    if isinstance(value, np.ndarray) and value.dtype.kind not in "iuf":
+        return
+    array = np.asarray(value, dtype=float)  # SI: Brian2 shows inf*ms as 'inf * Ysecond'
+    if not np.all(np.isfinite(array)):
+        raise CircuitError(f"Circuit {circuit!r}: the namespace constant {key!r} is "
+                           f"{array.ravel()[~np.isfinite(array.ravel())][0]}"
+                           f"{'' if array.ndim == 0 else ' in places'}; finite values are "
+                           f"needed: give {key!r} a finite value.")
 
 
 def summed_order(circuit: Circuit) -> list[tuple[str, str, int]]:

@@ -8,11 +8,14 @@ only this interface, so every target trains the same way.
 """
 from __future__ import annotations
 
+import difflib
+import inspect
 from abc import ABC, abstractmethod
+from typing import Mapping
 
 import numpy as np
 
-from .circuit import Circuit, CircuitError
+from .circuit import Circuit, CircuitError, check_seed, finite_values
 
 
 class DivergenceError(RuntimeError):
@@ -26,13 +29,37 @@ class Target(ABC):
 
     def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
                  **options):
+        if not isinstance(circuit, Circuit):
+            raise CircuitError(f"{type(self).__name__} runs a neurosim Circuit, not "
+                               f"{type(circuit).__name__}: build one with Circuit(...).")
+        self._check_options(options)
+        check_seed(seed)
         self.circuit = circuit.check()
+        if weights is not None:
+            weight_values(circuit, weights)  # every target: refused before anything is built
         reason = type(self).unsupported(circuit, **options)
         if reason:
             from neurosim.hardware_targets import refusal, registry_name
             raise CircuitError(refusal(registry_name(type(self), options), circuit, reason))
         self.seed = seed
         self.clamped: dict[str, str] = {}
+
+    def _check_options(self, options: dict) -> None:
+        """Options are the keywords of the constructors of the class and its
+        bases (a subclass passes its own on through ``**options``): a misspelt
+        one must not be swallowed by a ``**options``."""
+        accepted = set()
+        for cls in type(self).__mro__:
+            if "__init__" in vars(cls) and issubclass(cls, Target):
+                accepted |= {k for k, p in inspect.signature(cls.__init__).parameters.items()
+                             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        accepted -= {"self", "circuit", "seed", "weights"}
+        for key in sorted(set(options) - accepted):
+            close = difflib.get_close_matches(key, accepted, n=1)
+            raise CircuitError(
+                f"{type(self).__name__} does not take the option {key!r}"
+                f"{f' (did you mean {close[0]!r}?)' if close else ''}; its options are "
+                f"{sorted(accepted) or 'none'}.")
 
     @classmethod
     def unsupported(cls, circuit: Circuit, **options) -> str | None:
@@ -72,9 +99,8 @@ class Target(ABC):
     # dynamics ---------------------------------------------------------------------
     def clamp(self, population: str, variable: str, values) -> None:
         """Hold a population at ``values``: its equations stop updating it."""
-        self.circuit.check_variable(population, variable)
+        values = state_values(self.circuit, population, variable, values, "Clamping")
         n = self.circuit.population(population).n
-        values = np.asarray(values, dtype=float)
         if values.shape[-1:] != (n,):
             raise CircuitError(f"Clamping {population}.{variable}: got shape {values.shape}, "
                                f"the population has {n} neurons (last axis must be {n}).")
@@ -116,6 +142,47 @@ class Target(ABC):
                         f"{self.circuit.name}: {proj}.{var} became NaN, infinite or larger "
                         f"than {limit:g}{where}. The run diverged: lower the learning rate "
                         "or the inference rate.")
+
+
+def state_values(circuit: Circuit, population: str, variable: str, values,
+                 verb: str = "Setting") -> np.ndarray:
+    """What every target's ``set`` (and ``clamp``) checks first: the variable
+    exists and ``values`` are finite numbers. Returns them as a float array."""
+    circuit.check_variable(population, variable)
+    return finite_values(f"{verb} {population}.{variable}", values)
+
+
+def weight_values(circuit: Circuit, weights) -> dict[str, dict[str, np.ndarray]]:
+    """What every target's ``set_weights`` (and the constructor's ``weights``)
+    checks first: ``{projection: {synaptic variable: finite values}}`` naming
+    declared projections and their stored variables. Returns float arrays in
+    the same layout (shapes are each target's check)."""
+    if not isinstance(weights, Mapping):
+        raise CircuitError(f"weights must be a dict {{projection: {{variable: values}}}} (the "
+                           f"layout of Circuit.initial_weights), not {type(weights).__name__}.")
+    out = {}
+    for name, params in weights.items():
+        proj = circuit.projection(name)
+        if not isinstance(params, Mapping):
+            raise CircuitError(f"weights[{name!r}] must be a dict {{variable: values}} (e.g. "
+                               f"{{'{(proj.parameters or ['w'])[0]}': array}}), not "
+                               f"{type(params).__name__}.")
+        out[name] = {}
+        for var, value in params.items():
+            if var not in proj.parameters:
+                raise CircuitError(f"Projection {name!r} has no synaptic variable {var!r}; "
+                                   f"its variables are {proj.parameters}.")
+            out[name][var] = finite_values(f"Projection {name!r}, weights {var!r}", value)
+    return out
+
+
+def check_steps(n_steps) -> int:
+    """``run``'s step count: a non-negative integer (a float would be rounded
+    differently by each target, a negative or NaN one fails deep inside)."""
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
+        raise CircuitError(f"run(n_steps={n_steps!r}): the number of time steps must be a "
+                           "non-negative integer (e.g. run(100)).")
+    return int(n_steps)
 
 
 def parse_record(circuit: Circuit, record) -> list[tuple[str, str, np.ndarray | None]]:
