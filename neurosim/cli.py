@@ -4,13 +4,18 @@
     neurosim run song-abbott-stdp --duration 10 --out results/stdp
     neurosim data fetch mnist fashion-mnist
     neurosim data info
+
+Every option is checked where it is parsed (its valid range is in the message);
+every user error ends with ``error: ...`` naming the option or file and the fix,
+and one of the exit codes in :data:`EXIT_CODES`, never a Python traceback.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import inspect
-import json
+import io
+import math
 import sys
 import time
 from pathlib import Path
@@ -19,33 +24,62 @@ import numpy as np
 
 from . import data
 from .circuit import CircuitError
+from .data import atomic_write_bytes
+from .outdir import OutputError, check_writable, claim, write_json
 from .target import DivergenceError
 
 
 SWITCHES = ("learned_feedback", "no_fprime", "learned_errors", "fully_relaxed",
             "fixed_random_feedback")
 CIRCUIT_PARAMETERS = ("inference_rate", "learning_rate", "weight_std")
+EXIT_CODES = {
+    0: "success (or the run was already finished with these settings)",
+    2: "bad input: an option, a circuit or target that cannot run, a data file or folder",
+    3: "the run diverged (NaN or exploding weights); nothing was written after it",
+    4: "output folder: not writable, no room, in use by another run, results or checkpoint\n"
+       "       of other settings (--force replaces them), a damaged checkpoint",
+    130: "interrupted (Ctrl-C); the same command resumes from the checkpoint",
+}
 
 
 def _sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--hidden {text!r}: give comma-separated integers, "
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated integers, "
                                          "e.g. 300,100") from None
     if any(n < 1 for n in sizes):
-        raise argparse.ArgumentTypeError("--hidden: layer sizes must be positive")
+        raise argparse.ArgumentTypeError(f"{text!r}: layer sizes must be positive")
     return sizes
 
 
-def _weight_std(text: str):
-    if text == "fan-in":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--weight-std {text!r}: give a number or "
-                                         "'fan-in'") from None
+def _number(kind, low, high=None, open_low=False, words=None):
+    """An argparse ``type``: ``kind`` (int or float) in ``[low, high]`` (``(low, ...``
+    with ``open_low``), finite; ``words`` maps accepted words to values."""
+    words = words or {}
+    span = ("(" if open_low else "[") + f"{low}, " + (f"{high}]" if high is not None
+                                                      else "inf)")
+    what = ("an integer" if kind is int else "a finite number") + f" in {span}" \
+        + "".join(f" or {w!r}" for w in words)
+
+    def parse(text: str):
+        if text in words:
+            return words[text]
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: give {what}") from None
+        if not math.isfinite(value) or value < low or (open_low and value == low) \
+                or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text!r} is out of range: give {what}")
+        return value
+    parse.__name__ = "integer" if kind is int else "number"
+    return parse
+
+
+SEED = _number(int, 0, 2**32 - 1)        # Brian2 and numpy's legacy seeding take 32 bits
+COUNT = _number(int, 1)
+POSITIVE = _number(float, 0, open_low=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="neurosim",
-        description="Declare microcircuits once as Brian2 equations; run them on many targets.")
+        description="Declare microcircuits once as Brian2 equations; run them on many targets.",
+        epilog="exit codes:\n" + "\n".join(f"  {k:>3}  {v}" for k, v in EXIT_CODES.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser(
@@ -79,38 +115,42 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fully-relaxed", action="store_true", help="all three above")
     g.add_argument("--fixed-random-feedback", action="store_true",
                    help="random fixed θ̃: the feedback-alignment baseline")
-    t.add_argument("--inference-rate", type=float, default=0.1, help="Euler step dt/tau")
-    t.add_argument("--learning-rate", type=float, default=0.02,
+    t.add_argument("--inference-rate", type=_number(float, 0, 1, open_low=True), default=0.1,
+                   help="Euler step dt/tau, in (0, 1]")
+    t.add_argument("--learning-rate", type=POSITIVE, default=0.02,
                    help="per-sample learning rate of the weight updates")
-    t.add_argument("--weight-std", type=_weight_std, default=0.05,
+    t.add_argument("--weight-std", type=_number(float, 0, open_low=True, words={"fan-in": None}),
+                   default=0.05,
                    help="std of the Gaussian initial weights, or 'fan-in' for uniform in "
                         "±1/sqrt(fan_in); the authors' code uses std 0.05 (the paper's text "
                         "says variance 0.05, std 0.22, which leaves per-sample relu training "
                         "at chance on MNIST)")
-    t.add_argument("--steps", type=int, default=100,
+    t.add_argument("--steps", type=_number(int, 0), default=100,
                    help="inference steps per training sample (0 for backprop)")
     t.add_argument("--dataset", choices=data.DATASETS, default="mnist")
     t.add_argument("--idx-dir", type=Path, default=None,
                    help="read the data set from standard IDX files in this folder instead")
     t.add_argument("--data-dir", type=Path, default=None,
                    help="data cache (default $NEUROSIM_DATA or ~/.cache/neurosim)")
-    t.add_argument("--train-size", type=int, default=2000,
+    t.add_argument("--train-size", type=_number(int, 0), default=2000,
                    help="training samples (stratified subset; 0 = all)")
-    t.add_argument("--test-size", type=int, default=500,
+    t.add_argument("--test-size", type=_number(int, 0), default=500,
                    help="test samples (stratified subset; 0 = all)")
-    t.add_argument("--epochs", type=int, default=1)
-    t.add_argument("--evaluations", type=int, default=4, help="test evaluations per epoch")
+    t.add_argument("--epochs", type=COUNT, default=1)
+    t.add_argument("--evaluations", type=COUNT, default=4,
+                   help="test evaluations per epoch (at most one per batch)")
     t.add_argument("--target", choices=sorted(TARGETS), default="brian2-cython")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=SEED, default=0)
     b = t.add_argument_group("batched training (dense target)")
-    b.add_argument("--batch-size", type=int, default=1,
+    b.add_argument("--batch-size", type=COUNT, default=1,
                    help="samples per trial; updates are averaged over the batch")
     b.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
                    help="sgd applies the learning rules as written; adam rescales them")
-    b.add_argument("--adam-lr", type=float, default=1e-3, help="Adam step size")
+    b.add_argument("--adam-lr", type=POSITIVE, default=1e-3, help="Adam step size")
     b.add_argument("--float32", action="store_true", help="single precision")
     t.add_argument("--out", type=Path, default=Path("results/train"), help="output folder")
-    t.add_argument("--force", action="store_true", help="retrain even if results exist")
+    t.add_argument("--force", action="store_true",
+                   help="replace the results or checkpoint of --out (other settings, or retrain)")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     r = sub.add_parser(
@@ -124,11 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "neurosim.circuits.spiking.rewarded_pairing and reward_trials.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     r.add_argument("circuit", choices=sorted(CIRCUITS), help="circuit from the library")
-    r.add_argument("--duration", type=float, default=1.0, help="simulated time (seconds)")
+    r.add_argument("--duration", type=POSITIVE, default=1.0, help="simulated time (seconds)")
     r.add_argument("--target", choices=sorted(TARGETS), default="brian2-cython")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--chunks", type=int, default=20, help="progress-bar steps of the run")
+    r.add_argument("--seed", type=SEED, default=0)
+    r.add_argument("--chunks", type=COUNT, default=20, help="progress-bar steps of the run")
     r.add_argument("--out", type=Path, default=Path("results/run"), help="output folder")
+    r.add_argument("--force", action="store_true",
+                   help="replace the results of --out made with other settings")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     d = sub.add_parser("data", help="fetch and inspect data sets")
@@ -141,6 +183,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _config(args) -> dict:
+    """The settings that define a run (what its folder is compared against)."""
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+              if k not in ("command", "out", "force", "no_progress", "func")}
+    if "hidden" in config:
+        config["hidden"] = list(config["hidden"])
+    return config
+
+
+def _checkpoint_bytes(target) -> int:
+    """Room a run needs: two copies of a checkpoint (the old one stays until the
+    new one is complete) with optimiser state, plus a few MB of results."""
+    weights = sum(a.nbytes for vs in target.get_weights().values() for a in vs.values())
+    extra = sum(a.nbytes for a in target.extra_state().values())
+    return 2 * (weights + extra) + 4 * 10**6
+
+
 def _train(args) -> int:
     from neurosim.circuits import CIRCUITS
     from neurosim.hardware_targets import make_target
@@ -148,86 +207,80 @@ def _train(args) -> int:
     from .training import TrainSettings, fit
 
     out: Path = args.out
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-              if k not in ("command", "out", "force", "no_progress", "func")}
-    config["hidden"] = list(args.hidden)
-    metrics_path = out / "metrics.json"
-    if metrics_path.exists() and not args.force:
-        done = json.loads(metrics_path.read_text())
-        if done.get("config") == config:
-            print(f"{out}: already trained with these settings "
-                  f"(test accuracy {done['final_test_accuracy']:.4f}); use --force to retrain.")
-            return 0
-    previous = out / "config.json"
-    if (out / "checkpoint.npz").exists() and not args.force and previous.exists() \
-            and json.loads(previous.read_text()) != config:
-        raise CircuitError(f"{out} holds an unfinished run with other settings; resume it "
-                           "with the same options, or use --force or another --out.")
-    out.mkdir(parents=True, exist_ok=True)
-    if args.idx_dir:
-        ds = data.load_idx_folder(args.idx_dir)
-    else:
-        ds = data.load(args.dataset, root=args.data_dir)
-    ds = ds.subset(args.train_size or None, args.test_size or None, seed=args.seed)
-    sizes = (ds.x_train.shape[1], *args.hidden, ds.n_classes)
+    config = _config(args)
     factory = CIRCUITS[args.circuit]
     accepted = inspect.signature(factory).parameters
     unsupported = [k for k in SWITCHES if getattr(args, k) and k not in accepted]
     if unsupported:
         raise CircuitError(f"--{unsupported[0].replace('_', '-')} applies to relaxed-pc, not "
                            f"to the {args.circuit} circuit.")
-    kwargs = {k: getattr(args, k) for k in SWITCHES + CIRCUIT_PARAMETERS if k in accepted}
-    circuit = factory(sizes, args.activation, **kwargs)
-    options = {}
-    if args.batch_size > 1 or args.optimizer != "sgd" or args.float32:
-        if args.target != "dense":
-            raise CircuitError("--batch-size, --optimizer and --float32 need --target dense "
-                               f"(the {args.target} target runs one sample at a time).")
-        from neurosim.hardware_targets.dense import Adam
-        options = {"batch_mean": True}
-        if args.optimizer == "adam":
-            options["optimizer"] = Adam(args.adam_lr)
-        if args.float32:
-            options["dtype"] = np.float32
-    target = make_target(args.target, circuit, seed=args.seed, **options)
-    (out / "config.json").write_text(json.dumps(config, indent=2))
-    settings = TrainSettings(epochs=args.epochs, steps=args.steps, batch_size=args.batch_size,
-                             evaluations_per_epoch=args.evaluations, seed=args.seed)
-    checkpoint = out / "checkpoint.npz"
-    if checkpoint.exists() and args.force:
-        checkpoint.unlink()
-    elif checkpoint.exists():
-        print(f"resuming from {checkpoint}")
-    t0 = time.perf_counter()
-    try:
-        history = fit(target, ds, settings, checkpoint=checkpoint,
-                      progress=not args.no_progress)
-    except DivergenceError as exc:
-        (out / "diverged.json").write_text(json.dumps({"config": config, "error": str(exc)}))
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
-    metrics = {"config": config, "circuit": circuit.description, "target": target.name,
-               "sizes": list(sizes), "train_samples": len(ds.y_train),
-               "test_samples": len(ds.y_test), "final_test_accuracy": history[-1]["test_accuracy"],
-               "seconds_this_session": round(time.perf_counter() - t0, 2), "history": history}
-    metrics_path.write_text(json.dumps(metrics, indent=2))
-    checkpoint.unlink(missing_ok=True)  # finished: only an unfinished run keeps one
-    with open(out / "metrics.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+    if (args.batch_size > 1 or args.optimizer != "sgd" or args.float32) \
+            and args.target != "dense":
+        raise CircuitError("--batch-size, --optimizer and --float32 need --target dense "
+                           f"(the {args.target} target runs one sample at a time).")
+    with claim(out, config, args.force) as state:
+        if state == "done":
+            print(f"{out}: already trained with these settings; use --force to retrain.")
+            return 0
+        ds = data.load_idx_folder(args.idx_dir) if args.idx_dir else \
+            data.load(args.dataset, root=args.data_dir)
+        for part, n in (("train", args.train_size), ("test", args.test_size)):
+            have = len(getattr(ds, f"y_{part}"))
+            if n > have:
+                raise CircuitError(f"--{part}-size {n}: {ds.name} has {have} {part} samples; "
+                                   f"give at most {have}, or 0 for all.")
+        ds = ds.subset(args.train_size or None, args.test_size or None, seed=args.seed)
+        settings = TrainSettings(epochs=args.epochs, steps=args.steps,
+                                 batch_size=args.batch_size,
+                                 evaluations_per_epoch=args.evaluations,
+                                 seed=args.seed).check(len(ds.y_train))
+        sizes = (ds.x_train.shape[1], *args.hidden, ds.n_classes)
+        kwargs = {k: getattr(args, k) for k in SWITCHES + CIRCUIT_PARAMETERS if k in accepted}
+        circuit = factory(sizes, args.activation, **kwargs)
+        options = {}
+        if args.target == "dense" and (args.batch_size > 1 or args.optimizer != "sgd"
+                                       or args.float32):
+            from neurosim.hardware_targets.dense import Adam
+            options = {"batch_mean": True}
+            if args.optimizer == "adam":
+                options["optimizer"] = Adam(args.adam_lr)
+            if args.float32:
+                options["dtype"] = np.float32
+        target = make_target(args.target, circuit, seed=args.seed, **options)
+        check_writable(out, _checkpoint_bytes(target))
+        write_json(out / "config.json", config)
+        checkpoint = out / "checkpoint.npz"
+        if state == "resume":
+            print(f"resuming from {checkpoint}")
+        t0 = time.perf_counter()
+        try:
+            history = fit(target, ds, settings, checkpoint=checkpoint,
+                          progress=not args.no_progress, record=config)
+        except DivergenceError as exc:
+            write_json(out / "diverged.json", {"config": config, "error": str(exc)})
+            raise
+        metrics = {"config": config, "circuit": circuit.description, "target": target.name,
+                   "sizes": list(sizes), "train_samples": len(ds.y_train),
+                   "test_samples": len(ds.y_test),
+                   "final_test_accuracy": history[-1]["test_accuracy"],
+                   "seconds_this_session": round(time.perf_counter() - t0, 2),
+                   "history": history}
+        table = io.StringIO(newline="")
+        writer = csv.DictWriter(table, fieldnames=list(history[0]))
         writer.writeheader()
         writer.writerows(history)
-    learning_curve(history, out / "learning_curve.png",
-                   title=f"{args.dataset}: {circuit.description}")
+        atomic_write_bytes(out / "metrics.csv", table.getvalue().encode())
+        learning_curve(history, out / "learning_curve.png",
+                       title=f"{ds.name}: {circuit.description}")
+        write_json(out / "metrics.json", metrics)   # last: its presence means finished
+        checkpoint.unlink(missing_ok=True)  # finished: only an unfinished run keeps one
     print(f"test accuracy {history[-1]['test_accuracy']:.4f} after {len(ds.y_train)} x "
           f"{args.epochs} samples; wrote {out}/metrics.json, metrics.csv, learning_curve.png")
     return 0
 
 
 def _run(args) -> int:
-    from tqdm.auto import tqdm
     from neurosim.circuits import CIRCUITS
-    from neurosim.hardware_targets import make_target
-    from .plots import raster, rates, weight_histogram
 
     try:
         circuit = CIRCUITS[args.circuit]()
@@ -239,10 +292,22 @@ def _run(args) -> int:
     if not spiking:
         raise CircuitError(f"{args.circuit} has no spiking population (none has a "
                            "threshold): nothing to plot as spikes; use `neurosim train`.")
-    if not args.duration > 0 or args.chunks < 1:
-        raise CircuitError("--duration must be positive and --chunks at least 1.")
     dt = float(circuit.dt)
     n_steps = max(1, int(round(args.duration / dt)))
+    config = _config(args)
+    with claim(args.out, config, args.force) as state:
+        if state == "done":
+            print(f"{args.out}: already run with these settings; use --force to run again.")
+            return 0
+        return _run_into(args, circuit, spiking, n_steps, config)
+
+
+def _run_into(args, circuit, spiking, n_steps, config) -> int:
+    from tqdm.auto import tqdm
+    from neurosim.hardware_targets import make_target
+    from .plots import raster, rates, weight_histogram
+
+    dt = float(circuit.dt)
     target = make_target(args.target, circuit, seed=args.seed)
     bounds = np.linspace(0, n_steps, min(args.chunks, n_steps) + 1).astype(int)
     spikes = {name: [] for name in spiking}
@@ -254,7 +319,6 @@ def _run(args) -> int:
             spikes[name].append(rec[(name, "spikes")] + [start, 0])
     seconds = time.perf_counter() - t0
     spikes = {k: np.concatenate(v) for k, v in spikes.items()}
-    args.out.mkdir(parents=True, exist_ok=True)
     title = circuit.description or circuit.name
     last = max(0, n_steps - int(round(1.0 / dt)))
     raster({k: v[v[:, 0] >= last] for k, v in spikes.items()}, dt * 1e3,
@@ -271,7 +335,7 @@ def _run(args) -> int:
         weight_histogram(shown, {name: float(rule.wmax) for name, rule in plastic.items()},
                          path=args.out / "weights.png", title=title)
     metrics = {
-        "circuit": args.circuit, "description": circuit.description, "target": args.target,
+        "config": config, "circuit": args.circuit, "description": circuit.description, "target": args.target,
         "seed": args.seed, "duration_s": args.duration, "steps": n_steps,
         "wall_seconds": round(seconds, 3),
         "spikes": {k: int(len(v)) for k, v in spikes.items()},
@@ -283,7 +347,7 @@ def _run(args) -> int:
         w = shown[name] / float(rule.wmax)
         metrics["weights"][name].update(fraction_near_0=float(np.mean(w < 0.1)),
                                         fraction_near_wmax=float(np.mean(w > 0.9)))
-    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(args.out / "metrics.json", metrics)
     print(f"{args.circuit}: {n_steps} steps in {seconds:.1f} s; wrote {args.out}/raster.png, "
           "rates.png, " + ("weights.png, " if shown else "") + "metrics.json")
     return 0
@@ -314,11 +378,26 @@ def main(argv=None) -> int:
     try:
         return {"train": _train, "run": _run, "data": _data}[args.command](args)
     except (CircuitError, data.DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(exc, 2)
+    except DivergenceError as exc:
+        return _fail(exc, 3)
+    except OutputError as exc:
+        return _fail(exc, 4)
+    except OSError as exc:   # a full disk or a folder gone read-only during the run
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(f"{where}{exc.strerror or exc}; free some space or choose another "
+                     "--out (the last checkpoint is kept).", 4)
+    except MemoryError:
+        return _fail("out of memory; choose smaller --hidden, --batch-size, --train-size or "
+                     "--test-size.", 2)
     except KeyboardInterrupt as exc:
         print(f"stopped: {exc}; run the same command again to resume", file=sys.stderr)
         return 130
+
+
+def _fail(exc, code: int) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

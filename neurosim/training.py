@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import signal
+import zipfile
 import threading
 import time
 from dataclasses import dataclass
@@ -20,8 +22,14 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from .circuit import CircuitError
 from .data import atomic_write_bytes
+from .outdir import OutputError
 from .target import DivergenceError, Target, predict, train_trial
+
+
+class CheckpointError(OutputError):
+    """A checkpoint cannot be resumed: damaged, or made by another circuit or settings."""
 
 
 @dataclass
@@ -33,6 +41,36 @@ class TrainSettings:
     evaluations_per_epoch: int = 4
     batch_size: int = 1         # samples per trial (targets with max_batch > 1)
     seed: int = 0
+
+    def check(self, n_train: int | None = None) -> "TrainSettings":
+        """Refuse settings that would train nothing or report something else than
+        was run, for a training set of ``n_train`` samples if given (``--option``
+        names the command line's spelling)."""
+        counts = {"epochs": (1, "--epochs"), "steps": (0, "--steps"),
+                  "test_steps": (0, None), "evaluations_per_epoch": (1, "--evaluations"),
+                  "batch_size": (1, "--batch-size"), "seed": (0, "--seed")}
+        for field, (low, option) in counts.items():
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                    or value < low:
+                raise CircuitError(f"TrainSettings.{field}={value!r}"
+                                   + (f" ({option})" if option else "")
+                                   + f": give an integer of at least {low}.")
+        if not (isinstance(self.label_off, (int, float)) and 0 <= self.label_off < 1):
+            raise CircuitError(f"TrainSettings.label_off={self.label_off!r}: give a number in "
+                               "[0, 1) (the target value of the wrong classes).")
+        if n_train is not None:
+            if self.batch_size > n_train:
+                raise CircuitError(f"batch_size={self.batch_size} (--batch-size) is larger "
+                                   f"than the {n_train} training samples; give at most "
+                                   f"{n_train}.")
+            batches = math.ceil(n_train / self.batch_size)
+            if self.evaluations_per_epoch > batches:
+                raise CircuitError(
+                    f"evaluations_per_epoch={self.evaluations_per_epoch} (--evaluations): an "
+                    f"epoch of {n_train} samples has {batches} batch(es) of {self.batch_size}, "
+                    f"so it can be evaluated at most {batches} times.")
+        return self
 
 
 def encode_labels(labels: np.ndarray, n_classes: int, off: float) -> np.ndarray:
@@ -66,17 +104,51 @@ def save_checkpoint(path: Path, target: Target, state: dict) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_checkpoint(path: Path, target: Target) -> dict:
-    with np.load(path) as data:
-        state = json.loads(bytes(data["__state__"]).decode())
-        weights: dict = {}
-        extra = {}
-        for key in data.files:
-            if key.startswith("__extra__/"):
-                extra[key[len("__extra__/"):]] = data[key]
-            elif key != "__state__":
-                proj, var = key.split("/")
-                weights.setdefault(proj, {})[var] = data[key]
+def load_checkpoint(path: Path, target: Target, record=None) -> dict:
+    """Restore ``target`` from ``path``; returns the loop state. A damaged file, or
+    one whose parameters, state or ``record`` (the settings saved with it) do not
+    fit, raises :class:`CheckpointError` naming the file, and the target is left
+    as it was."""
+    fix = "delete it (or pass --force) to start the run over"
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+        state = json.loads(bytes(arrays.pop("__state__")).decode())
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile,
+            UnicodeDecodeError) as exc:
+        raise CheckpointError(f"checkpoint {path} is damaged or not a neurosim checkpoint "
+                              f"({type(exc).__name__}: {exc}); {fix}.") from None
+    expected = target.get_weights()
+    weights: dict = {}
+    extra = {}
+    for key, value in arrays.items():
+        if key.startswith("__extra__/"):
+            extra[key[len("__extra__/"):]] = value
+            continue
+        proj, _, var = key.partition("/")
+        want = expected.get(proj, {}).get(var)
+        if want is None or value.shape != want.shape or not np.all(np.isfinite(value)):
+            raise CheckpointError(
+                f"checkpoint {path}: {key} " + ("is not a parameter of this circuit"
+                                                if want is None else
+                                                f"has shape {value.shape}, the circuit's is "
+                                                f"{want.shape}" if value.shape != want.shape
+                                                else "holds NaN or infinite values")
+                + f"; it was made by another circuit or is damaged: {fix}.")
+        weights.setdefault(proj, {})[var] = value
+    missing = [f"{p}/{v}" for p, vs in expected.items() for v in vs
+               if v not in weights.get(p, {})]
+    ok = isinstance(state, dict) and all(
+        isinstance(state.get(k), int) and state[k] >= 0 for k in ("epoch", "index")) \
+        and isinstance(state.get("history"), list) \
+        and isinstance(state.get("elapsed"), (int, float))
+    if missing or not ok:
+        raise CheckpointError(f"checkpoint {path} lacks "
+                              + (", ".join(missing) if missing else "a valid loop state")
+                              + f"; {fix}.")
+    if record is not None and state.get("record") != record:
+        raise CheckpointError(f"checkpoint {path} was made with other settings "
+                              f"({state.get('record')!r}); resume with those, or {fix}.")
     target.set_weights(weights)
     target.load_extra_state(extra)
     return state
@@ -99,19 +171,30 @@ def _deferred_interrupt():
 
 
 def fit(target: Target, dataset, settings: TrainSettings, checkpoint: Path | None = None,
-        progress: bool = True) -> list[dict]:
+        progress: bool = True, record=None) -> list[dict]:
     """Train ``target`` on ``dataset``; returns the learning curve (one dict per
-    evaluation: epoch, samples seen, test accuracy, elapsed seconds)."""
-    s = settings
+    evaluation: epoch, samples seen, test accuracy, elapsed seconds).
+
+    ``record`` (JSON-able, e.g. the command line's settings) is saved in every
+    checkpoint, and a checkpoint is resumed only with the same ``record``."""
     n = len(dataset.y_train)
+    s = settings.check(n)
+    batches = math.ceil(n / s.batch_size)
     labels = encode_labels(dataset.y_train, dataset.n_classes, s.label_off)
-    eval_at = set(np.linspace(0, n, s.evaluations_per_epoch + 1, dtype=int)[1:])
+    # evaluate after these batches of each epoch (distinct, as there are at least as many)
+    eval_at = set(np.linspace(0, batches, s.evaluations_per_epoch + 1, dtype=int)[1:])
     if s.batch_size > target.max_batch:
-        raise ValueError(f"batch_size={s.batch_size}: the {target.name} target runs at most "
+        raise CircuitError(f"batch_size={s.batch_size}: the {target.name} target runs at most "
                          f"{target.max_batch} sample(s) at a time; use the dense target.")
-    state = {"epoch": 0, "index": 0, "history": [], "elapsed": 0.0}
+    state = {"epoch": 0, "index": 0, "history": [], "elapsed": 0.0, "record": record}
     if checkpoint is not None and checkpoint.exists():
-        state = load_checkpoint(checkpoint, target)
+        state = load_checkpoint(checkpoint, target, record)
+        if state["epoch"] > s.epochs or state["index"] >= n or (
+                state["epoch"] == s.epochs and state["index"]):
+            raise CheckpointError(f"checkpoint {checkpoint} stopped at epoch "
+                                  f"{state['epoch']}, sample {state['index']}, outside this "
+                                  f"run ({s.epochs} epoch(s) of {n} samples); delete it (or "
+                                  "pass --force) to start the run over.")
     else:
         acc = evaluate(target, dataset.x_test, dataset.y_test, s.test_steps)
         state["history"].append({"epoch": 0, "samples": 0, "test_accuracy": acc, "seconds": 0.0})
@@ -134,7 +217,7 @@ def fit(target: Target, dataset, settings: TrainSettings, checkpoint: Path | Non
                                     f"(samples {i + 1}-{done})")
                 state.update(epoch=epoch if done < n else epoch + 1, index=done % n,
                              elapsed=time.perf_counter() - start)
-                if any(i < e <= done for e in eval_at):
+                if i // s.batch_size + 1 in eval_at:
                     acc = evaluate(target, dataset.x_test, dataset.y_test, s.test_steps)
                     state["elapsed"] = time.perf_counter() - start
                     state["history"].append({"epoch": epoch + 1, "samples": epoch * n + done,

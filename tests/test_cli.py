@@ -60,14 +60,15 @@ def test_unfinished_run_with_other_settings_is_not_resumed(tmp_path, capsys):
     out.mkdir()
     (out / "config.json").write_text('{"seed": 99}')
     (out / "checkpoint.npz").write_bytes(b"")
-    assert main(ARGS + ["--out", str(out)]) == 2
+    assert main(ARGS + ["--out", str(out)]) == 4
     assert "other settings" in capsys.readouterr().err
 
 
-def test_finished_run_can_be_redone_with_other_settings(tmp_path):
+def test_finished_run_is_redone_with_other_settings_only_with_force(tmp_path):
     out = tmp_path / "run"
     assert main(ARGS + ["--out", str(out)]) == 0
-    assert main(ARGS + ["--seed", "1", "--out", str(out)]) == 0
+    assert main(ARGS + ["--seed", "1", "--out", str(out)]) == 4
+    assert main(ARGS + ["--seed", "1", "--force", "--out", str(out)]) == 0
     assert json.loads((out / "metrics.json").read_text())["config"]["seed"] == 1
 
 

@@ -1,0 +1,137 @@
+"""Output folders that are safe to write: one run at a time, no result replaced
+by a run with other settings, strict JSON, room on the disk checked first.
+
+A run folder holds ``config.json`` (the settings), ``metrics.json`` (written
+when the run finishes, with the settings under ``"config"``) and, while the run
+is unfinished, ``checkpoint.npz``. :func:`claim` is what the command line does
+before any long work: it checks the folder can be written and has room, takes
+an exclusive lock for the life of the run, and compares the settings with what
+the folder already holds.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .data import atomic_write_bytes
+
+
+class OutputError(Exception):
+    """The output folder cannot be used as asked (command-line exit code 4)."""
+
+
+def write_json(path: Path, obj) -> None:
+    """Atomically write strict JSON (NaN and infinity are refused, not written
+    as the bare ``NaN`` that other JSON readers reject)."""
+    atomic_write_bytes(Path(path), (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode())
+
+
+def read_json(path: Path, fix: str) -> dict:
+    """A JSON object written by :func:`write_json`, or an :class:`OutputError`
+    naming the file and ``fix``."""
+    try:
+        obj = json.loads(Path(path).read_text(), parse_constant=_no_constant)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise OutputError(f"{path} is unreadable ({exc}); {fix}.") from None
+    if not isinstance(obj, dict):
+        raise OutputError(f"{path} does not hold a JSON object; {fix}.")
+    return obj
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def differences(old: dict, new: dict) -> str:
+    """The settings that differ, as ``"seed 0 -> 1, epochs 2 -> 3"``."""
+    keys = [k for k in {**old, **new} if old.get(k, "(unset)") != new.get(k, "(unset)")]
+    return ", ".join(f"{k} {old.get(k, '(unset)')!r} -> {new.get(k, '(unset)')!r}"
+                     for k in keys) or "none"
+
+
+def check_writable(out: Path, need_bytes: int = 1 << 20) -> None:
+    """Create ``out`` if missing and check that a file can be written there and
+    that its disk has ``need_bytes`` free, before any long work starts."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file, not a folder; give a folder path "
+                          "(it is created if missing).")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise OutputError(f"--out {out}: cannot write there ({exc.strerror or exc}); choose "
+                          "a writable folder with --out.") from None
+    free = shutil.disk_usage(out).free
+    if free < need_bytes:
+        raise OutputError(f"--out {out}: {free / 1e6:.1f} MB free on its disk, but the run "
+                          f"needs about {need_bytes / 1e6:.1f} MB (results and checkpoints); "
+                          "free some space or choose another --out.")
+
+
+@contextlib.contextmanager
+def claim(out: Path, config: dict, force: bool, need_bytes: int = 1 << 20):
+    """Hold ``out`` for one run; yields ``'done'`` (a finished run with these
+    settings is there), ``'resume'`` (an unfinished one with these settings) or
+    ``'new'``. Raises :class:`OutputError` if the folder cannot be written or
+    lacks ``need_bytes`` of room, if another run holds it (an ``fcntl`` lock on
+    ``out/.lock``, released by the system even if that run is killed), or if it
+    holds results or a checkpoint of other settings and ``force`` is false.
+    With ``force`` the old results and checkpoint are removed."""
+    out = Path(out)
+    check_writable(out, need_bytes)
+    lock = open(out / ".lock", "a+")
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise OutputError(f"--out {out} is in use by another run ({holder}); wait for it "
+                              "to finish or choose another --out.") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()} on {socket.gethostname()}, started "
+                   f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(sys.argv)}\n")
+        lock.flush()
+        yield _state(out, config, force)
+    finally:
+        lock.close()  # releases the lock; the file stays (removing it would race)
+
+
+def _state(out: Path, config: dict, force: bool) -> str:
+    metrics, recorded, checkpoint = (out / "metrics.json", out / "config.json",
+                                     out / "checkpoint.npz")
+    if force:
+        for path in (metrics, checkpoint, out / "diverged.json"):
+            path.unlink(missing_ok=True)
+        return "new"
+    fix = "use --force to replace it, or choose another --out"
+    if metrics.exists():
+        done = read_json(metrics, fix)
+        if done.get("config") == config:
+            return "done"
+        if "config" not in done:
+            raise OutputError(f"{metrics} was not written by a neurosim run of this kind; "
+                              f"{fix}.")
+        raise OutputError(f"{out} holds a finished run with other settings "
+                          f"({differences(done['config'], config)}); {fix}.")
+    if checkpoint.exists():
+        if not recorded.exists():
+            raise OutputError(f"{checkpoint} has no config.json beside it, so the settings it "
+                              f"was made with are unknown and it cannot be resumed; {fix}.")
+        old = read_json(recorded, fix)
+        if old != config:
+            raise OutputError(f"{out} holds an unfinished run with other settings "
+                              f"({differences(old, config)}); resume it with the same "
+                              f"options, or {fix}.")
+        return "resume"
+    return "new"
