@@ -82,6 +82,8 @@ def finite_values(what: str, values) -> np.ndarray:
     naming ``what`` when they are not numbers or not all finite: a NaN or an
     infinity given as data would otherwise run, and spread, without a word."""
     try:
+        if values is None:  # numpy would make it NaN
+            raise TypeError
         array = np.asarray(values, dtype=float)
     except (TypeError, ValueError):
         shown = repr(values)
@@ -124,9 +126,11 @@ def _check_units(owner: str, what: str, value, eq) -> None:
     """A Quantity given for a variable must carry its units: targets store SI
     values without units, so 5*mV for a dimensionless variable would be 0.005."""
     if isinstance(value, Quantity) and get_dimensions(value) != eq.dim:
-        raise CircuitError(f"{owner}: {what} has units {get_dimensions(value)}, but "
-                           f"{eq.varname!r} is declared in {eq.dim}; give a value in its "
-                           "units (or a plain number, taken in SI units).")
+        declared = "dimensionless" if eq.dim.is_dimensionless else f"in {eq.unit}"
+        shown = str(value) if len(str(value)) <= 40 else f"a Quantity in {get_dimensions(value)}"
+        raise CircuitError(f"{owner}: {what} is {shown}, but {eq.varname!r} is declared "
+                           f"{declared}; give a value in its units (or a plain number, taken "
+                           "in SI units).")
 
 
 def root_cause(exc: BaseException) -> BaseException:
@@ -480,9 +484,9 @@ class Circuit:
         self._readout: tuple[str, str] | None = None
         self._checked = False
         self._drawn: dict = {}  # (kind, projection, seed) -> synapses or delays
-        self._check_constants()
+        self.check_constants()
 
-    def _check_constants(self) -> None:
+    def check_constants(self) -> None:
         """dt and the numeric namespace entries: finite, and dt a positive time.
         Run at construction and at every :meth:`check` (both may be reassigned)."""
         dt = self.dt
@@ -739,7 +743,7 @@ class Circuit:
         Raises :class:`CircuitError` naming the population or projection and
         the fix. Cached until the circuit changes.
         """
-        self._check_constants()  # not cached: cheap, and both may be reassigned
+        self.check_constants()  # not cached: cheap, and both may be reassigned
         if not self._checked:
             from .brian2_build import check_with_brian2
             check_with_brian2(self)
