@@ -98,7 +98,7 @@ class Brian2Target(Target):
             gc.unfreeze()
 
     def _single_steps(self, ops, n_steps):
-        self.circuit.check()  # the namespace may have changed since: finite constants
+        self.circuit.check_constants()  # the namespace may have changed since
         self._updaters(False)
         for op in ops:
             op.active = True
@@ -120,7 +120,7 @@ class Brian2Target(Target):
 
     def run(self, n_steps, record=()):
         n_steps = check_steps(n_steps)
-        self.circuit.check()  # the namespace may have changed since: finite constants
+        self.circuit.check_constants()  # the namespace may have changed since
         monitors, spikes = {}, {}
         record = parse_record(self.circuit, record)
         by_pop: dict = {}
