@@ -141,7 +141,40 @@ A documented, Loihi-style quantisation scheme (``F = frac_bits``, default 12):
   ``overflow='warn'`` the value saturates instead, and a
   :class:`FixedPointWarning` names it (workers count saturations in their
   ``_overflow`` Var; the host reads it at the end of ``run``/``settle``/
-  ``learn``). Rounding is not flagged: the error bound (*) below applies;
+  ``learn``);
+* **no silent rounding loss**: a change smaller than ``q/2`` (``q = 2**-F``) is
+  lost at the write that rounds it, so a variable that changes slowly stalls
+  (in ``tests/test_lava_fixed_point.py``, Izhikevich neurons in volts at
+  ``F = 12``: ``v`` stops in the slow phase before the second spike, 1 spike
+  instead of 8). The process model keeps, per neuron and stored variable, a
+  first-order estimate ``e`` of the rounding error the value carries, updated
+  at every write as ``e <- g * e + |r|``: ``r`` is the write's rounding residual
+  (the value computed minus the value stored) and ``g`` how much of the old
+  error the write keeps -- ``min(1, |d x_new / d x_old|)`` for the state update
+  (the diagonal of its Jacobian, from the generated update evaluated once more
+  per variable, with that variable raised by ``q`` and the same random draws),
+  0 where a value is replaced (a summed input, ``init``, the reset of a neuron
+  that spiked), 1 for an ``on_pre`` increment. A leaky variable (``g = 1 -
+  dt/tau``) keeps ``e <= q/2 * tau/dt``, its honest precision; a stalled one
+  (``g ~ 1``, every residual the whole lost change) grows ``e`` without bound.
+  ``g`` is capped at 1 because where the dynamics amplify (a spike's upswing,
+  chaos) they amplify any perturbation, on every target alike: what is
+  estimated is the rounding the dynamics have not forgotten. An estimate
+  beyond ``rounding_tolerance`` (default 0.01) times the variable's scale (its
+  largest magnitude so far, over the population), and beyond 4 steps ``q`` (the
+  resolution itself: a variable growing from 0 is not judged on its first
+  small values), raises :class:`FixedPointOverflow` when it happens or, with
+  ``overflow='warn'``, is counted and warned about (:class:`FixedPointWarning`),
+  naming the variable, the estimate and the fix (more ``frac_bits``, up to the
+  most that holds the population's values, or smaller units). So a leaky
+  variable is flagged exactly when its precision ``q/2 * tau/dt`` is worse than
+  the tolerance. A value the host sets starts with estimate 0. Calibration,
+  the largest estimate over the scale in 2000 steps of those Izhikevich
+  neurons: 2.8 at ``F = 12`` (stalled), 0.039 at 13, about halving with each
+  bit, 0.0046 at 16, 0.0011 at 18 (the spikes of Brian2, step for step); below
+  0.002 in every leaky and rate model of the Lava tests. The estimate bounds
+  state errors, not spike times: a neuron near its threshold amplifies small
+  differences into later spikes (up to 12 steps at ``F = 16`` there);
 * **neuron update**: the generated update is evaluated on the dequantised
   state and the result rounded to the grid above (Loihi 2 runs custom neuron
   programs in fixed-point microcode; here the rounding of every stored value
@@ -206,10 +239,13 @@ from neurosim.target import Target, is_spikes, parse_record
 
 from .lava_compat import import_lava
 
-__all__ = ["LavaTarget", "PRECISIONS", "OVERFLOW", "FixedPointOverflow", "FixedPointWarning"]
+__all__ = ["LavaTarget", "PRECISIONS", "OVERFLOW", "ROUNDING_TOLERANCE", "FixedPointOverflow",
+           "FixedPointWarning"]
 
 PRECISIONS = ("floating_pt", "fixed_pt")
 OVERFLOW = ("raise", "warn")
+_ROUNDING_FLOOR = 4  # grid steps: an estimate within them is the resolution itself
+ROUNDING_TOLERANCE = 0.01  # default rounding_tolerance (module doc, Fixed point)
 _STATE_BITS = 24
 _STATE_MAX = 2 ** (_STATE_BITS - 1) - 1  # the largest state / message integer
 _MODES = {"run": 0, "settle": 1, "hold": 2}
@@ -221,13 +257,15 @@ _MANTISSA = {"mixed": (-256, 254), "single": (-255, 255)}  # mixed-sign: even va
 
 
 class FixedPointOverflow(CircuitError, OverflowError):
-    """A state, message or weight of ``lava-fixed`` left the range of its integers
-    (``overflow='raise'``, the default). The message names the variable, the value,
-    the range and the fix."""
+    """A state, message or weight of ``lava-fixed`` left the range of its integers,
+    or a stored variable's rounding-error estimate passed ``rounding_tolerance``
+    (``overflow='raise'``, the default). The message names the variable, the value
+    or the estimate, the range or the tolerance, and the fix."""
 
 
 class FixedPointWarning(RuntimeWarning):
-    """The same with ``overflow='warn'``: the value was saturated and the run went on."""
+    """The same with ``overflow='warn'``: the value was saturated (or kept its
+    rounding error) and the run went on."""
 
 
 def _state_overflow(what: str, value: float, frac_bits: int) -> str:
@@ -244,6 +282,28 @@ def _state_overflow(what: str, value: float, frac_bits: int) -> str:
     return (f"{what} reached {value:.6g}, outside the range of lava-fixed's 24-bit values "
             f"with frac_bits={frac_bits} (±{top:.6g}). Fix: {fix}; or pass overflow='warn' "
             "to saturate with a warning.")
+
+
+def _rounding_error(what: str, err: float, scale: float, tolerance: float, frac_bits: int,
+                    fit: int) -> str:
+    """The message for a rounding-error estimate beyond ``rounding_tolerance``
+    (module doc, Fixed point): the estimate halves with each fractional bit."""
+    q = 2.0 ** -frac_bits
+    more = frac_bits + max(1, math.ceil(math.log2(err / max(tolerance * scale, 1e-300))))
+    if more <= fit:
+        fix = (f"more fractional bits, frac_bits={more} to {fit} (each bit halves the "
+               f"rounding; {fit} is the most that holds the population's values so far), "
+               "or express the variable in smaller units")
+    else:
+        fix = ("express the variable in smaller units (no frac_bits both resolves it and "
+               "holds the population's values so far), or run on the floating-point 'lava' "
+               "target")
+    return (f"{what} carries an estimated rounding error of {err:.3g} ({err / q:.3g} steps "
+            f"of the resolution 2**-{frac_bits}), beyond rounding_tolerance={tolerance:g} "
+            f"times its scale {scale:.3g} (its largest magnitude so far) on lava-fixed: "
+            f"changes smaller than half a step ({q / 2:.3g}) are lost at every write, so a "
+            f"slowly changing variable stalls. Fix: {fix}; or pass a larger "
+            "rounding_tolerance to accept it, or overflow='warn' to run on with a warning.")
 
 
 def _kill_workers(runtime):
@@ -399,9 +459,16 @@ class _PopulationStep:
         # Brian2's numpy rand()/randn() take the vectorisation index its code
         # generator adds; here one seeded stream per population (not Brian2's
         # stream: random circuits agree in distribution, not spike by spike)
-        rng = np.random.default_rng(s.seed)
+        rng = self.rng = np.random.default_rng(s.seed)
         self.g["rand"] = lambda: rng.random(s.n)
         self.g["randn"] = lambda: rng.standard_normal(s.n)
+        # fixed point: the running rounding-error estimate of every stored value,
+        # the largest magnitude of each variable so far, and the integers last
+        # written (a value that differs was set by the host: exact)
+        self.err = {v: np.zeros(s.n) for v in s.stored}
+        self.scale = dict.fromkeys(s.stored, 0.0)
+        self.last = {}
+        self.gain = {}  # var -> factor on its error estimate for this Lava step's write
         self.subexprs = {k: _expr(v) for k, v in s.subexprs.items()}
         self.update = _compile_block(s.update, s.name)
         self.init = _compile_block(s.init, s.name)
@@ -449,6 +516,66 @@ class _PopulationStep:
         if math.isnan(worst) or not math.isnan(old) and abs(worst) > abs(old):
             table[2 * index + 1] = worst
 
+    def _gains(self, state, written, draws):
+        """``min(1, |d x_new / d x_old|)`` of each variable the update wrote: the
+        update evaluated once more per variable, on ``state`` with that variable
+        raised by one step ``q``, with the same random draws (``draws``: the
+        generator's state before the update)."""
+        s = self.spec
+        q = 2.0 ** -s.frac_bits
+        after = self.rng.bit_generator.state
+        gains = {}
+        for var, value in written.items():
+            self.rng.bit_generator.state = draws
+            scope = _Scope(dict(state, **{var: state[var] + q}), self.subexprs, self.g)
+            scope["i"] = np.arange(s.n)
+            raised = scope.execute(self.update, s.stored, s.n)[var]
+            gains[var] = np.minimum(1.0, np.nan_to_num(np.abs(raised - value) / q, nan=1.0))
+        self.rng.bit_generator.state = after
+        return gains
+
+    def _store(self, old, new):
+        """Fixed point: store the values written in this Lava step on the grid and
+        update their rounding-error estimates ``e <- gain * e + |residual|`` (module
+        doc, Fixed point); an estimate beyond the tolerance raises or is counted."""
+        s = self.spec
+        scale = 2.0 ** s.frac_bits
+        for var, x in old.items():
+            self.scale[var] = max(self.scale[var], float(np.max(np.abs(x))) / scale)
+        for var, value in new.items():
+            k = self._to_int(value, var)
+            err = self.err[var]
+            if var in self.last:
+                err[old[var] != self.last[var]] = 0.0
+            held = np.abs(value) * scale <= _STATE_MAX  # saturation is an overflow
+            err[:] = self.gain.get(var, 1.0) * err + np.where(held, np.abs(value - k / scale),
+                                                              0.0)
+            self.scale[var] = max(self.scale[var],
+                                  float(np.max(np.where(held, np.abs(value), 0.0))))
+            self.last[var] = k
+            setattr(self, var, k)
+            over = err > max(s.tolerance * self.scale[var], _ROUNDING_FLOOR / scale)
+            if over.any():
+                self._stalled(var, float(err.max()), int(over.sum()))
+
+    def _stalled(self, var, err, count):
+        s = self.spec
+        fit = min([_STATE_BITS - 1] + [math.floor(math.log2(_STATE_MAX / x))
+                                       for x in self.scale.values() if x > 0])
+        index, what = s.checked[var]
+        if s.overflow == "raise":
+            step = (self.time_step - 1) // s.K
+            raise FixedPointOverflow(
+                _rounding_error(what, err, self.scale[var], s.tolerance, s.frac_bits, fit) +
+                f" (Lava stopped at step {step} of the target.)")
+        # per variable [estimates beyond, the first (what 'raise' reports: its fix
+        # holds for the stall that follows too), its scale, fit, the largest since]
+        row = self._rounding[5 * index:5 * index + 5]
+        if not row[0]:
+            row[1:4] = err, self.scale[var], fit
+        row[0] += count
+        row[4] = max(row[4], err)
+
     def _ties(self):
         """The ports that tie the circuit's disconnected parts into one Lava graph
         (see ``LavaTarget._tie``): zeros sent, received and dropped."""
@@ -478,14 +605,30 @@ class _PopulationStep:
             for key in self.subexprs:
                 scope.pop(key, None)
 
+        self.gain = {}  # error estimates: 1 (kept) unless a write below says otherwise
+
+        def reset():  # a reset replaces the values (and their errors) of the spiked
+            values = scope.execute(self.reset, s.stored, s.n, where=self.spiked)
+            self.gain.update({v: np.where(self.spiked, 0.0, self.gain.get(v, 1.0))
+                              for v in values})
+            write(values)
+
         if 1 <= phase <= s.L:  # summed variables of level phase-1 arrive
-            write({var: received[port] * eval(factor, self.g, scope)
-                   for port, level, var, op, factor in self.ins if level == phase - 1})
+            values = {var: received[port] * eval(factor, self.g, scope)
+                      for port, level, var, op, factor in self.ins if level == phase - 1}
+            self.gain.update(dict.fromkeys(values, 0.0))
+            write(values)
         elif phase == s.L + 1:
             if mode == 0 and active:
-                write(scope.execute(self.update, s.stored, s.n))
+                draws = self.rng.bit_generator.state
+                values = scope.execute(self.update, s.stored, s.n)
+                if s.tolerance is not None:
+                    self.gain.update(self._gains(state, values, draws))
+                write(values)
             elif mode == 1 and active and self.init:
-                write(scope.execute(self.init, s.stored, s.n))
+                values = scope.execute(self.init, s.stored, s.n)
+                self.gain.update(dict.fromkeys(values, 0.0))
+                write(values)
             self.spiked = (np.broadcast_to(eval(self.threshold, self.g, scope), (s.n,)).astype(bool)
                            if self.threshold is not None and mode == 0 else
                            np.zeros(s.n, dtype=bool))
@@ -496,7 +639,7 @@ class _PopulationStep:
                 write({"not_refractory": np.where(self.spiked, 0.0, scope["not_refractory"]),
                        "lastspike": np.where(self.spiked, self.g["t"], scope["lastspike"])})
             if not s.spike_phase and self.spiked.any():
-                write(scope.execute(self.reset, s.stored, s.n, where=self.spiked))
+                reset()
             if mode == 0:
                 for j, (k, decay, jump, _y2, y3) in enumerate(s.traces):
                     self.traces[j] = self.traces[j] * decay  # apost now, before this spike
@@ -519,7 +662,7 @@ class _PopulationStep:
                         value = np.where(scope["not_refractory"] > 0.5, value, scope[var])
                     write({var: value})
             if self.spiked.any():
-                write(scope.execute(self.reset, s.stored, s.n, where=self.spiked))
+                reset()
         out = {}
         for port, level, expr in self.outs:
             out[port] = (np.broadcast_to(np.asarray(eval(expr, self.g, scope), dtype=float),
@@ -550,7 +693,8 @@ def _make_models(proc_cls, spec):
             attrs[var] = LavaPyType(np.ndarray, dtype, precision=_STATE_BITS)
         attrs["_mode"] = LavaPyType(np.ndarray, int)
         attrs["_active"] = LavaPyType(np.ndarray, int)
-        for var in ("_params", "_overflow") + (("_spike_buf",) if spec.spike_rows else ()):
+        for var in ("_params", "_overflow", "_rounding") + (("_spike_buf",) if spec.spike_rows
+                                                            else ()):
             attrs[var] = LavaPyType(np.ndarray, float)
         for port, kind in spec.ports:
             if kind == "in":
@@ -583,10 +727,9 @@ def _make_models(proc_cls, spec):
     def run_fixed(self):
         self._ties()
         received = {p: getattr(self, p).recv() / q for p, k in self.spec.ports if k == "in"}
-        state = {v: getattr(self, v) / q for v in self.spec.stored}
-        new, out = self._step(state, received)
-        for var, value in new.items():
-            setattr(self, var, self._to_int(value, var))
+        old = {v: getattr(self, v) for v in self.spec.stored}
+        new, out = self._step({v: x / q for v, x in old.items()}, received)
+        self._store(old, new)
         for port, value in out.items():
             getattr(self, port).send(value if value.dtype == bool else
                                      self._to_int(value, port))
@@ -697,6 +840,11 @@ def _make_process(spec):
         self._params = Var(shape=(max(1, len(values["_params"])),), init=values["_params"])
         n_checked = max(1, len(spec.checked))
         self._overflow = Var(shape=(2 * n_checked,), init=np.zeros(2 * n_checked))
+        # per stored variable [rounding-error estimates beyond the tolerance, the
+        # first such estimate, the variable's scale and the frac_bits that held the
+        # population's values then, the largest estimate]
+        n_stored = max(1, len(spec.stored))
+        self._rounding = Var(shape=(5 * n_stored,), init=np.zeros(5 * n_stored))
         if spec.spike_rows:  # packed spikes of the last spike_rows neurosim steps
             shape = (spec.spike_rows, -(-spec.n // _PACK))
             self._spike_buf = Var(shape=shape, init=np.zeros(shape))
@@ -908,16 +1056,21 @@ class LavaTarget(Target):
     (lo, hi)}`` declares the range a projection's weights will take (a learning
     rule's reach), from which the weight exponent and sign mode of its Lava
     ``Dense`` are chosen instead of from the initial weights.
+    ``rounding_tolerance`` (fixed point, default ``ROUNDING_TOLERANCE`` = 0.01)
+    is the rounding error a stored variable may carry, as a fraction of its
+    largest magnitude (module doc: no silent rounding loss; ``float('inf')``
+    turns the check off); beyond it, the same ``overflow`` handling applies.
     Call :meth:`close` (or use ``with``) to stop Lava's runtime.
     """
 
     name = "lava"
     _open: "weakref.WeakSet[LavaTarget]" = weakref.WeakSet()
+    _runtime_proc = None  # also on an object whose construction failed: close() is safe
 
     def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
                  precision: str = "floating_pt", frac_bits: int = 12,
-                 overflow: str = "raise", weight_range: dict | None = None):
-        self._runtime_proc = None
+                 overflow: str = "raise", weight_range: dict | None = None,
+                 rounding_tolerance: float = ROUNDING_TOLERANCE):
         if precision not in PRECISIONS:
             raise CircuitError(f"Unknown Lava precision {precision!r}; use one of {PRECISIONS}.")
         if overflow not in OVERFLOW:
@@ -928,6 +1081,16 @@ class LavaTarget(Target):
             raise CircuitError(f"frac_bits={frac_bits!r}: give 0 to {_STATE_BITS - 1}.")
         self.fixed = precision == "fixed_pt"
         self.overflow = overflow
+        try:
+            self.rounding_tolerance = float(rounding_tolerance)
+            ok = self.rounding_tolerance > 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise CircuitError(f"rounding_tolerance={rounding_tolerance!r}: give a number > 0, "
+                               "the rounding error a fixed-point variable may carry as a "
+                               "fraction of its largest magnitude (float('inf') turns the "
+                               "check off).")
         self.weight_range = {}
         for name, bounds in (weight_range or {}).items():
             circuit.projection(name)  # raises with the list of names
@@ -942,6 +1105,7 @@ class LavaTarget(Target):
             self.weight_range[name] = (lo, hi)
         self._steps = 0  # Lava time steps run so far
         self._overflow_seen = {}  # population -> saturations already warned about
+        self._rounding_seen = {}  # population -> rounding estimates already warned about
         import_lava()  # the Python 3.11 fix, before any lava.* import below
         self._plan()
         self._build(weights or circuit.initial_weights(seed))
@@ -1074,6 +1238,7 @@ class LavaTarget(Target):
                 spike_port="_spikes" if ("_spikes", "spike") in ports[pop.name] else None,
                 K=self.K, L=self.L, spike_phase=spiking, namespace=c.namespace,
                 dt=float(c.dt), frac_bits=self.frac_bits, overflow=self.overflow,
+                tolerance=self.rounding_tolerance if self.fixed else None,
                 checked={key: (k, what) for k, (key, what) in enumerate(
                     [(v, f"Population {pop.name!r}: {v}") for v in stored] +
                     list(sends[pop.name].items()))},
@@ -1570,6 +1735,17 @@ class LavaTarget(Target):
                         f" ({int(table[k, 0] - seen[k])} values saturated in this call.)",
                         FixedPointWarning, stacklevel=3)
             self._overflow_seen[name] = table[:, 0].copy()
+            table = self._get_var(proc._rounding).reshape(-1, 5)
+            seen = self._rounding_seen.get(name, np.zeros(len(table)))
+            for k, var in enumerate(self.specs[name].stored):
+                count, err, scale, fit, largest = table[k]
+                if count > seen[k]:
+                    warnings.warn(
+                        _rounding_error(f"Population {name!r}: {var}", err, scale,
+                                        self.rounding_tolerance, self.frac_bits, int(fit)) +
+                        f" ({int(count - seen[k])} estimates beyond it in this call; the "
+                        f"largest so far {largest:.3g}.)", FixedPointWarning, stacklevel=3)
+            self._rounding_seen[name] = table[:, 0].copy()
 
     def settle(self):
         self._configure("settle")
