@@ -25,11 +25,11 @@ def make_target(name: str, circuit, seed: int = 0, weights=None, **options):
     if name not in TARGETS:
         raise CircuitError(f"Unknown target {name!r}; available targets are {sorted(TARGETS)}.")
     cls, fixed = target_class(name)
-    accepted = set(inspect.signature(cls.__init__).parameters) - set(fixed)
-    unknown = sorted(set(options) - accepted)
-    if unknown:
-        raise CircuitError(f"The {name} target does not take option(s) {unknown}; it takes "
-                           f"{sorted(accepted - {'self', 'circuit', 'seed', 'weights'})}.")
+    clash = sorted(set(options) & set(fixed))
+    if clash:   # other options are checked by the constructor (Target._check_options)
+        raise CircuitError(f"The {name} target fixes {', '.join(f'{k}={fixed[k]!r}' for k in clash)}; "
+                           f"leave {', '.join(clash)} out, or choose another target "
+                           f"(available: {sorted(TARGETS)}).")
     return cls(circuit, seed=seed, weights=weights, **fixed, **options)
 
 

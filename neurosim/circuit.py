@@ -225,6 +225,8 @@ class Population:
         self.equations = _parse(f"Population {self.name!r}", "equations", self.model)
         _check_method(f"Population {self.name!r}", self.method)
         owner = f"Population {self.name!r}"
+        for code, what in ((self.reset, "reset"), (self.init, "init")):
+            self._check_assignments(code, f"{owner} {what}")
         for var, value in self.values.items():
             if var not in self.stored_variables:
                 raise CircuitError(
@@ -237,6 +239,23 @@ class Population:
                 raise CircuitError(
                     f"{owner}: initial value of {var!r} has shape "
                     f"{array.shape}; give a scalar or an array of length {self.n}.")
+
+    def _check_assignments(self, code, where):
+        """Brian2 takes an assignment to an undeclared name as a temporary
+        variable, so ``reset='q = 0'`` with ``q`` misspelt would silently do
+        nothing: a name that is assigned must be a stored variable or be read
+        by a later statement."""
+        from .codegen import statements  # codegen imports this module
+        from brian2.utils.stringtools import get_identifiers
+        lines = statements(code, where)
+        for k, (var, op, expr) in enumerate(lines):
+            later = set().union(*(get_identifiers(e) for _v, _o, e in lines[k + 1:]))
+            if var not in self.stored_variables and var not in later:
+                raise CircuitError(
+                    f"{where}: '{var} {op} {expr}' assigns to {var!r}, which is not a stored "
+                    f"variable of the population (those are {sorted(self.stored_variables)}) "
+                    "and is not used afterwards, so it would change nothing: fix the name or "
+                    f"declare it (e.g. '{var} : 1').")
 
     @property
     def stored_variables(self) -> list[str]:

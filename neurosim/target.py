@@ -35,8 +35,14 @@ class Target(ABC):
         self._check_options(options)
         check_seed(seed)
         self.circuit = circuit.check()
-        if weights is not None:
-            weight_values(circuit, weights)  # every target: refused before anything is built
+        if weights is not None:  # every target: refused before anything is built
+            given = weight_values(circuit, weights)
+            missing = [f"{p}.{v}" for p, proj in circuit.projections.items()
+                       for v in proj.parameters if v not in given.get(p, {})]
+            if missing:
+                raise CircuitError(f"weights= lacks {', '.join(missing)}: give every "
+                                   "projection's synaptic variables (start from "
+                                   "circuit.initial_weights(seed)), or leave weights out.")
         reason = type(self).unsupported(circuit, **options)
         if reason:
             from neurosim.hardware_targets import refusal, registry_name

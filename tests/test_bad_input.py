@@ -315,3 +315,8 @@ def test_api_checkpoint_from_another_run_is_refused(tmp_path):
                              {"epoch": 0, "index": 30, "history": [], "elapsed": 0.0})
     with pytest.raises(CheckpointError, match="outside this run"):
         fit(DenseTarget(circuit), ds, settings, checkpoint=path, progress=False)
+
+
+def test_fetch_into_an_unwritable_data_folder_stops_before_downloading(capsys):
+    code, err = run_cli(["data", "fetch", "mnist", "--data-dir", "/sys/neurosim-data"], capsys)
+    assert code == 2 and "/sys/neurosim-data" in err and "--data-dir" in err

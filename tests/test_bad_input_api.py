@@ -184,6 +184,33 @@ def test_constructor_weights_must_be_finite(name):
 
 
 @pytest.mark.parametrize("name", TARGETS)
+def test_constructor_weights_must_be_complete(name):
+    # a projection left out used to start at 0 on the Brian2 targets, without a word
+    c = circuit()
+    c.add(Projection("q", "b", "a", SUMMED))
+    w = c.initial_weights(0)
+    del w["q"]
+    refused(lambda: make_target(name, c, weights=w), "weights= lacks q.w",
+            "initial_weights(seed)")
+
+
+@pytest.mark.parametrize("what", ["reset", "init"])
+def test_assignment_to_an_undeclared_name_is_refused(what):
+    # Brian2 takes 'q = 0' as a temporary variable: a misspelt name would do nothing
+    code = {"reset": "vv = 0", "init": "rr = 1"}[what]
+    kwargs = {"threshold": "r > 1"} if what == "reset" else {}
+    refused(lambda: Population("a", 3, RATE, **{what: code}, **kwargs),
+            f"Population 'a' {what}", "'vv'" if what == "reset" else "'rr'",
+            "would change nothing")
+    Population("a", 3, RATE, **{what: "tmp = r\nr = tmp * 0"}, **kwargs)  # a temporary
+
+
+def test_option_fixed_by_the_registry_name():
+    refused(lambda: make_target("brian2-numpy", circuit(), codegen="cython"),
+            "fixes codegen='numpy'", "brian2-cython")
+
+
+@pytest.mark.parametrize("name", TARGETS)
 @pytest.mark.parametrize("n_steps", [-1, 1.5, float("nan"), "3", True])
 def test_run_step_count(targets, name, n_steps):
     refused(lambda: targets(name).run(n_steps), f"n_steps={n_steps!r}", "non-negative integer")
