@@ -269,6 +269,9 @@ class CppStandaloneTarget(Brian2Target):
     def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
                  directory: str | None = None, **options):
         # the host copy runs numpy code; ``options`` are a subclass's, for its check
+        if "codegen" in options:
+            raise CircuitError(f"{type(self).__name__} compiles its own program: the codegen "
+                               "option applies to Brian2Target (brian2-numpy, brian2-cython).")
         super().__init__(circuit, seed, weights, codegen="numpy", directory=directory,
                          **options)
         self._programs: dict = {}

@@ -291,3 +291,9 @@ def test_refused_or_unrun_target_leaves_no_unused_object_warning(brian2_warnings
     del t
     gc.collect()
     assert brian2_warnings == []
+
+
+def test_codegen_given_to_a_standalone_target():
+    from neurosim.hardware_targets.brian2_standalone import CppStandaloneTarget
+    refused(lambda: CppStandaloneTarget(circuit(), codegen="cython"),
+            "CppStandaloneTarget", "codegen option applies to Brian2Target")
