@@ -77,6 +77,13 @@ def _number(kind, low, high=None, open_low=False, words=None):
     return parse
 
 
+def _path(text: str) -> Path:
+    """A path option: an empty one would silently mean the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty path: give a folder (use . for the current one)")
+    return Path(text)
+
+
 SEED = _number(int, 0, 2**32 - 1)        # Brian2 and numpy's legacy seeding take 32 bits
 COUNT = _number(int, 1)
 POSITIVE = _number(float, 0, open_low=True)
@@ -128,9 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=_number(int, 0), default=100,
                    help="inference steps per training sample (0 for backprop)")
     t.add_argument("--dataset", choices=data.DATASETS, default="mnist")
-    t.add_argument("--idx-dir", type=Path, default=None,
+    t.add_argument("--idx-dir", type=_path, default=None,
                    help="read the data set from standard IDX files in this folder instead")
-    t.add_argument("--data-dir", type=Path, default=None,
+    t.add_argument("--data-dir", type=_path, default=None,
                    help="data cache (default $NEUROSIM_DATA or ~/.cache/neurosim)")
     t.add_argument("--train-size", type=_number(int, 0), default=2000,
                    help="training samples (stratified subset; 0 = all)")
@@ -148,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sgd applies the learning rules as written; adam rescales them")
     b.add_argument("--adam-lr", type=POSITIVE, default=1e-3, help="Adam step size")
     b.add_argument("--float32", action="store_true", help="single precision")
-    t.add_argument("--out", type=Path, default=Path("results/train"), help="output folder")
+    t.add_argument("--out", type=_path, default=Path("results/train"), help="output folder")
     t.add_argument("--force", action="store_true",
                    help="replace the results or checkpoint of --out (other settings, or retrain)")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -168,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--target", choices=sorted(TARGETS), default="brian2-cython")
     r.add_argument("--seed", type=SEED, default=0)
     r.add_argument("--chunks", type=COUNT, default=20, help="progress-bar steps of the run")
-    r.add_argument("--out", type=Path, default=Path("results/run"), help="output folder")
+    r.add_argument("--out", type=_path, default=Path("results/run"), help="output folder")
     r.add_argument("--force", action="store_true",
                    help="replace the results of --out made with other settings")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -177,9 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = d.add_subparsers(dest="data_command", required=True)
     f = dsub.add_parser("fetch", help="download, verify (sha256) and cache data sets")
     f.add_argument("names", nargs="+", choices=data.DATASETS)
-    f.add_argument("--data-dir", type=Path, default=None)
+    f.add_argument("--data-dir", type=_path, default=None)
     i = dsub.add_parser("info", help="where data sets are cached and whether they verify")
-    i.add_argument("--data-dir", type=Path, default=None)
+    i.add_argument("--data-dir", type=_path, default=None)
     return parser
 
 

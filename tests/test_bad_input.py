@@ -320,3 +320,26 @@ def test_api_checkpoint_from_another_run_is_refused(tmp_path):
 def test_fetch_into_an_unwritable_data_folder_stops_before_downloading(capsys):
     code, err = run_cli(["data", "fetch", "mnist", "--data-dir", "/sys/neurosim-data"], capsys)
     assert code == 2 and "/sys/neurosim-data" in err and "--data-dir" in err
+
+
+@pytest.mark.parametrize("option", ["--out", "--data-dir", "--idx-dir"])
+def test_empty_path_is_refused_not_taken_as_the_current_folder(tmp_path, capsys, monkeypatch,
+                                                                option):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(ARGS + [f"{option}=", "--out", "o"] if option != "--out" else ARGS + ["--out="])
+    assert exc.value.code == 2 and f"argument {option}: empty path" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cuda_without_a_gpu_is_refused_naming_the_targets_that_run(tmp_path, capsys):
+    from neurosim.hardware_targets.brian2_standalone import gpu_available
+    if gpu_available()[0]:
+        pytest.skip("this machine has a GPU")
+    code, err = run_cli(ARGS + ["--target", "brian2-cuda", "--out", tmp_path / "o"], capsys)
+    assert code == 2 and "no NVIDIA GPU" in err and "brian2-cython" in err
+
+
+def test_out_of_memory_is_a_named_error(tmp_path, capsys):
+    code, err = run_cli(ARGS + ["--hidden", "2000000000", "--out", tmp_path / "o"], capsys)
+    assert code == 2 and "out of memory" in err and "--hidden" in err
