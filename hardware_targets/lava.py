@@ -152,7 +152,8 @@ A documented, Loihi-style quantisation scheme (``F = frac_bits``, default 12):
   (the value computed minus the value stored) and ``g`` how much of the old
   error the write keeps -- ``min(1, |d x_new / d x_old|)`` for the state update
   (the diagonal of its Jacobian, from the generated update evaluated once more
-  per variable, with that variable raised by ``q`` and the same random draws),
+  per variable, with that variable raised by ``q`` and the same random draws:
+  one more evaluation per state variable and step, affordable in an emulation),
   0 where a value is replaced (a summed input, ``init``, the reset of a neuron
   that spiked), 1 for an ``on_pre`` increment. A leaky variable (``g = 1 -
   dt/tau``) keeps ``e <= q/2 * tau/dt``, its honest precision; a stalled one
@@ -167,12 +168,12 @@ A documented, Loihi-style quantisation scheme (``F = frac_bits``, default 12):
   ``overflow='warn'``, is counted and warned about (:class:`FixedPointWarning`),
   naming the variable, the estimate and the fix (more ``frac_bits``, up to the
   most that holds the population's values, or smaller units). So a leaky
-  variable is flagged exactly when its precision ``q/2 * tau/dt`` is worse than
-  the tolerance. A value the host sets starts with estimate 0. Calibration,
+  variable is flagged only where its precision, at worst ``q/2 * tau/dt``, is
+  worse than the tolerance. A value the host sets starts with estimate 0. Calibration,
   the largest estimate over the scale in 2000 steps of those Izhikevich
   neurons: 2.8 at ``F = 12`` (stalled), 0.039 at 13, about halving with each
-  bit, 0.0046 at 16, 0.0011 at 18 (the spikes of Brian2, step for step); below
-  0.002 in every leaky and rate model of the Lava tests. The estimate bounds
+  bit, 0.0046 at 16, 0.0011 at 18 (the spikes of Brian2, step for step); every
+  leaky and rate model of the Lava tests also runs clean at 0.002. The estimate bounds
   state errors, not spike times: a neuron near its threshold amplifies small
   differences into later spikes (up to 12 steps at ``F = 16`` there);
 * **neuron update**: the generated update is evaluated on the dequantised
