@@ -236,7 +236,8 @@ from brian2.utils.stringtools import get_identifiers
 
 from neurosim.circuit import Circuit, CircuitError, summed_order
 from neurosim.codegen import array_namespace, statements
-from neurosim.target import Target, is_spikes, parse_record
+from neurosim.target import (Target, check_steps, is_spikes, parse_record, state_values,
+                             weight_values)
 
 from .lava_compat import import_lava
 
@@ -1071,12 +1072,12 @@ class LavaTarget(Target):
     def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
                  precision: str = "floating_pt", frac_bits: int = 12,
                  overflow: str = "raise", weight_range: dict | None = None,
-                 rounding_tolerance: float = ROUNDING_TOLERANCE):
+                 rounding_tolerance: float = ROUNDING_TOLERANCE, **options):
         if precision not in PRECISIONS:
             raise CircuitError(f"Unknown Lava precision {precision!r}; use one of {PRECISIONS}.")
         if overflow not in OVERFLOW:
             raise CircuitError(f"overflow={overflow!r}: use one of {OVERFLOW}.")
-        super().__init__(circuit, seed, weights, precision=precision)
+        super().__init__(circuit, seed, weights, precision=precision, **options)
         self.precision, self.frac_bits = precision, int(frac_bits)
         if not 0 <= self.frac_bits < _STATE_BITS:
             raise CircuitError(f"frac_bits={frac_bits!r}: give 0 to {_STATE_BITS - 1}.")
@@ -1640,7 +1641,7 @@ class LavaTarget(Target):
         if variable not in self.specs[population].stored:
             raise CircuitError(f"{population}.{variable} is a subexpression; it cannot be set "
                                "(set the variables it is computed from).")
-        values = np.asarray(values, dtype=float)
+        values = state_values(self.circuit, population, variable, values)
         n = self.circuit.populations[population].n
         if values.ndim == 0:
             values = np.full(n, float(values))
@@ -1664,7 +1665,7 @@ class LavaTarget(Target):
         """Set synaptic variables (layout of ``Circuit.initial_weights``; a scalar
         sets every synapse). Nothing changes if any array is refused."""
         new = {name: dict(params) for name, params in self.weights.items()}
-        for name, params in weights.items():
+        for name, params in weight_values(self.circuit, weights).items():
             proj = self.circuit.projection(name)
             for var, value in params.items():
                 if var not in proj.parameters:
@@ -1709,6 +1710,7 @@ class LavaTarget(Target):
         return np.concatenate(out) if out else np.zeros(1)
 
     def _configure(self, mode):
+        self.circuit.check_constants()
         params = self._param_vector()
         changed = not np.array_equal(params, self._params_sent)
         if changed:  # the namespace changed since the last run: the host code uses it too
@@ -1760,6 +1762,7 @@ class LavaTarget(Target):
         (Lava pauses at the phase where the state is the one Brian2's monitors
         see); spikes from each population's spike buffer every ``spike_rows``
         steps, so recording only spikes costs little."""
+        n_steps = check_steps(n_steps)
         record = parse_record(self.circuit, record)
         self._configure("run")
         spikes = [(pop, idx) for pop, var, idx in record if is_spikes(self.circuit, pop, var)]

@@ -297,3 +297,48 @@ def test_codegen_given_to_a_standalone_target():
     from neurosim.hardware_targets.brian2_standalone import CppStandaloneTarget
     refused(lambda: CppStandaloneTarget(circuit(), codegen="cython"),
             "CppStandaloneTarget", "codegen option applies to Brian2Target")
+
+
+# --- Lava: the same checks, in a fresh interpreter (Lava forks workers) ---------------
+
+def case_lava():
+    from neurosim.hardware_targets.lava import LavaTarget
+    messages = {}
+    c = circuit()
+    probes = {
+        "set": lambda t: t.set("a", "r", [0.0, np.nan, 0.0]),
+        "set_weights": lambda t: t.set_weights({"p": {"w": np.full((2, 3), np.inf)}}),
+        "run": lambda t: t.run(-1),
+        "namespace": lambda t: (c.namespace.__setitem__("tau", np.inf * ms), t.run(1)),
+    }
+    for name, probe in probes.items():
+        with LavaTarget(c) as t:
+            try:
+                probe(t)
+                messages[name] = None
+            except CircuitError as exc:
+                messages[name] = str(exc)
+        c.namespace["tau"] = 10 * ms
+    try:
+        LavaTarget(c, frac_bitz=3)
+    except CircuitError as exc:
+        messages["option"] = str(exc)
+    return messages
+
+
+def test_lava_refuses_the_same_bad_values():
+    import importlib.util
+    if importlib.util.find_spec("lava") is None:
+        pytest.skip("lava-nc is not installed")
+    from isolated import case_runner
+    res = case_runner(__file__, 240)("lava")
+    assert FINITE in res["set"] and "Setting a.r" in res["set"]
+    assert FINITE in res["set_weights"] and "Projection 'p'" in res["set_weights"]
+    assert "non-negative integer" in res["run"]
+    assert "namespace constant 'tau' is inf" in res["namespace"]
+    assert "did you mean 'frac_bits'" in res["option"]
+
+
+if __name__ == "__main__":
+    from isolated import main
+    main(globals())
