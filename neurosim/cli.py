@@ -370,6 +370,9 @@ def _data(args) -> int:
             print(f"{name}: {path}")
     else:
         root = data.data_dir(args.data_dir)
+        if root.exists() and not root.is_dir():
+            raise data.DataError(f"{root}: the data folder is a file, not a folder; choose "
+                                 "another with --data-dir FOLDER or $NEUROSIM_DATA")
         print(f"data folder: {root}")
         for name in data.DATASETS:
             try:

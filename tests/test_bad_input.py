@@ -61,26 +61,19 @@ def run_cli(args, capsys):
     return code, captured.err
 
 
-@pytest.mark.parametrize("option,value,words", OPTIONS, ids=[f"{o}={v}" for o, v, _ in OPTIONS])
-def test_train_option_out_of_range_is_refused_where_parsed(tmp_path, capsys, option, value,
-                                                           words):
+PARSED = [(ARGS, *o) for o in OPTIONS] + [(RUN, *o) for o in RUN_OPTIONS]
+
+
+@pytest.mark.parametrize("argv,option,value,words", PARSED,
+                         ids=[f"{a[0]} {o}={v}" for a, o, v, _ in PARSED])
+def test_option_out_of_range_is_refused_where_parsed(tmp_path, capsys, argv, option, value,
+                                                     words):
     with pytest.raises(SystemExit) as exc:
-        main(ARGS + [f"{option}={value}", "--out", str(tmp_path / "o")])
+        main(argv + [f"{option}={value}", "--out", str(tmp_path / "o")])
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert f"argument {option}" in err and words in err
     assert not (tmp_path / "o").exists()                 # nothing written
-
-
-@pytest.mark.parametrize("option,value,words", RUN_OPTIONS,
-                         ids=[f"{o}={v}" for o, v, _ in RUN_OPTIONS])
-def test_run_option_out_of_range_is_refused_where_parsed(tmp_path, capsys, option, value,
-                                                         words):
-    with pytest.raises(SystemExit) as exc:
-        main(RUN + [f"{option}={value}", "--out", str(tmp_path / "o")])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert f"argument {option}" in err and words in err
 
 
 SEMANTIC = [
@@ -343,3 +336,9 @@ def test_cuda_without_a_gpu_is_refused_naming_the_targets_that_run(tmp_path, cap
 def test_out_of_memory_is_a_named_error(tmp_path, capsys):
     code, err = run_cli(ARGS + ["--hidden", "2000000000", "--out", tmp_path / "o"], capsys)
     assert code == 2 and "out of memory" in err and "--hidden" in err
+
+
+def test_data_info_on_a_file_says_so(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    code, err = run_cli(["data", "info", "--data-dir", tmp_path / "f"], capsys)
+    assert code == 2 and "is a file, not a folder" in err

@@ -10,7 +10,7 @@ import hashlib
 import io
 import json
 import os
-import subprocess
+import pathlib
 
 import numpy as np
 import pytest
@@ -23,12 +23,7 @@ AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 needs_non_root = pytest.mark.skipif(AS_ROOT, reason="root ignores file permissions")
 
 
-@pytest.fixture(autouse=True)
-def _no_downloads(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"test tried to run a subprocess: {args!r}")
-    monkeypatch.setattr(subprocess, "run", refuse)
-    monkeypatch.setattr(subprocess, "Popen", refuse)
+pytestmark = pytest.mark.usefixtures("no_downloads")
 
 
 # --- IDX files -------------------------------------------------------------------------
@@ -308,6 +303,13 @@ def test_fetch_into_read_only_folder(tmp_path):
                "cannot be created or written", *FOLDER_FIX)
     finally:
         ro.chmod(0o700)
+
+
+def test_fetch_into_a_read_only_file_system():
+    # sysfs refuses new entries even to root (the chmod test above is skipped as root)
+    ro = pathlib.Path("/sys/neurosim-data")
+    raises(lambda: data.fetch("mnist", root=ro, progress=False), ro,
+           "cannot be created or written", *FOLDER_FIX)
 
 
 def test_fetch_without_free_space(tmp_path, monkeypatch):

@@ -6,7 +6,6 @@ import io
 import json
 import os
 import pickle
-import subprocess
 import tarfile
 
 import numpy as np
@@ -16,13 +15,7 @@ from neurosim import data
 from neurosim.data import DataError
 
 
-@pytest.fixture(autouse=True)
-def _no_downloads(monkeypatch):
-    """Any attempt to run pip or npm fails the test."""
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"test tried to run a subprocess: {args!r}")
-    monkeypatch.setattr(subprocess, "run", refuse)
-    monkeypatch.setattr(subprocess, "Popen", refuse)
+pytestmark = pytest.mark.usefixtures("no_downloads")
 
 
 # --- IDX -------------------------------------------------------------------------------
@@ -378,7 +371,7 @@ def test_cache_written_atomically(mnist_cache):
 
 
 def test_fetch_is_noop_when_cached(mnist_cache):
-    # subprocess.run is refused by the autouse fixture: a download attempt would fail
+    # subprocess.run is refused by the no_downloads fixture: a download attempt would fail
     before = mnist_cache.stat().st_mtime_ns
     assert data.fetch("mnist", root=mnist_cache.parent, progress=False) == mnist_cache
     assert mnist_cache.stat().st_mtime_ns == before

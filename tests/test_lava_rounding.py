@@ -28,23 +28,11 @@ run_case = case_runner(__file__, TIMEOUT)
 def _run(name, circuit, record, steps=STEPS, **options):
     """Run ``circuit`` on ``name``: the error message (FixedPointOverflow) or None,
     the FixedPointWarning messages and the recorded arrays as lists."""
-    import warnings
-
     from neurosim.hardware_targets import make_target
-    from neurosim.hardware_targets.lava import FixedPointOverflow, FixedPointWarning
-    result, error, target = None, None, None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            target = make_target(name, circuit, seed=0, **options)
-            out = target.run(steps, record=record)
-            result = {f"{p}.{v}": a.tolist() for (p, v), a in out.items()}
-        except FixedPointOverflow as exc:
-            error = str(exc)
-        finally:
-            getattr(target, "close", lambda: None)()
-    return {"error": error, "result": result,
-            "warnings": [str(w.message) for w in caught if w.category is FixedPointWarning]}
+    from test_lava_fixed_point import _attempt
+    return _attempt(lambda: make_target(name, circuit, seed=0, **options),
+                    lambda t: {f"{p}.{v}": a.tolist()
+                               for (p, v), a in t.run(steps, record=record).items()})
 
 
 def case_izhikevich():
