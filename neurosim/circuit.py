@@ -159,8 +159,21 @@ def _parse(owner: str, what: str, eqs) -> Equations:
 Initializer = Callable[[np.random.Generator, tuple], np.ndarray]
 
 
+def _spread(what: str, std) -> float:
+    """An initialiser's standard deviation: a finite number >= 0, checked when the
+    initialiser is made (numpy would fail only when it draws)."""
+    if isinstance(std, bool) or not isinstance(std, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(std) or std < 0:
+        raise CircuitError(f"{what}(std={std!r}): the standard deviation must be a finite "
+                           "number >= 0.")
+    return float(std)
+
+
 def normal(std: float, mean: float = 0.0) -> Initializer:
     """Gaussian weights (the relaxed PC paper draws from N(0, variance 0.05))."""
+    std = _spread("normal", std)
+    mean = float(finite_values("normal(mean=...)", mean))
+
     def draw(rng, shape):
         return rng.normal(mean, std, size=shape)
     draw.__doc__ = f"normal(mean={mean}, std={std})"
@@ -169,6 +182,8 @@ def normal(std: float, mean: float = 0.0) -> Initializer:
 
 def abs_normal(std: float) -> Initializer:
     """Magnitudes of Gaussian draws: non-negative weights."""
+    std = _spread("abs_normal", std)
+
     def draw(rng, shape):
         return np.abs(rng.normal(0.0, std, size=shape))
     draw.__doc__ = f"abs_normal(std={std})"

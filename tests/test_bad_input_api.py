@@ -299,6 +299,22 @@ def test_codegen_given_to_a_standalone_target():
             "CppStandaloneTarget", "codegen option applies to Brian2Target")
 
 
+@pytest.mark.parametrize("make", ["normal", "abs_normal"])
+@pytest.mark.parametrize("std", [-1.0, np.nan, np.inf, "0.1"])
+def test_initialiser_spread_checked_when_made(make, std):
+    # numpy's 'scale < 0' ValueError came only when the weights were drawn
+    import neurosim.circuit as declaration
+    refused(lambda: getattr(declaration, make)(std), f"{make}(std=", "finite number >= 0")
+
+
+def test_circuit_factory_parameters_are_checked():
+    from neurosim.circuits import relaxed_predictive_coding
+    refused(lambda: relaxed_predictive_coding((4, 3, 2), "tanh", weight_std=-1.0), "normal(std=")
+    refused(lambda: DenseTarget(relaxed_predictive_coding((4, 3, 2), "tanh",
+                                                          learning_rate=np.nan)),
+            "namespace constant 'lr' is nan")
+
+
 # --- Lava: the same checks, in a fresh interpreter (Lava forks workers) ---------------
 
 def case_lava():
