@@ -401,7 +401,9 @@ def main(argv=None) -> int:
         return _fail("out of memory; choose smaller --hidden, --batch-size, --train-size or "
                      "--test-size.", 2)
     except KeyboardInterrupt as exc:
-        print(f"stopped: {exc}; run the same command again to resume", file=sys.stderr)
+        then = ("run the same command again to resume" if args.command == "train" else
+                "nothing was written; run the command again to start over")
+        print(f"stopped{f': {exc}' if str(exc) else ''}; {then}", file=sys.stderr)
         return 130
 
 

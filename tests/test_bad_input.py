@@ -342,3 +342,14 @@ def test_data_info_on_a_file_says_so(tmp_path, capsys):
     (tmp_path / "f").write_text("x")
     code, err = run_cli(["data", "info", "--data-dir", tmp_path / "f"], capsys)
     assert code == 2 and "is a file, not a folder" in err
+
+
+def test_interrupted_spiking_run_says_nothing_was_written(tmp_path, capsys, monkeypatch):
+    from neurosim.hardware_targets.brian2 import Brian2Target
+
+    def interrupt(self, *args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Brian2Target, "run", interrupt)   # Ctrl-C inside the first chunk
+    code, err = run_cli(RUN + ["--out", tmp_path / "r"], capsys)
+    assert code == 130 and "nothing was written" in err and "resume" not in err
+    assert not (tmp_path / "r" / "metrics.json").exists()
