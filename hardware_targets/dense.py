@@ -9,11 +9,13 @@ declaration, with Brian2's own machinery.
 
 What is taken from Brian2
 -------------------------
-* **State updates**: a throwaway one-neuron ``NeuronGroup`` of each population
-  is asked for its state updater's abstract code (``StateUpdater.
-  update_abstract_code``, i.e. ``StateUpdateMethod.apply_stateupdater`` with the
-  population's ``method``). Subexpressions are already substituted by Brian2 in
-  that code, exactly as in the Brian2 target.
+* **The plan**: the circuit is lowered once by :func:`neurosim.lowering.lower`
+  (shared with the Lava target): each population's state-updater abstract code
+  (from Brian2's ``StateUpdater.update_abstract_code`` with the population's
+  ``method``; subexpressions already substituted by Brian2, exactly as in the
+  Brian2 target), its subexpressions and ``init``; every summed variable's
+  level and one-sided factors; the ``learning_rule`` statements. This module
+  renders that plan.
 * **Statements and expressions**: code lines are split by
   ``brian2.parsing.statements.parse_statement`` and rendered to numpy syntax by
   ``brian2.parsing.rendering.NumpyNodeRenderer`` (``and`` -> ``&``, ``not`` ->
@@ -29,7 +31,8 @@ What is taken from Brian2
   ``ceil``, ``floor`` and ``clip`` are dtype-preserving equivalents (Brian2's
   numpy ``int`` returns int32, which would turn float32 arithmetic into
   float64; the values are the same).
-* **Summed variables** are split with sympy (``brian2.parsing.sympytools``).
+* **Summed variables** are split with sympy (``brian2.parsing.sympytools``), in
+  the plan.
 
 Semantics (identical to the Brian2 target)
 ------------------------------------------
@@ -141,18 +144,16 @@ projections that are not a product of one-sided factors.
 from __future__ import annotations
 
 import numpy as np
-import sympy
 from brian2 import NeuronGroup, Quantity, TimedArray
 from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
 from brian2.core.functions import Function
-from brian2.equations.equations import SUBEXPRESSION
-from brian2.parsing.rendering import NumpyNodeRenderer
-from brian2.parsing.sympytools import str_to_sympy, sympy_to_str
 from brian2.units.fundamentalunits import get_dimensions
 from brian2.utils.stringtools import get_identifiers, word_substitute
 
-from neurosim.circuit import Circuit, CircuitError, check_constant, summed_order
-from neurosim.codegen import RANDOM_FUNCTIONS, array_namespace, statements
+from neurosim.circuit import Circuit, CircuitError, check_constant
+from neurosim.codegen import RANDOM_FUNCTIONS, array_namespace, compile_expr, statements
+from neurosim.lowering import lower, product
+from neurosim.optim import Adam  # noqa: F401  (imported from here by the CLI and tests)
 from neurosim.target import (Target, check_steps, parse_record, state_values,
                              weight_values)
 
@@ -170,12 +171,7 @@ class _Expr:
 
     def __init__(self, source: str, where: str, local_names, globals_: dict):
         self.source = source
-        try:
-            self.numpy = NumpyNodeRenderer().render_expr(source)
-            self.code = compile(self.numpy, f"<{where}>", "eval")
-        except Exception as exc:
-            raise CircuitError(f"{where}: cannot translate {source!r} to array code "
-                               f"({exc}).") from exc
+        self.numpy, self.code = compile_expr(source, where)
         names = []
         for ident in sorted(get_identifiers(self.numpy)):
             if ident in local_names:
@@ -191,47 +187,6 @@ class _Expr:
         self.names = tuple(names)
 
 
-def _classify(symbols, proj) -> set[str]:
-    kinds = set()
-    for s in symbols:
-        if s.endswith("_pre"):
-            kinds.add("pre")
-        elif s.endswith("_post"):
-            kinds.add("post")
-        elif s in proj.parameters:
-            kinds.add("syn")
-    return kinds
-
-
-def _split_product(expr: str, proj):
-    """``expr`` as a product: {'syn'|'pre'|'post'|'scalar': [sympy factors]}, or
-    ``(None, reason)`` when it is not a product of one-sided factors."""
-    sym = str_to_sympy(expr)
-    if isinstance(sym, sympy.Add):
-        return None, "it is a sum of terms"
-    parts = {"syn": [], "pre": [], "post": [], "scalar": []}
-    for factor in sympy.Mul.make_args(sym):
-        kinds = _classify({str(s) for s in factor.free_symbols}, proj)
-        if len(kinds) > 1:
-            return None, (f"the factor {sympy_to_str(factor)!r} depends on "
-                          f"{' and '.join(sorted(kinds))} variables together")
-        parts[kinds.pop() if kinds else "scalar"].append(factor)
-    return parts, ""
-
-
-def _substitute_subexpressions(proj, expr: str) -> str:
-    """Replace the projection's own (non-summed) subexpressions in ``expr``."""
-    subs = {eq.varname: f"({eq.expr.code})" for eq in proj.equations.values()
-            if eq.type == SUBEXPRESSION and "summed" not in eq.flags}
-    for _ in range(len(subs) + 1):
-        ids = get_identifiers(expr) & set(subs)
-        if not ids:
-            return expr
-        expr = word_substitute(expr, {k: subs[k] for k in ids})
-    raise CircuitError(f"Projection {proj.name!r}: its subexpressions refer to each "
-                       "other in a loop.")
-
-
 def _same(a, b) -> bool:
     """Two ``(SI values, dimensions)`` namespace entries are equal (Brian2's
     ``Dimension`` objects are unique, so ``is`` compares them); TimedArrays are
@@ -244,48 +199,6 @@ def _same(a, b) -> bool:
     if va.ndim == vb.ndim == 0:
         return float(va) == float(vb)
     return np.array_equal(va, vb)
-
-
-def _product_str(factors) -> str | None:
-    return sympy_to_str(sympy.Mul(*factors)) if factors else None
-
-
-class Adam:
-    """Adam (Kingma & Ba 2015) on learning-rule increments.
-
-    A learning rule's increment is the descent direction ``-g`` of its
-    weights; Adam rescales it per synapse. Being invariant to the scale of
-    the increment, the rule's own learning rate only matters through ``eps``.
-    """
-
-    def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8):
-        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
-        self.moments: dict[str, list] = {}   # key -> [t, m, v]
-
-    def step(self, key, delta, xp):
-        t, m, v = self.moments.get(key, (0, xp.zeros_like(delta), xp.zeros_like(delta)))
-        t += 1
-        m = self.beta1 * m + (1 - self.beta1) * delta
-        v = self.beta2 * v + (1 - self.beta2) * delta * delta
-        self.moments[key] = [t, m, v]
-        m_hat = m / (1 - self.beta1 ** t)
-        v_hat = v / (1 - self.beta2 ** t)
-        return self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)
-
-    def state(self) -> dict:
-        out = {}
-        for key, (t, m, v) in self.moments.items():
-            out[f"adam/{key}/t"] = np.array([t])
-            out[f"adam/{key}/m"] = np.asarray(m)
-            out[f"adam/{key}/v"] = np.asarray(v)
-        return out
-
-    def load(self, state: dict, xp, dtype) -> None:
-        keys = {k.rsplit("/", 1)[0][len("adam/"):] for k in state if k.startswith("adam/")}
-        self.moments = {k: [int(state[f"adam/{k}/t"][0]),
-                            xp.asarray(state[f"adam/{k}/m"], dtype=dtype),
-                            xp.asarray(state[f"adam/{k}/v"], dtype=dtype)] for k in keys}
 
 
 class DenseTarget(Target):
@@ -380,18 +293,14 @@ class DenseTarget(Target):
                         f"{sorted(proj.equations.diff_eq_names)} (write plasticity as a "
                         "learning_rule)")
             used |= proj.equations.identifiers | get_identifiers(proj.learning_rule or "")
-            if proj.kind == "one_to_one":
-                continue
-            for var in proj.summed:
-                expr = _substitute_subexpressions(proj, str(proj.equations[var].expr.code))
-                parts, reason = _split_product(expr, proj)
-                if parts is None:
-                    return (f"Projection {proj.name!r}: the summed variable {var} = {expr!r}, "
-                            "which is not a product of the synaptic variables and factors "
-                            f"that each depend on one side only ({reason}); the dense engine "
-                            "computes it as a matrix product, like 'x_post = w * f(a_pre) * "
-                            "g(b_post)': split it into separate summed variables or use "
-                            "connect='one_to_one'")
+        for s in lower(circuit, update=False).summed:
+            if s.factors is None and circuit.projections[s.projection].kind != "one_to_one":
+                return (f"Projection {s.projection!r}: the summed variable {s.variable} = "
+                        f"{s.expr!r}, which is not a product of the synaptic variables and "
+                        f"factors that each depend on one side only ({s.reason}); the dense "
+                        "engine computes it as a matrix product, like 'x_post = w * f(a_pre) "
+                        "* g(b_post)': split it into separate summed variables or use "
+                        "connect='one_to_one'")
         random = sorted(used & set(RANDOM_FUNCTIONS))
         if random:
             return f"the random function {random[0]}() (the dense engine has no random stream)"
@@ -445,41 +354,22 @@ class DenseTarget(Target):
 
     def _compile(self):
         c = self.circuit
-        self._stored = {p.name: [n for n, eq in p.equations.items() if eq.type != SUBEXPRESSION]
-                        for p in c.populations.values()}
+        self.plan = plan = lower(c)  # the circuit lowered once (neurosim.lowering)
+        self._stored = {name: list(p.stored) for name, p in plan.populations.items()}
         self._subexprs: dict[str, dict[str, _Expr]] = {}
         self._updates: dict[str, list] = {}
         self._inits: dict[str, list] = {}
         for pop in c.populations.values():
+            p = plan.populations[pop.name]
             self._subexprs[pop.name] = {
-                eq.varname: self._expr(eq.expr.code, f"Population {pop.name!r}, {eq.varname}",
-                                       (pop, None))
-                for eq in pop.equations.values() if eq.type == SUBEXPRESSION}
-            self._updates[pop.name] = self._compile_block(
-                pop, self._abstract_code(pop), "state update")
-            if pop.init:
-                self._inits[pop.name] = self._compile_block(pop, pop.init, "init")
-        self._summed = []
-        for proj_name, var, _level in summed_order(c):
-            self._summed.append(self._compile_summed(c.projections[proj_name], var))
-        self._rules = {name: self._compile_rule(proj) for name, proj in c.projections.items()
-                       if proj.learning_rule}
-
-    def _abstract_code(self, pop) -> str:
-        """Brian2's state-updater code for the population's equations."""
-        if not pop.equations.diff_eq_names:
-            return ""
-        group = NeuronGroup(1, pop.equations, method=pop.method,
-                            namespace=self.circuit.namespace, name=f"dense_{pop.name}*")
-        # Never run: mark it as handled so that Brian2 does not warn, when it is
-        # deleted, that it was left out of a network.
-        group._network = "dense-target (abstract code only)"
-        try:
-            group.state_updater.update_abstract_code(run_namespace={})
-        except Exception as exc:
-            raise CircuitError(f"Population {pop.name!r}: Brian2 cannot build a state "
-                               f"updater with method={pop.method!r} ({exc}).") from exc
-        return group.state_updater.abstract_code
+                var: self._expr(code, f"Population {pop.name!r}, {var}", (pop, None))
+                for var, code in p.subexpressions}
+            self._updates[pop.name] = self._compile_block(pop, p.update, "state update")
+            if p.init:
+                self._inits[pop.name] = self._compile_block(pop, p.init, "init")
+        self._summed = [self._compile_summed(s) for s in plan.summed]
+        self._rules = {name: self._compile_rule(c.projections[name], p.learning)
+                       for name, p in plan.projections.items() if p.learning}
 
     def _compile_block(self, pop, code, what):
         stmts, temps = [], set()
@@ -497,50 +387,38 @@ class DenseTarget(Target):
                 temps.add(var)
         return stmts
 
-    def _compile_summed(self, proj, var):
-        side, base = proj.summed[var]
-        c = self.circuit
-        where = f"Projection {proj.name!r}, summed variable {var}"
-        expr = _substitute_subexpressions(proj, str(proj.equations[var].expr.code))
+    def _compile_summed(self, s):
+        """A summed variable of the plan (``neurosim.lowering.SummedPlan``) compiled
+        for the step loop: elementwise (one_to_one) or a matrix product."""
+        proj = self.circuit.projections[s.projection]
+        where = f"Projection {proj.name!r}, summed variable {s.variable}"
         scope = (None, proj)
-        target_pop = proj.target if side == "post" else proj.source
-        plan = {"proj": proj.name, "var": var, "side": side, "base": base,
-                "sparse": proj.kind == "sparse",
-                "pop": target_pop, "n": c.populations[target_pop].n,
-                "reads": self._reads(proj, expr)}
+        plan = {"proj": proj.name, "var": s.variable, "side": s.side, "base": s.base,
+                "sparse": proj.kind == "sparse", "pop": s.population,
+                "n": self.circuit.populations[s.population].n, "reads": s.reads}
         if proj.kind == "one_to_one":
             plan["mode"] = "elementwise"
-            plan["expr"] = self._expr(expr, where, scope)
+            plan["expr"] = self._expr(s.expr, where, scope)
             return plan
-        parts, _ = _split_product(expr, proj)  # a product: checked by unsupported()
-        other = "pre" if side == "post" else "post"
-        compiled = {}
-        for key, factors in (("syn", parts["syn"]), ("source", parts[other]),
-                             ("target", parts[side] + parts["scalar"])):
-            s = _product_str(factors)
-            compiled[key] = None if s is None else self._expr(s, where, scope)
+        other = "pre" if s.side == "post" else "post"  # a product: checked by unsupported()
+        for key, kinds in (("syn", ("syn",)), ("source", (other,)),
+                           ("target", (s.side, "scalar"))):
+            code = s.product(*kinds)
+            plan[key] = None if code is None else self._expr(code, where, scope)
         plan["mode"] = "matmul"
-        plan.update(compiled)
         return plan
 
-    def _compile_rule(self, proj):
+    def _compile_rule(self, proj, learning):
         where = f"Projection {proj.name!r} learning_rule"
         scope = (None, proj)
         stmts = []
-        for var, op, expr in statements(proj.learning_rule, where):
-            if var not in proj.parameters:
-                raise CircuitError(
-                    f"{where}: {var!r} is not a synaptic variable of the projection "
-                    f"(its synaptic variables are {proj.parameters}); the dense target's "
-                    "learning rules may only change synaptic variables.")
-            expr = _substitute_subexpressions(proj, expr)
+        for st in learning:  # the plan's statements: var in proj.parameters (declaration)
+            var, op, expr = st.var, st.op, st.expr
             stmt = {"var": var, "op": op, "fast": None}
-            if op in ("+=", "-=") and proj.kind == "all":
-                parts, _ = _split_product(expr, proj)
-                if parts is not None:
-                    stmt["fast"] = {k: (None if _product_str(f) is None else
-                                        self._expr(_product_str(f), where, scope))
-                                    for k, f in parts.items()}
+            if op in ("+=", "-=") and proj.kind == "all" and st.factors is not None:
+                stmt["fast"] = {k: (None if not f else
+                                    self._expr(product(st.factors, k), where, scope))
+                                for k, f in st.factors.items()}
             full = expr if op in ("=", "+=", "-=") else f"{var} {op[:-1]} ({expr})"
             stmt["expr"] = self._expr(full, where, scope)
             stmt["sign"] = -1.0 if op == "-=" else 1.0
@@ -549,30 +427,6 @@ class DenseTarget(Target):
         return stmts
 
     # --- dependency analysis (constant summed variables) -------------------------------
-    def _reads(self, proj, expr):
-        """Population variables (pop, var) that ``expr`` reads, through subexpressions."""
-        out, ids = set(), get_identifiers(expr)
-        if "t" in ids:
-            out.add(("", "t"))
-        for ident in ids:
-            for suffix, pop in (("_pre", proj.source), ("_post", proj.target)):
-                if ident.endswith(suffix):
-                    out |= self._pop_reads(pop, ident[: -len(suffix)], set())
-        return out
-
-    def _pop_reads(self, pop, var, seen):
-        eqs = self.circuit.populations[pop].equations
-        if var in ("t",):
-            return {("", "t")}
-        if var not in eqs or eqs[var].type != SUBEXPRESSION:
-            return {(pop, var)}
-        if var in seen:
-            return set()
-        out = set()
-        for ident in eqs[var].expr.identifiers:
-            out |= self._pop_reads(pop, ident, seen | {var})
-        return out
-
     def _free_blocks(self, blocks: dict) -> dict:
         return {p: stmts for p, stmts in blocks.items() if p not in self.clamped and stmts}
 
@@ -595,9 +449,9 @@ class DenseTarget(Target):
         for pop, stmts in blocks.items():
             for _var, _stored, expr in stmts:
                 for name in expr.names:
-                    needed |= self._pop_reads(pop, name, set())
+                    needed |= self.plan.reads(pop, name)
         for pop, var in record:
-            needed |= self._pop_reads(pop, var, set())
+            needed |= self.plan.reads(pop, var)
         unread = []
         for plan in reversed(self._summed):  # readers are at higher levels: seen first
             if (plan["pop"], plan["base"]) in needed:

@@ -1,8 +1,9 @@
 """Brian2 code as array code: what the targets that evaluate equations
 themselves (the dense engine, Lava's process models) share.
 
-Statements are split with Brian2's ``parse_statement`` and expressions are
-rendered to numpy syntax by Brian2's ``NumpyNodeRenderer`` (by the callers);
+Statements are split with Brian2's ``parse_statement`` (:func:`statements`) and
+expressions rendered to numpy syntax by Brian2's ``NumpyNodeRenderer`` and
+compiled (:func:`compile_expr`);
 :func:`array_namespace` provides what the rendered code refers to: Brian2's
 numpy implementations of its default functions, taken from the array module
 ``xp`` by name, Brian2's unit names and constants as SI floats, ``dt`` and the
@@ -15,9 +16,10 @@ from brian2 import Quantity
 from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
 from brian2.core.functions import DEFAULT_FUNCTIONS, Function
 from brian2.core.namespace import DEFAULT_UNITS
+from brian2.parsing.rendering import NumpyNodeRenderer
 from brian2.parsing.statements import parse_statement
 
-from .circuit import CircuitError
+from .errors import CircuitError
 
 #: random functions: each target provides its own stream (Brian2's numpy
 #: implementations take the vectorisation index its code generator adds)
@@ -37,6 +39,20 @@ def statements(code: str | None, where: str) -> list[tuple[str, str, str]]:
             raise CircuitError(f"{where}: cannot parse the statement {line!r} ({exc}).") from exc
         out.append((var, op, expr))
     return out
+
+
+def compile_expr(source: str, where: str):
+    """``(numpy source, code object)`` of a Brian2 expression, rendered by Brian2's
+    ``NumpyNodeRenderer`` and compiled for ``eval``; CircuitError naming ``where``
+    if it cannot be. What both evaluators share: the dense engine writes the
+    numpy source into its generated step loop, Lava's process models ``eval``
+    the code object over a :class:`dict` scope in their workers."""
+    try:
+        numpy = NumpyNodeRenderer().render_expr(source)
+        return numpy, compile(numpy, f"<{where}>", "eval")
+    except Exception as exc:
+        raise CircuitError(f"{where}: cannot translate {source!r} to array code "
+                           f"({exc}).") from exc
 
 
 def array_namespace(namespace: dict, dt: float, xp=np, dtype=np.float64) -> dict:
