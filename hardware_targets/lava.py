@@ -17,11 +17,12 @@ Mapping
   and ``_spike_buf`` (the spikes of the last steps, packed 48 to a float) it
   reads (internal names start with ``_``, which Brian2 names never do). Its
   ``PyLoihiProcessModel`` executes the code Brian2 generates for the
-  equations: the state updater's abstract code
-  (``StateUpdater.update_abstract_code``, the population's ``method``), the
-  threshold, reset and ``init`` code, each line split by Brian2's
-  ``parse_statement`` and rendered by Brian2's ``NumpyNodeRenderer`` -- as
-  :mod:`neurosim.hardware_targets.dense` does. The model classes are built per
+  equations, from the plan :func:`neurosim.lowering.lower` makes once (shared
+  with :mod:`neurosim.hardware_targets.dense`): the state updater's abstract
+  code (``StateUpdater.update_abstract_code``, the population's ``method``),
+  the threshold, reset and ``init`` code, each line split by Brian2's
+  ``parse_statement`` and rendered by Brian2's ``NumpyNodeRenderer``
+  (:func:`neurosim.codegen.compile_expr`). The model classes are built per
   population (Lava matches ``Var`` s and ports to model attributes by name) and
   handed to the compiler through ``exception_proc_model_map``.
 * **Projection**, summed variables ``x_post = w * f(a_pre) * g(b_post)`` ->
@@ -227,15 +228,14 @@ import weakref
 
 import numpy as np
 import scipy.sparse
-import sympy
-from brian2 import NeuronGroup
 from brian2.equations.equations import SUBEXPRESSION
-from brian2.parsing.rendering import NumpyNodeRenderer
 from brian2.parsing.sympytools import str_to_sympy, sympy_to_str
 from brian2.utils.stringtools import get_identifiers
 
-from neurosim.circuit import Circuit, CircuitError, summed_order
-from neurosim.codegen import array_namespace, statements
+from neurosim.circuit import Circuit, CircuitError
+from neurosim.codegen import array_namespace, compile_expr, statements
+from neurosim.lowering import lower, product, strip_suffix
+from neurosim.plasticity import PairSTDP, ThreeFactorSTDP
 from neurosim.target import (Target, check_steps, is_spikes, parse_record, state_values,
                              weight_values)
 
@@ -368,7 +368,7 @@ def _stop_quietly(proc):
 # --- code: Brian2 statements and expressions rendered to numpy ----------------------
 
 def _expr(source: str):
-    return compile(NumpyNodeRenderer().render_expr(source), source, "eval")
+    return compile_expr(source, source)[1]
 
 
 def _compile_block(code, where):
@@ -859,38 +859,24 @@ def _make_process(spec):
 
 # --- projections: which Dense carries what ------------------------------------------
 
-def _split(expr: str, proj, where: str):
-    """``{'syn', 'pre', 'post', 'scalar'}`` factor strings of a product, or CircuitError."""
-    sym = str_to_sympy(expr)
-    parts = {"syn": [], "pre": [], "post": [], "scalar": []}
-    for factor in sympy.Mul.make_args(sym):
-        kinds = set()
-        for s in map(str, factor.free_symbols):
-            kinds.add("pre" if s.endswith("_pre") else "post" if s.endswith("_post")
-                      else "syn" if s in proj.parameters else "scalar")
-        if len(kinds) > 1 or isinstance(sym, sympy.Add):
-            raise CircuitError(
-                f"{where} = {expr!r} (a Lava Dense computes W @ s, so the expression must "
-                "be one synaptic variable times factors that each depend on one side, like "
-                "'x_post = w * f(a_pre) * g(b_post)': split it into several summed "
-                "variables)")
-        parts[kinds.pop() if kinds else "scalar"].append(factor)
-    if len(parts["syn"]) > 1 or parts["syn"] and not isinstance(parts["syn"][0], sympy.Symbol):
+def _dense_parts(factors, expr: str, where: str) -> dict:
+    """What a Lava Dense carries for a product of the plan (``neurosim.lowering``):
+    ``{'syn': one synaptic variable or None, 'pre', 'post', 'scalar'}`` factor
+    strings ('1' where there are none), or CircuitError."""
+    if factors is None:
         raise CircuitError(
-            f"{where} = {expr!r}, whose synaptic factor is "
-            f"{sympy_to_str(sympy.Mul(*parts['syn']))!r} (Lava maps one synaptic variable "
-            "onto the weights of a Dense: declare the product as one weight variable)")
-
-    def s(factors):
-        return sympy_to_str(sympy.Mul(*factors))
-    return {"syn": str(parts["syn"][0]) if parts["syn"] else None,
-            "pre": s(parts["pre"]), "post": s(parts["post"]), "scalar": s(parts["scalar"])}
-
-
-def _strip(expr: str, suffix: str) -> str:
-    from brian2.utils.stringtools import word_substitute
-    return word_substitute(expr, {n: n[: -len(suffix)] for n in get_identifiers(expr)
-                                  if n.endswith(suffix)})
+            f"{where} = {expr!r} (a Lava Dense computes W @ s, so the expression must "
+            "be one synaptic variable times factors that each depend on one side, like "
+            "'x_post = w * f(a_pre) * g(b_post)': split it into several summed "
+            "variables)")
+    syn = factors["syn"]
+    if len(syn) > 1 or syn and not syn[0].isidentifier():
+        raise CircuitError(
+            f"{where} = {expr!r}, whose synaptic factor is {product(factors, 'syn')!r} "
+            "(Lava maps one synaptic variable onto the weights of a Dense: declare the "
+            "product as one weight variable)")
+    return {"syn": syn[0] if syn else None,
+            **{k: product(factors, k) or "1" for k in ("pre", "post", "scalar")}}
 
 
 class _Link:
@@ -938,7 +924,10 @@ def _refuse(circuit: Circuit, fixed: bool) -> None:
     from brian2 import Quantity
     from brian2.core.functions import Function
 
-    from neurosim.plasticity import PairSTDP, ThreeFactorSTDP
+    plan = lower(circuit, update=False)
+    summed = {}
+    for s in plan.summed:
+        summed.setdefault(s.projection, []).append(s)
     used = _identifiers(circuit)
     for key, value in circuit.namespace.items():
         if key in used and (isinstance(value, Function) or
@@ -957,19 +946,15 @@ def _refuse(circuit: Circuit, fixed: bool) -> None:
     for proj in circuit.projections.values():
         rule = proj.plasticity
         if rule is not None:
-            if type(rule) not in (PairSTDP, ThreeFactorSTDP) or fixed or proj.kind != "all":
+            mapping = _rule_mapping(rule)
+            if mapping is None or fixed or proj.kind != "all":
                 raise CircuitError(
                     f"Projection {proj.name!r}: {type(rule).__name__}"
                     f"{' with connect=' + repr(proj.connect) if proj.kind != 'all' else ''}"
                     f"{' in fixed point' if fixed else ''} (PairSTDP and ThreeFactorSTDP on "
                     "all-to-all projections map onto Lava's learning engine, STDPLoihi and a "
                     "Loihi 3-factor rule, in floating point only)")
-            if type(rule) is ThreeFactorSTDP and not rule.modulator.endswith("_post"):
-                raise CircuitError(
-                    f"Projection {proj.name!r}: a ThreeFactorSTDP with the pre-synaptic "
-                    f"modulator {rule.modulator!r} (Loihi's 3-factor rules read the "
-                    "modulator y2 from the post-synaptic neuron: move it to the target "
-                    "population)")
+            mapping.refuse(proj, rule)
             if float(rule.wmin) != 0:
                 raise CircuitError(f"Projection {proj.name!r}: STDP with wmin={rule.wmin} "
                                    "(Lava's STDP weights are excitatory: wmin = 0)")
@@ -977,7 +962,7 @@ def _refuse(circuit: Circuit, fixed: bool) -> None:
             raise CircuitError(f"Projection {proj.name!r}: a synaptic delay with a plasticity "
                                "rule (Lava's LearningDense has no delays)")
         if proj.delay is not None and fixed and proj.on_pre:
-            lava_steps = _lava_steps_per_step(circuit) * int(np.max(
+            lava_steps = _lava_steps_per_step(plan) * int(np.max(
                 _delay_steps(circuit, proj, 0), initial=0))
             if lava_steps > _MAX_DELAY:
                 raise CircuitError(
@@ -997,11 +982,11 @@ def _refuse(circuit: Circuit, fixed: bool) -> None:
         if subs:
             raise CircuitError(f"Projection {proj.name!r}: synaptic subexpressions {subs} "
                                "(write them into the summed variable)")
-        for var in proj.summed:
-            _split(str(proj.equations[var].expr.code), proj,
-                   f"Projection {proj.name!r}, summed variable {var}")
-        for tvar, op, expr in statements(proj.on_pre, f"Projection {proj.name!r} on_pre"):
-            _spike_statement(circuit, proj, tvar, op, expr)
+        for s in summed.get(proj.name, ()):
+            _dense_parts(s.factors, s.expr, f"Projection {proj.name!r}, summed variable "
+                         f"{s.variable}")
+        for stmt in plan.projections[proj.name].on_pre:
+            _spike_statement(proj, stmt)
 
 
 def _delay_steps(circuit, proj, seed) -> np.ndarray | None:
@@ -1013,29 +998,21 @@ def _delay_steps(circuit, proj, seed) -> np.ndarray | None:
     return np.floor(delays / float(circuit.dt) + 0.5).astype(np.int64)
 
 
-def _lava_steps_per_step(circuit) -> int:
-    """``K`` (module doc: Time steps), as ``LavaTarget._plan`` computes it."""
-    levels = [lv for _p, _v, lv in summed_order(circuit)]
-    spiking = any(p.plasticity is not None or statements(p.on_pre, p.name)
-                  for p in circuit.projections.values())
-    return 1 + max(levels, default=-1) + 2 + spiking
+def _lava_steps_per_step(plan) -> int:
+    """``K`` (module doc: Time steps) of a lowered circuit: L + 2 + spiking."""
+    spiking = any(p.plasticity is not None or p.on_pre for p in plan.projections.values())
+    return plan.levels + 2 + spiking
 
 
-def _spike_statement(circuit, proj, tvar, op, expr) -> tuple[str, dict]:
+def _spike_statement(proj, stmt) -> tuple[str, dict]:
     """The target variable and the factors of an ``on_pre`` statement ``x_post +=
-    w * constants``, or CircuitError. As in Brian2, a name that is not a synaptic
-    variable but a variable of the target population means that variable
-    (``v += w`` is ``v_post += w``)."""
-    from brian2.utils.stringtools import word_substitute
-    where = f"Projection {proj.name!r}: the on_pre statement '{tvar} {op} {expr}'"
-    post = set(circuit.populations[proj.target].variables) - set(proj.equations.names)
-    if tvar in post:
-        tvar += "_post"
-    expr = word_substitute(expr, {n: n + "_post" for n in get_identifiers(expr) if n in post})
-    if not (tvar.endswith("_post") and op in ("+=", "-=")):
+    w * constants`` (a :class:`neurosim.lowering.Statement`, where ``v += w`` is
+    already ``v_post += w`` as in Brian2), or CircuitError."""
+    where = f"Projection {proj.name!r}: the on_pre statement '{stmt.line}'"
+    if not (stmt.var.endswith("_post") and stmt.op in ("+=", "-=")):
         raise CircuitError(f"{where} (Lava maps spike transmission 'x_post += w' onto a "
                            "Dense; use a plasticity rule for learning)")
-    parts = _split(expr, proj, where)
+    parts = _dense_parts(stmt.factors, stmt.expr, where)
     if parts["pre"] != "1" or parts["post"] != "1":
         raise CircuitError(f"{where}, whose increment reads neuron variables (a spike "
                            "delivers a weight times constants through a Dense)")
@@ -1043,7 +1020,87 @@ def _spike_statement(circuit, proj, tvar, op, expr) -> tuple[str, dict]:
     if rule is not None and parts["syn"] != rule.weight:
         raise CircuitError(f"{where} (with {type(rule).__name__} the spike must deliver "
                            f"the learned weight {rule.weight!r})")
-    return tvar, parts
+    return stmt.var, parts
+
+
+# --- plasticity rules: a registry keyed by rule class --------------------------------
+
+class _RuleMapping:
+    """How one plasticity rule class maps onto Lava's learning engine (a
+    ``LearningDense`` with one of Lava's learning-rule objects)."""
+
+    def refuse(self, proj, rule) -> None:
+        """Raise CircuitError for a parameter of ``rule`` that has no mapping."""
+
+    def learning_rule(self, rule, dt: float, K: int):
+        raise NotImplementedError
+
+    def trace_spec(self, proj, rule, k: int, dt: float):
+        """What the post population sends to the rule's LearningDense each
+        neurosim step, or None when it sends nothing but its spikes."""
+        return None
+
+
+class _PairSTDPMapping(_RuleMapping):
+    def learning_rule(self, rule, dt, K):
+        """Brian2's rule: pre spike ``w += apost``, post spike ``w += apre``, with
+        traces ``apre``/``apost`` decaying as exp(-t/taupre/post) and jumping by
+        ``Apre``/``Apost`` at spikes. STDPLoihi: ``dw = lr*A_minus*x0*y1 +
+        lr*A_plus*y0*x1`` with traces x1/y1 decaying as exp(-1/tau) per Lava step
+        and jumping by their impulses. So lr = A_plus = 1, A_minus = -1 (exact
+        literals: STDPLoihi rounds its constants to powers of two), impulses
+        ``Apre`` and ``-Apost``, taus in Lava steps (tau/dt * K), one learning
+        epoch per Lava step."""
+        from lava.proc.learning_rules.stdp_learning_rule import STDPLoihi
+        return STDPLoihi(learning_rate=1, A_plus=1, A_minus=-1,
+                         tau_plus=float(rule.taupre) / dt * K,
+                         tau_minus=float(rule.taupost) / dt * K,
+                         x1_impulse=float(rule.Apre), y1_impulse=-float(rule.Apost),
+                         t_epoch=1)
+
+
+class _ThreeFactorMapping(_RuleMapping):
+    def refuse(self, proj, rule):
+        if not rule.modulator.endswith("_post"):
+            raise CircuitError(
+                f"Projection {proj.name!r}: a ThreeFactorSTDP with the pre-synaptic "
+                f"modulator {rule.modulator!r} (Loihi's 3-factor rules read the "
+                "modulator y2 from the post-synaptic neuron: move it to the target "
+                "population)")
+
+    def learning_rule(self, rule, dt, K):
+        """Eligibility = Lava's tag. Once per neurosim step (phase L+1) the post
+        population sends y1 = apost (before its own spike), y2 = dt*eta*M and
+        y3 = dt/tau_e, zeros at other Lava steps. All appliers read the old tag:
+        w += dt*eta*M*E (Brian2's Euler step), E += -E*dt/tau_e + x0*apost +
+        y0*apre (the decay and Brian2's on_pre/on_post)."""
+        from lava.magma.core.learning.learning_rule import Loihi3FLearningRule
+        learning = Loihi3FLearningRule(
+            dw="u0 * t * y2", dt="x0 * y1 + y0 * x1 - u0 * t * y3",
+            x1_impulse=float(rule.Apre), x1_tau=float(rule.taupre) / dt * K, t_epoch=1)
+        y_tau = LavaTarget._Y_TAU
+        if {learning.y1_tau, learning.y2_tau, learning.y3_tau} != {y_tau}:
+            raise CircuitError(  # a Lava other than 0.10: the y-trace gain is wrong
+                f"This Lava's 3-factor rules decay y traces with taus "
+                f"{learning.y1_tau, learning.y2_tau, learning.y3_tau}, not {y_tau}; "
+                "update LavaTarget._Y_TAU.")
+        return learning
+
+    def trace_spec(self, proj, rule, k, dt):
+        """The post trace ``apost`` (decay factor, jump ``Apost``), ``dt * eta * M``
+        (M read by the post population) and ``dt / tau_e``."""
+        eta = rule.names(proj.name)["eta"]
+        return (k, float(np.exp(-dt / float(rule.taupost))), float(rule.Apost),
+                f"{dt!r} * {eta} * {strip_suffix(rule.modulator, '_post')}",
+                dt / float(rule.tau_e))
+
+
+#: rule class -> its mapping; a subclass maps as its nearest registered base
+_RULES = {PairSTDP: _PairSTDPMapping(), ThreeFactorSTDP: _ThreeFactorMapping()}
+
+
+def _rule_mapping(rule) -> _RuleMapping | None:
+    return next((_RULES[c] for c in type(rule).__mro__ if c in _RULES), None)
 
 
 class LavaTarget(Target):
@@ -1123,36 +1180,16 @@ class LavaTarget(Target):
             return str(exc)
         return None
 
-    def _trace_spec(self, proj, k):
-        """What the post population sends to a ThreeFactorSTDP LearningDense each
-        neurosim step (see ``_learning_dense``): its post trace ``apost`` (decay
-        factor, jump ``Apost``), ``dt * eta * M`` and ``dt / tau_e``."""
-        rule, dt = proj.plasticity, float(self.circuit.dt)
-        eta = rule.names(proj.name)["eta"]
-        return (k, float(np.exp(-dt / float(rule.taupost))), float(rule.Apost),
-                f"{dt!r} * {eta} * {rule.modulator[:-5]}", dt / float(rule.tau_e))
-
     #: Lava's 3-factor rules decay the y traces they receive by one step,
     #: with tau = _Y_TAU, before using them: the neuron sends them scaled up.
     _Y_TAU = float(np.iinfo(np.uint16).max)
 
-    def _abstract_code(self, pop) -> str:
-        if not pop.equations.diff_eq_names:
-            return ""
-        kwargs = {}
-        if pop.refractory is not None:  # Brian2 then writes the not_refractory update
-            kwargs = dict(threshold=pop.threshold, reset=pop.reset, refractory=pop.refractory)
-        group = NeuronGroup(1, pop.equations, method=pop.method, **kwargs,
-                            namespace=self.circuit.namespace, name=f"lava_{pop.name}*")
-        group._network = "lava target (abstract code only)"  # never run: no warning
-        group.state_updater.update_abstract_code(run_namespace={})
-        return group.state_updater.abstract_code
-
     def _plan(self):
         """Ports of every population and the Dense of every summed variable / spike."""
         c = self.circuit
-        levels = {(p, v): lv for p, v, lv in summed_order(c)}
-        self.L = 1 + max(levels.values(), default=-1)
+        self.plan = plan = lower(c)  # the circuit lowered once (neurosim.lowering)
+        summed = {(s.projection, s.variable): s for s in plan.summed}
+        self.L = plan.levels
         self.links: list[_Link] = []
         ports = {p: [] for p in c.populations}
         ins = {p: [] for p in c.populations}
@@ -1163,33 +1200,39 @@ class LavaTarget(Target):
         spiking = False
         for proj in c.projections.values():
             for var, (side, base) in proj.summed.items():
-                where = f"Projection {proj.name!r}, summed variable {var}"
-                parts = _split(str(proj.equations[var].expr.code), proj, where)
+                s = summed[(proj.name, var)]
+                parts = _dense_parts(s.factors, s.expr,
+                                     f"Projection {proj.name!r}, summed variable {var}")
                 to_post = side == "post"
                 src, tgt = (proj.source, proj.target) if to_post else (proj.target, proj.source)
-                send = _strip(parts["pre" if to_post else "post"], "_pre" if to_post else "_post")
-                recv = _strip(parts["post" if to_post else "pre"], "_post" if to_post else "_pre")
+                send = strip_suffix(parts["pre" if to_post else "post"],
+                                    "_pre" if to_post else "_post")
+                recv = strip_suffix(parts["post" if to_post else "pre"],
+                                    "_post" if to_post else "_pre")
                 recv = sympy_to_str(str_to_sympy(f"({recv}) * ({parts['scalar']})"))
                 link = _Link(proj, parts["syn"], not to_post, False)
                 k = len(self.links)
                 ports[src].append((f"_out{k}", "out"))
                 ports[tgt].append((f"_in{k}", "in"))
-                outs[src].append((f"_out{k}", levels[(proj.name, var)], send))
+                outs[src].append((f"_out{k}", s.level, send))
                 sends[src][f"_out{k}"] = (f"Population {src!r}: the message {send!r} it sends "
                                           f"for {proj.name}.{var}")
-                ins[tgt].append((f"_in{k}", levels[(proj.name, var)], base, "=", recv))
+                ins[tgt].append((f"_in{k}", s.level, base, "=", recv))
                 self.links.append(link)
                 self._wiring.append((link, src, f"_out{k}", tgt, f"_in{k}"))
             if proj.plasticity is not None:  # post spikes reach the LearningDense too
                 if ("_spikes", "spike") not in ports[proj.target]:
                     ports[proj.target].append(("_spikes", "spike"))
                 spiking = True
-                if type(proj.plasticity).__name__ == "ThreeFactorSTDP":
-                    traces[proj.target].append(self._trace_spec(proj, len(self.links)))
+                trace = _rule_mapping(proj.plasticity).trace_spec(
+                    proj, proj.plasticity, len(self.links), float(c.dt))
+                if trace is not None:
+                    traces[proj.target].append(trace)
                     ports[proj.target] += [(f"_y{i}_{len(self.links)}", "trace")
                                            for i in (1, 2, 3)]
-            for tvar, op, expr in statements(proj.on_pre, f"Projection {proj.name!r} on_pre"):
-                tvar, parts = _spike_statement(c, proj, tvar, op, expr)
+            for stmt in plan.projections[proj.name].on_pre:
+                tvar, op = stmt.var, stmt.op
+                tvar, parts = _spike_statement(proj, stmt)
                 spiking = True
                 link = _Link(proj, parts["syn"], False, True, proj.plasticity)
                 link.delays = _delay_steps(c, proj, self.seed)  # neurosim steps per synapse
@@ -1204,7 +1247,7 @@ class LavaTarget(Target):
                 ins[proj.target].append((f"_in{k}", -1, tvar[:-5], op, parts["scalar"]))
                 self.links.append(link)
                 self._wiring.append((link, proj.source, "_spikes", proj.target, f"_in{k}"))
-        self.K = _lava_steps_per_step(c)  # L + 2 + spiking
+        self.K = _lava_steps_per_step(plan)  # L + 2 + spiking
         self._tie_pairs = self._tie(ports)
         self._g = array_namespace(c.namespace, float(c.dt))
         self._params = _numeric_namespace(c.namespace)
@@ -1214,27 +1257,12 @@ class LavaTarget(Target):
             start += values.size
         self.specs = {}
         for pop in c.populations.values():
-            stored = [n for n, eq in pop.equations.items() if eq.type != SUBEXPRESSION]
-            threshold = pop.threshold
-            if pop.refractory is not None:  # Brian2's refractoriness, as its Thresholder does
-                stored += ["not_refractory", "lastspike"]
-                threshold = f"({threshold}) and (not_refractory > 0.5)"  # stored as 0/1
-            subexprs = {n: eq.expr.code for n, eq in pop.equations.items()
-                        if eq.type == SUBEXPRESSION}
-            try:
-                update = self._abstract_code(pop)
-            except Exception as exc:
-                raise CircuitError(f"Population {pop.name!r}: Brian2 cannot build a state "
-                                   f"updater with method={pop.method!r} ({exc}).") from exc
+            p = plan.populations[pop.name]
+            stored, threshold, update = list(p.stored), p.threshold, p.update
             self.specs[pop.name] = _Spec(
-                name=pop.name, n=pop.n, stored=stored, subexprs=subexprs, update=update,
-                init=pop.init, threshold=threshold, reset=pop.reset,
-                refractory=pop.refractory is not None,
-                # Brian2 writes these only where not_refractory (synaptic input
-                # during refractoriness is dropped; the reset overrides it)
-                unless_refractory={n for n in pop.equations.diff_eq_names
-                                   if "unless refractory" in pop.equations[n].flags}
-                if pop.refractory is not None else set(),
+                name=pop.name, n=pop.n, stored=stored, subexprs=p.subexprs, update=update,
+                init=p.init, threshold=threshold, reset=p.reset, refractory=p.refractory,
+                unless_refractory=set(p.unless_refractory),
                 inputs=ins[pop.name], outputs=outs[pop.name], ports=ports[pop.name],
                 traces=traces[pop.name],
                 spike_port="_spikes" if ("_spikes", "spike") in ports[pop.name] else None,
@@ -1248,7 +1276,7 @@ class LavaTarget(Target):
                                            if threshold else 0),
                 seed=(self.seed, list(c.populations).index(pop.name)))
             # compile here too: a code error is reported now, not inside a Lava worker
-            for block in (update, pop.init, pop.reset):
+            for block in (update, p.init, p.reset):
                 _compile_block(block, f"Population {pop.name!r}")
 
     def _tie(self, ports):
@@ -1379,47 +1407,19 @@ class LavaTarget(Target):
         return scipy.sparse.csr_matrix((np.asarray(data).copy(), cols, indptr), shape=shape)
 
     def _learning_dense(self, link, matrix, in_port):
-        """PairSTDP -> Lava's STDPLoihi on a LearningDense (floating point).
-
-        Brian2's rule: pre spike ``w += apost``, post spike ``w += apre``, with
-        traces ``apre``/``apost`` decaying as exp(-t/taupre/post) and jumping by
-        ``Apre``/``Apost`` at spikes. STDPLoihi: ``dw = lr*A_minus*x0*y1 +
-        lr*A_plus*y0*x1`` with traces x1/y1 decaying as exp(-1/tau) per Lava step
-        and jumping by their impulses. So lr = A_plus = 1, A_minus = -1 (exact
-        literals: STDPLoihi rounds its constants to powers of two), impulses
-        ``Apre`` and ``-Apost``, taus in Lava steps (tau/dt * K), one learning
-        epoch per Lava step. Weights are held in [wmin, wmax] by the model below.
+        """A plasticity rule -> a LearningDense (floating point) with the Lava
+        learning rule of its mapping in ``_RULES`` (``_PairSTDPMapping``: STDPLoihi,
+        ``_ThreeFactorMapping``: a Loihi 3-factor rule). Weights are held in
+        [wmin, wmax] by the model below.
         """
         from lava.proc.dense.process import LearningDense
-        from lava.proc.learning_rules.stdp_learning_rule import STDPLoihi
         rule, dt = link.rule, float(self.circuit.dt)
         if np.any(matrix < 0):
             raise CircuitError(f"Projection {link.proj.name!r}: Lava's STDP weights are "
                                "excitatory (wmin = 0, weights >= 0), but some initial "
                                "weights are negative; start them at or above 0, or run "
                                "this circuit on a brian2 target.")
-        if type(rule).__name__ == "ThreeFactorSTDP":
-            # Eligibility = Lava's tag. Once per neurosim step (phase L+1) the post
-            # population sends y1 = apost (before its own spike), y2 = dt*eta*M
-            # and y3 = dt/tau_e, zeros at other Lava steps. All appliers read the
-            # old tag: w += dt*eta*M*E (Brian2's Euler step), E += -E*dt/tau_e
-            # + x0*apost + y0*apre (the decay and Brian2's on_pre/on_post).
-            from lava.magma.core.learning.learning_rule import Loihi3FLearningRule
-            learning = Loihi3FLearningRule(
-                dw="u0 * t * y2", dt="x0 * y1 + y0 * x1 - u0 * t * y3",
-                x1_impulse=float(rule.Apre), x1_tau=float(rule.taupre) / dt * self.K,
-                t_epoch=1)
-            if {learning.y1_tau, learning.y2_tau, learning.y3_tau} != {self._Y_TAU}:
-                raise CircuitError(  # a Lava other than 0.10: the y-trace gain is wrong
-                    f"This Lava's 3-factor rules decay y traces with taus "
-                    f"{learning.y1_tau, learning.y2_tau, learning.y3_tau}, not {self._Y_TAU}; "
-                    "update LavaTarget._Y_TAU.")
-        else:
-            learning = STDPLoihi(learning_rate=1, A_plus=1, A_minus=-1,
-                                 tau_plus=float(rule.taupre) / dt * self.K,
-                                 tau_minus=float(rule.taupost) / dt * self.K,
-                                 x1_impulse=float(rule.Apre), y1_impulse=-float(rule.Apost),
-                                 t_epoch=1)
+        learning = _rule_mapping(rule).learning_rule(rule, dt, self.K)
         dense = LearningDense(weights=matrix, learning_rule=learning,
                               name=f"{link.proj.name}{in_port}",
                               wmin=float(rule.wmin), wmax=float(rule.wmax))
@@ -1841,7 +1841,8 @@ class LavaTarget(Target):
                 values[var + side] = np.expand_dims(v, axis) if index is None else v[index]
         syn = {v: a.copy() for v, a in self.weights[proj.name].items()}
         scope = _Scope({**values, **syn}, {}, self._g)
-        for var, op, expr in statements(proj.learning_rule, where):
+        for stmt in self.plan.projections[proj.name].learning:
+            var, op, expr = stmt.var, stmt.op, stmt.expr
             if var not in syn:
                 raise CircuitError(f"{where}: {var!r} is not a synaptic variable of the "
                                    f"projection ({proj.parameters}).")
