@@ -118,3 +118,17 @@ def test_state_updater_error_is_named():
     with pytest.raises(CircuitError, match="Population 'p': Brian2 cannot build a state "
                        "updater with method='nonsense'"):
         lower(c)
+
+
+def test_lava_maps_rules_by_class_along_the_mro():
+    from dataclasses import dataclass
+
+    from neurosim.hardware_targets.lava import _RULES, _rule_mapping
+    from neurosim.plasticity import PlasticityRule, ThreeFactorSTDP
+
+    @dataclass
+    class SlowerPair(PairSTDP):  # a subclass maps as its registered base
+        pass
+    assert _rule_mapping(SlowerPair()) is _RULES[PairSTDP]
+    assert _rule_mapping(ThreeFactorSTDP()) is _RULES[ThreeFactorSTDP]
+    assert _rule_mapping(PlasticityRule()) is None  # no mapping: Lava refuses it
