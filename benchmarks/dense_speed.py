@@ -28,7 +28,8 @@ import numpy as np
 
 from neurosim import data
 from neurosim.circuits import relaxed_predictive_coding
-from neurosim.hardware_targets.dense import Adam, DenseTarget
+from neurosim.hardware_targets.dense import DenseTarget
+from neurosim.optim import Adam
 from neurosim.target import train_trial
 from neurosim.training import encode_labels, evaluate
 

@@ -31,20 +31,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from neurosim import data
-from neurosim.circuits import backprop_network, relaxed_predictive_coding
-from neurosim.hardware_targets.dense import Adam, DenseTarget
+from neurosim.circuits import VARIANTS as PC_VARIANTS, backprop_network, relaxed_predictive_coding
+from neurosim.hardware_targets.dense import DenseTarget
+from neurosim.optim import Adam
 from neurosim.target import DivergenceError
 from neurosim.training import TrainSettings, fit
 
-VARIANTS = {
-    "standard": {},
-    "learned_feedback": {"learned_feedback": True},
-    "no_fprime": {"no_fprime": True},
-    "learned_errors": {"learned_errors": True},
-    "fully_relaxed": {"fully_relaxed": True},
-    "feedback_alignment": {"fixed_random_feedback": True},
-    "backprop": None,
-}
+VARIANTS = {**PC_VARIANTS, "backprop": None}  # None: the backprop network of the same shape
 FIGURES = {  # paper figure -> the relaxation it shows against standard PC and backprop
     "fig3_learned_feedback": "learned_feedback",
     "fig4_no_fprime": "no_fprime",

@@ -83,8 +83,7 @@ def main():
                 times.append(time.perf_counter() - t)
             print(f"{target_name:>14s} {build:6.2f}s {times[0]:7.2f}s "
                   f"{statistics.median(times[1:]):9.3f}s", flush=True)
-            if hasattr(target, "close"):
-                target.close()
+            target.close()
 
 
 if __name__ == "__main__":

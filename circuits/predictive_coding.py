@@ -46,6 +46,25 @@ ACTIVATIONS = {
     "linear": ("x", "1"),
 }
 
+#: The relaxations, each a switch of :func:`relaxed_predictive_coding`, and what
+#: it does (the command line's ``--learned-feedback`` ... and their help).
+SWITCHES = {
+    "learned_feedback": "separate feedback weights θ̃ learned by eq. 4",
+    "no_fprime": "drop f' from eqs 2-4",
+    "learned_errors": "learned error connections ψ (eqs 7, 8)",
+    "fully_relaxed": "all three above",
+    "fixed_random_feedback": "random fixed θ̃: the feedback-alignment baseline",
+}
+#: The variants of the paper: name -> switches. The one table that the command
+#: line, the tests and the benchmarks read.
+VARIANTS = {
+    "standard": {},
+    "learned_feedback": {"learned_feedback": True},
+    "no_fprime": {"no_fprime": True},
+    "learned_errors": {"learned_errors": True},
+    "fully_relaxed": {"fully_relaxed": True},
+    "feedback_alignment": {"fixed_random_feedback": True},
+}
 
 
 def check_layers(sizes, activation: str) -> None:

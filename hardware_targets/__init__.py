@@ -1,12 +1,17 @@
 """Targets: each module runs any circuit declaration on one kind of hardware.
 
 ``TARGETS`` maps the names the CLI accepts to ``(module, class, fixed options)``;
-:func:`make_target` imports the module only when the target is used.
+:func:`make_target` imports the module only when the target is used. What a
+target can do is declared by its class (``Target.capabilities``) and read here
+(:func:`capabilities`, :func:`having`), so that callers ask for a capability,
+never for a target by name.
 """
 from __future__ import annotations
 
 import importlib
 import inspect
+
+from neurosim.errors import CircuitError, UnsupportedConstruct
 
 TARGETS = {
     "brian2-numpy": ("brian2", "Brian2Target", {"codegen": "numpy"}),
@@ -21,7 +26,6 @@ TARGETS = {
 
 def make_target(name: str, circuit, seed: int = 0, weights=None, **options):
     """Build target ``name`` for ``circuit``; ``options`` go to its constructor."""
-    from neurosim.circuit import CircuitError
     if name not in TARGETS:
         raise CircuitError(f"Unknown target {name!r}; available targets are {sorted(TARGETS)}.")
     cls, fixed = target_class(name)
@@ -36,6 +40,27 @@ def make_target(name: str, circuit, seed: int = 0, weights=None, **options):
 def target_class(name: str):
     module, cls_name, fixed = TARGETS[name]
     return getattr(importlib.import_module(f"{__name__}.{module}"), cls_name), fixed
+
+
+def capabilities(name: str):
+    """The declared :class:`~neurosim.target.Capabilities` of registered target
+    ``name`` (its class is imported; nothing is built)."""
+    cls, fixed = target_class(name)
+    return cls.capabilities_of(**fixed)
+
+
+def having(wanted) -> list[str]:
+    """The registered targets whose capabilities satisfy ``wanted(capabilities)``
+    (a target whose module does not import is left out)."""
+    out = []
+    for name in TARGETS:
+        try:
+            caps = capabilities(name)
+        except ImportError:
+            continue
+        if wanted(caps):
+            out.append(name)
+    return out
 
 
 def accepting(circuit) -> list[str]:
@@ -61,10 +86,12 @@ def registry_name(cls, options: dict) -> str:
     return cls.name
 
 
-def refusal(target: str, circuit, reason: str) -> str:
-    """The message of a target that refuses ``circuit``: the construct, and the
-    targets that accept this circuit (computed from the registry)."""
+def refusal(target: str, circuit, reason: str) -> UnsupportedConstruct:
+    """The error of a target that refuses ``circuit`` (to raise): the message
+    names the construct (``reason``) and the targets that accept this circuit
+    (computed from the registry), which it also carries as attributes."""
     others = [t for t in accepting(circuit) if t != target]
     where = (f"targets that accept circuit {circuit.name!r}: {', '.join(others)}" if others
              else f"no registered target accepts circuit {circuit.name!r} as declared")
-    return f"The {target} target cannot run {reason.rstrip('.')}; {where}."
+    return UnsupportedConstruct(f"The {target} target cannot run {reason.rstrip('.')}; {where}.",
+                                target=target, construct=reason, alternatives=others)

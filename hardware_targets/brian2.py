@@ -15,9 +15,10 @@ import numpy as np
 from brian2 import SpikeMonitor, StateMonitor, prefs, seed as brian2_seed
 
 from neurosim.brian2_build import build, get_synaptic, set_synaptic
-from neurosim.circuit import Circuit, CircuitError
-from neurosim.target import (Target, check_steps, is_spikes, parse_record, state_values,
-                             weight_values)
+from neurosim.circuit import Circuit
+from neurosim.errors import CircuitError
+from neurosim.target import (Capabilities, Target, check_steps, is_spikes, parse_record,
+                             state_values, weight_values)
 
 CODEGEN_TARGETS = ("numpy", "cython")
 
@@ -26,6 +27,9 @@ class Brian2Target(Target):
     """Run a circuit with Brian2's runtime device (``codegen='numpy'`` or ``'cython'``)."""
 
     name = "brian2"
+    #: Brian2 is the reference: every construct, one sample at a time (the
+    #: standalone targets inherit this)
+    capabilities = Capabilities(spikes=True, plasticity=True, random=True)
 
     def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
                  codegen: str = "numpy", **options):

@@ -108,7 +108,8 @@ from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 from brian2.devices.device import reset_device, set_device
 
 from neurosim.brian2_build import build, mark_used
-from neurosim.circuit import Circuit, CircuitError, root_cause
+from neurosim.circuit import Circuit
+from neurosim.errors import CircuitError, root_cause
 from neurosim.target import check_steps
 
 from .brian2 import Brian2Target

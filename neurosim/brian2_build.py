@@ -1,8 +1,11 @@
 """Translate a :class:`~neurosim.circuit.Circuit` into Brian2 objects.
 
 Shared by every Brian2 device (runtime numpy/cython, cpp_standalone, brian2cuda)
-and by :meth:`Circuit.check`, which builds a one-neuron-per-population copy so
-that Brian2 itself resolves identifiers and checks units.
+and by :func:`check`, which builds a one-neuron-per-population copy so that
+Brian2 itself resolves identifiers and checks units. The check lives here,
+not as a method of :class:`~neurosim.circuit.Circuit`, because it builds
+Brian2 objects: this module imports the declarations, and the declarations
+import nothing above them, so the import graph stays acyclic.
 
 Two scheduling choices differ from Brian2's defaults, both so that one time
 step is an exact forward-Euler step of the declared equations:
@@ -17,13 +20,15 @@ step is an exact forward-Euler step of the declared equations:
 from __future__ import annotations
 
 import re
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
 from brian2 import Clock, Network, NeuronGroup, Synapses, prefs, second
 from brian2.units.fundamentalunits import DimensionMismatchError
 
-from .circuit import Circuit, CircuitError, root_cause, summed_order
+from .circuit import Circuit, summed_order
+from .errors import CircuitError, root_cause
 
 
 @dataclass
@@ -164,6 +169,25 @@ def _hint(exc: Exception) -> str:
                 "projection, refer to another population's variable with _pre/_post, "
                 "or add it to the circuit's namespace")
     return "fix the equation or code named above"
+
+
+#: circuit -> the revision that passed :func:`check` (a circuit changes only by ``add``)
+_CHECKED: "weakref.WeakKeyDictionary[Circuit, int]" = weakref.WeakKeyDictionary()
+
+
+def check(circuit: Circuit) -> Circuit:
+    """Let Brian2 resolve identifiers and check units on a miniature copy of
+    ``circuit``; returns it. Raises :class:`CircuitError` naming the
+    population or projection and the fix. Every target runs it when built.
+
+    The Brian2 check is cached until the circuit changes (``Circuit.add``);
+    dt and the namespace constants are checked every time (cheap, and both may
+    be reassigned)."""
+    circuit.check_constants()
+    if _CHECKED.get(circuit) != circuit.revision:
+        check_with_brian2(circuit)
+        _CHECKED[circuit] = circuit.revision
+    return circuit
 
 
 def check_with_brian2(circuit: Circuit) -> None:

@@ -35,8 +35,16 @@ on a throwaway runtime copy (numpy code generation, seeded), so every spelling
 Brian2 accepts means what it means in Brian2.
 
 Equations are parsed with Brian2's own parser (:class:`brian2.Equations`) when
-declared; identifiers and units are checked by :meth:`Circuit.check`, which
-lets Brian2 itself resolve and check a miniature copy of the circuit.
+declared; identifiers and units are checked by
+:func:`neurosim.brian2_build.check` (every target runs it when it is built),
+which lets Brian2 itself resolve and check a miniature copy of the circuit.
+
+This module is the bottom of the package's import graph, above only
+:mod:`neurosim.errors`, :mod:`neurosim.codegen` (statement parsing) and
+:mod:`neurosim.plasticity` (rule code): a declaration knows nothing of any
+target, so the check that builds Brian2 objects is a function of
+:mod:`neurosim.brian2_build`, which imports this module, not a method here
+(a method would need the reverse import, a cycle).
 """
 from __future__ import annotations
 
@@ -50,6 +58,11 @@ import numpy as np
 from brian2 import Equations, Quantity, ms, second
 from brian2.equations.equations import SUBEXPRESSION
 from brian2.units.fundamentalunits import get_dimensions
+from brian2.utils.stringtools import get_identifiers
+
+from .codegen import statements
+from .errors import CircuitError, root_cause  # noqa: F401  (root_cause: old import path)
+from .plasticity import PlasticityRule
 
 __all__ = [
     "CircuitError", "Population", "Projection", "Circuit",
@@ -60,10 +73,6 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 CONNECTIVITIES = ("all", "one_to_one")
 #: the keywords of brian2.Synapses.connect that a ``connect`` dict may hold
 CONNECT_KEYWORDS = ("condition", "i", "j", "p", "n", "skip_if_invalid")
-
-
-class CircuitError(ValueError):
-    """A declaration problem. The message names the problem and the fix."""
 
 
 def _check_name(kind: str, name: str) -> None:
@@ -131,13 +140,6 @@ def _check_units(owner: str, what: str, value, eq) -> None:
         raise CircuitError(f"{owner}: {what} is {shown}, but {eq.varname!r} is declared "
                            f"{declared}; give a value in its units (or a plain number, taken "
                            "in SI units).")
-
-
-def root_cause(exc: BaseException) -> BaseException:
-    """The original error under Brian2's wrapping exceptions."""
-    while exc.__cause__ is not None or exc.__context__ is not None:
-        exc = exc.__cause__ or exc.__context__
-    return exc
 
 
 def _parse(owner: str, what: str, eqs) -> Equations:
@@ -260,8 +262,6 @@ class Population:
         variable, so ``reset='q = 0'`` with ``q`` misspelt would silently do
         nothing: a name that is assigned must be a stored variable or be read
         by a later statement."""
-        from .codegen import statements  # codegen imports this module
-        from brian2.utils.stringtools import get_identifiers
         lines = statements(code, where)
         for k, (var, op, expr) in enumerate(lines):
             later = set().union(*(get_identifiers(e) for _v, _o, e in lines[k + 1:]))
@@ -401,7 +401,6 @@ class Projection:
                 "f(rng, shape) returning times.")
 
     def _check_learning_rule(self):
-        from .codegen import statements  # codegen imports this module
         where = f"Projection {self.name!r} learning_rule"
         for var, op, expr in statements(self.learning_rule, where):
             if var not in self.parameters:
@@ -424,7 +423,6 @@ class Projection:
         projection's own) and namespace entries (see :mod:`neurosim.plasticity`)
         to ``equations``, ``pre_code`` and ``post_code``; the declared fields stay
         as given."""
-        from .plasticity import PlasticityRule
         rule = self.plasticity
         if not isinstance(rule, PlasticityRule):
             raise CircuitError(
@@ -516,13 +514,16 @@ class Circuit:
         self.input: tuple[str, str] | None = None
         self.output: tuple[str, str] | None = None
         self._readout: tuple[str, str] | None = None
-        self._checked = False
+        #: incremented by every :meth:`add`, so that a check of an earlier
+        #: declaration (``neurosim.brian2_build.check``) is not taken for this one
+        self.revision = 0
         self._drawn: dict = {}  # (kind, projection, seed) -> synapses or delays
         self.check_constants()
 
     def check_constants(self) -> None:
         """dt and the numeric namespace entries: finite, and dt a positive time.
-        Run at construction and at every :meth:`check` (both may be reassigned)."""
+        Run at construction and at every ``neurosim.brian2_build.check`` (both
+        may be reassigned)."""
         dt = self.dt
         try:
             if not (isinstance(dt, Quantity) and dt.dim == ms.dim and np.ndim(dt) == 0
@@ -590,7 +591,7 @@ class Circuit:
         else:
             raise CircuitError(f"Circuit.add takes a Population or a Projection, not "
                                f"{type(item).__name__}.")
-        self._checked = False
+        self.revision += 1
         self._drawn.clear()
         return item
 
@@ -770,19 +771,6 @@ class Circuit:
             shape = self._shape(proj, seed)
             out[proj.name] = {v: proj.initial_values(v, shape, rng) for v in proj.parameters}
         return out
-
-    def check(self) -> "Circuit":
-        """Let Brian2 resolve identifiers and check units on a miniature copy.
-
-        Raises :class:`CircuitError` naming the population or projection and
-        the fix. Cached until the circuit changes.
-        """
-        self.check_constants()  # not cached: cheap, and both may be reassigned
-        if not self._checked:
-            from .brian2_build import check_with_brian2
-            check_with_brian2(self)
-            self._checked = True
-        return self
 
     def __repr__(self):
         return (f"Circuit({self.name!r}, populations={ {k: v.n for k, v in self.populations.items()} }, "

@@ -23,14 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from . import data
-from .circuit import CircuitError
 from .data import atomic_write_bytes
-from .outdir import OutputError, check_writable, claim, write_json
-from .target import DivergenceError
+from .errors import CircuitError, DataError, DivergenceError, OutputError
+from .outdir import check_writable, claim, write_json
 
 
-SWITCHES = ("learned_feedback", "no_fprime", "learned_errors", "fully_relaxed",
-            "fixed_random_feedback")
 CIRCUIT_PARAMETERS = ("inference_rate", "learning_rate", "weight_std")
 EXIT_CODES = {
     0: "success (or the run was already finished with these settings)",
@@ -90,7 +87,7 @@ POSITIVE = _number(float, 0, open_low=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from neurosim.circuits import ACTIVATIONS, CIRCUITS, RATE_CIRCUITS
+    from neurosim.circuits import ACTIVATIONS, CIRCUITS, RATE_CIRCUITS, SWITCHES
     from neurosim.hardware_targets import TARGETS
 
     parser = argparse.ArgumentParser(
@@ -114,14 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden", type=_sizes, default=(300, 100),
                    help="hidden layer sizes from the input side, comma-separated")
     g = t.add_argument_group("relaxations (combine freely)")
-    g.add_argument("--learned-feedback", action="store_true",
-                   help="separate feedback weights θ̃ learned by eq. 4")
-    g.add_argument("--no-fprime", action="store_true", help="drop f' from eqs 2-4")
-    g.add_argument("--learned-errors", action="store_true",
-                   help="learned error connections ψ (eqs 7, 8)")
-    g.add_argument("--fully-relaxed", action="store_true", help="all three above")
-    g.add_argument("--fixed-random-feedback", action="store_true",
-                   help="random fixed θ̃: the feedback-alignment baseline")
+    for switch, what in SWITCHES.items():
+        g.add_argument("--" + switch.replace("_", "-"), action="store_true", help=what)
     t.add_argument("--inference-rate", type=_number(float, 0, 1, open_low=True), default=0.1,
                    help="Euler step dt/tau, in (0, 1]")
     t.add_argument("--learning-rate", type=POSITIVE, default=0.02,
@@ -148,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test evaluations per epoch (at most one per batch)")
     t.add_argument("--target", choices=sorted(TARGETS), default="brian2-cython")
     t.add_argument("--seed", type=SEED, default=0)
-    b = t.add_argument_group("batched training (dense target)")
+    b = t.add_argument_group("batched training (targets that declare it, e.g. dense)")
     b.add_argument("--batch-size", type=COUNT, default=1,
                    help="samples per trial; updates are averaged over the batch")
     b.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
@@ -207,8 +198,26 @@ def _checkpoint_bytes(target) -> int:
     return 2 * (weights + extra) + 4 * 10**6
 
 
+def _check_training_options(args) -> None:
+    """The batched-training options need a target that declares them (its
+    ``capabilities``); the message lists the registered targets that do."""
+    from neurosim.hardware_targets import capabilities, having
+    caps = capabilities(args.target)
+    for given, option, needs, wanted in (
+            (args.batch_size > 1, f"--batch-size {args.batch_size}", "runs batches of that size",
+             lambda c: c.batch >= args.batch_size),
+            (args.optimizer != "sgd", f"--optimizer {args.optimizer}", "takes an optimiser",
+             lambda c: c.optimizer),
+            (args.float32, "--float32", "computes in single precision", lambda c: c.float32)):
+        if given and not wanted(caps):
+            able = having(wanted)
+            raise CircuitError(f"{option} needs a target that {needs}: "
+                               f"{', '.join(able) or 'none is registered'} (the "
+                               f"{args.target} target does not).")
+
+
 def _train(args) -> int:
-    from neurosim.circuits import CIRCUITS
+    from neurosim.circuits import CIRCUITS, RATE_CIRCUITS, SWITCHES
     from neurosim.hardware_targets import make_target
     from .plots import learning_curve
     from .training import TrainSettings, fit
@@ -219,12 +228,11 @@ def _train(args) -> int:
     accepted = inspect.signature(factory).parameters
     unsupported = [k for k in SWITCHES if getattr(args, k) and k not in accepted]
     if unsupported:
-        raise CircuitError(f"--{unsupported[0].replace('_', '-')} applies to relaxed-pc, not "
-                           f"to the {args.circuit} circuit.")
-    if (args.batch_size > 1 or args.optimizer != "sgd" or args.float32) \
-            and args.target != "dense":
-        raise CircuitError("--batch-size, --optimizer and --float32 need --target dense "
-                           f"(the {args.target} target runs one sample at a time).")
+        takes = [name for name, f in RATE_CIRCUITS.items()
+                 if unsupported[0] in inspect.signature(f).parameters]
+        raise CircuitError(f"--{unsupported[0].replace('_', '-')} applies to "
+                           f"{', '.join(takes)}, not to the {args.circuit} circuit.")
+    _check_training_options(args)
     with claim(out, config, args.force) as state:
         if state == "done":
             print(f"{out}: already trained with these settings; use --force to retrain.")
@@ -242,12 +250,13 @@ def _train(args) -> int:
                                  evaluations_per_epoch=args.evaluations,
                                  seed=args.seed).check(len(ds.y_train))
         sizes = (ds.x_train.shape[1], *args.hidden, ds.n_classes)
-        kwargs = {k: getattr(args, k) for k in SWITCHES + CIRCUIT_PARAMETERS if k in accepted}
+        kwargs = {k: getattr(args, k) for k in (*SWITCHES, *CIRCUIT_PARAMETERS)
+                  if k in accepted}
         circuit = factory(sizes, args.activation, **kwargs)
         options = {}
-        if args.target == "dense" and (args.batch_size > 1 or args.optimizer != "sgd"
-                                       or args.float32):
-            from neurosim.hardware_targets.dense import Adam
+        if args.batch_size > 1 or args.optimizer != "sgd" or args.float32:
+            # the target declares these options (checked above)
+            from .optim import Adam
             options = {"batch_mean": True}
             if args.optimizer == "adam":
                 options["optimizer"] = Adam(args.adam_lr)
@@ -371,14 +380,14 @@ def _data(args) -> int:
     else:
         root = data.data_dir(args.data_dir)
         if root.exists() and not root.is_dir():
-            raise data.DataError(f"{root}: the data folder is a file, not a folder; choose "
+            raise DataError(f"{root}: the data folder is a file, not a folder; choose "
                                  "another with --data-dir FOLDER or $NEUROSIM_DATA")
         print(f"data folder: {root}")
         for name in data.DATASETS:
             try:
                 ds = data.load(name, root=args.data_dir)
                 print(f"  {name}: {len(ds.y_train)} train / {len(ds.y_test)} test, verified")
-            except data.DataError as exc:
+            except DataError as exc:
                 print(f"  {name}: {exc}")
     return 0
 
@@ -387,7 +396,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"train": _train, "run": _run, "data": _data}[args.command](args)
-    except (CircuitError, data.DataError) as exc:
+    except (CircuitError, DataError) as exc:
         return _fail(exc, 2)
     except DivergenceError as exc:
         return _fail(exc, 3)

@@ -61,6 +61,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import DataError
+
 DATASETS = ("mnist", "fashion-mnist", "digits")
 
 CACHE_FORMAT = 1
@@ -108,10 +110,6 @@ _CACHE_LAYOUT = {  # (image_shape, n_classes) every cache of that name is writte
     "mnist": ((28, 28), 10),
     "fashion-mnist": ((28, 28), 10),
 }
-
-
-class DataError(Exception):
-    """Any problem with a data set; the message names the file, the problem and the fix."""
 
 
 def _is_int(v) -> bool:

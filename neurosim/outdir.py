@@ -22,10 +22,7 @@ import time
 from pathlib import Path
 
 from .data import atomic_write_bytes
-
-
-class OutputError(Exception):
-    """The output folder cannot be used as asked (command-line exit code 4)."""
+from .errors import OutputError
 
 
 def write_json(path: Path, obj) -> None:

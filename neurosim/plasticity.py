@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from brian2 import Quantity, ms
 from brian2.units.fundamentalunits import get_dimensions
 
+from .errors import CircuitError
+
 __all__ = ["PlasticityRule", "PairSTDP", "ThreeFactorSTDP", "RuleCode"]
 
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -58,11 +60,6 @@ class RuleCode:
     on_pre: str
     on_post: str
     namespace: dict
-
-
-def _error(msg: str):
-    from .circuit import CircuitError  # circuit.py imports this module
-    return CircuitError(msg)
 
 
 class PlasticityRule:
@@ -79,13 +76,13 @@ class PlasticityRule:
             value = getattr(self, name)
             if not (isinstance(value, Quantity) and get_dimensions(value) == ms.dim
                     and float(value) > 0):
-                raise _error(f"{kind}: {name}={value!r} must be a positive time "
+                raise CircuitError(f"{kind}: {name}={value!r} must be a positive time "
                              f"(for example 20*ms).")
         if not _IDENT.match(str(self.weight)):
-            raise _error(f"{kind}: weight={self.weight!r} must name the projection's weight "
+            raise CircuitError(f"{kind}: weight={self.weight!r} must name the projection's weight "
                          "variable (for example 'w').")
         if not float(self.wmin) < float(self.wmax):
-            raise _error(f"{kind}: wmin={self.wmin!r} must be smaller than wmax={self.wmax!r}.")
+            raise CircuitError(f"{kind}: wmin={self.wmin!r} must be smaller than wmax={self.wmax!r}.")
 
     def names(self, prefix: str) -> dict[str, str]:
         """Namespace name of every parameter for projection ``prefix``."""
@@ -164,10 +161,10 @@ class ThreeFactorSTDP(PlasticityRule):
     def validate(self) -> None:
         super().validate()
         if not (isinstance(self.eta, Quantity) and get_dimensions(self.eta) == (1 / ms).dim):
-            raise _error(f"ThreeFactorSTDP: eta={self.eta!r} must be a rate (for example "
+            raise CircuitError(f"ThreeFactorSTDP: eta={self.eta!r} must be a rate (for example "
                          "1/ms): the weight changes by eta * M * eligibility per unit time.")
         if not (_IDENT.match(self.modulator) and self.modulator.endswith(("_post", "_pre"))):
-            raise _error(f"ThreeFactorSTDP: modulator={self.modulator!r} must name a "
+            raise CircuitError(f"ThreeFactorSTDP: modulator={self.modulator!r} must name a "
                          "neuromodulator variable of the post- or pre-synaptic population, "
                          "for example 'M_post' (written by a summed projection from a "
                          "dopamine population).")

@@ -5,9 +5,16 @@ to Lava: it reads a :class:`~neurosim.circuit.Circuit` and runs it. Circuits
 never contain target-specific code; targets never contain circuit-specific
 code. The protocol functions here (:func:`train_trial`, :func:`predict`) use
 only this interface, so every target trains the same way.
+
+The contract every target shares, so that callers never test a target's name
+or probe for a method: a lifecycle (:meth:`Target.close`, a no-op unless the
+target holds processes or folders; ``with make_target(...) as t:``), and
+declared :class:`Capabilities`, which the command line, the trainer and the
+refusal messages read from the registry instead of naming targets.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 from abc import ABC, abstractmethod
@@ -15,17 +22,72 @@ from typing import Mapping
 
 import numpy as np
 
-from .circuit import Circuit, CircuitError, check_seed, finite_values
+from .brian2_build import check
+from .circuit import Circuit, check_seed, finite_values
+from .errors import CircuitError, DivergenceError  # noqa: F401  (DivergenceError: old path)
 
 
-class DivergenceError(RuntimeError):
-    """A run produced NaN, infinite or exploding values. Nothing was written after it."""
+@dataclasses.dataclass(frozen=True)
+class Capabilities:
+    """What a target declares it can do. The defaults claim nothing, so a new
+    target is never offered for what it has not declared.
+
+    ``batch``: the largest number of samples run at once (values of shape
+    ``(B, n)``); a target with ``batch > 1`` takes ``batch_mean=`` (average a
+    batch's learning-rule increments). ``optimizer``: takes ``optimizer=``
+    (e.g. Adam) applied to the increments. ``float32``: takes
+    ``dtype=np.float32``. ``spikes``: runs thresholds and resets and records
+    ``(population, 'spikes')``. ``plasticity``: runs spike-driven synapse code
+    and the rules of :mod:`neurosim.plasticity`. ``fixed_point``: computes in
+    integers (values are quantised). ``random``: runs ``rand()``/``randn()``.
+    """
+    batch: int = 1
+    optimizer: bool = False
+    float32: bool = False
+    spikes: bool = False
+    plasticity: bool = False
+    fixed_point: bool = False
+    random: bool = False
 
 
 class Target(ABC):
     """Runs one circuit. ``weights`` defaults to ``circuit.initial_weights(seed)``."""
 
     name = "abstract"
+    #: declared, read by the registry (:func:`neurosim.hardware_targets.capabilities`)
+    capabilities = Capabilities()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        legacy = vars(cls).get("max_batch")
+        if "capabilities" not in vars(cls) and isinstance(legacy, int):
+            # A class that still declares only ``max_batch`` (the spelling before
+            # Capabilities): its batch, and the constructor keywords it takes.
+            keywords = inspect.signature(cls.__init__).parameters
+            cls.capabilities = dataclasses.replace(
+                cls.capabilities, batch=legacy, optimizer="optimizer" in keywords,
+                float32="dtype" in keywords)
+
+    @classmethod
+    def capabilities_of(cls, **options) -> Capabilities:
+        """The capabilities of this class built with constructor ``options`` (the
+        registry's fixed ones); a class whose options change them overrides this."""
+        return cls.capabilities
+
+    @property
+    def max_batch(self) -> int:
+        """The largest batch this target runs (``capabilities.batch``)."""
+        return self.capabilities.batch
+
+    def close(self) -> None:
+        """Release what the target holds (worker processes, build folders).
+        Idempotent; safe after a failed run. Nothing to release here."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
                  **options):
@@ -34,7 +96,7 @@ class Target(ABC):
                                f"{type(circuit).__name__}: build one with Circuit(...).")
         self._check_options(options)
         check_seed(seed)
-        self.circuit = circuit.check()
+        self.circuit = check(circuit)
         if weights is not None:  # every target: refused before anything is built
             given = weight_values(circuit, weights)
             missing = [f"{p}.{v}" for p, proj in circuit.projections.items()
@@ -46,7 +108,7 @@ class Target(ABC):
         reason = type(self).unsupported(circuit, **options)
         if reason:
             from neurosim.hardware_targets import refusal, registry_name
-            raise CircuitError(refusal(registry_name(type(self), options), circuit, reason))
+            raise refusal(registry_name(type(self), options), circuit, reason)
         self.seed = seed
         self.clamped: dict[str, str] = {}
 
@@ -91,9 +153,6 @@ class Target(ABC):
     @abstractmethod
     def set_weights(self, weights: dict[str, dict[str, np.ndarray]]) -> None:
         ...
-
-    #: the largest batch the target runs at once (values of shape (B, n))
-    max_batch = 1
 
     def extra_state(self) -> dict[str, np.ndarray]:
         """Learning state beyond the weights (optimiser moments), for checkpoints."""

@@ -22,14 +22,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .circuit import CircuitError
 from .data import atomic_write_bytes
-from .outdir import OutputError
-from .target import DivergenceError, Target, predict, train_trial
-
-
-class CheckpointError(OutputError):
-    """A checkpoint cannot be resumed: damaged, or made by another circuit or settings."""
+from .errors import CheckpointError, CircuitError, DivergenceError
+from .target import Target, predict, train_trial
 
 
 @dataclass
@@ -39,7 +34,7 @@ class TrainSettings:
     test_steps: int = 0         # extra inference steps at test time (after settling)
     label_off: float = 0.1      # smoothed one-hot: value on the wrong classes
     evaluations_per_epoch: int = 4
-    batch_size: int = 1         # samples per trial (targets with max_batch > 1)
+    batch_size: int = 1         # samples per trial (targets with capabilities.batch > 1)
     seed: int = 0
 
     def check(self, n_train: int | None = None) -> "TrainSettings":
@@ -83,7 +78,7 @@ def evaluate(target: Target, x: np.ndarray, y: np.ndarray, steps: int = 0,
              progress: bool = False, batch: int = 1000) -> float:
     """Test accuracy: the readout's argmax against the labels (in batches where
     the target runs batches)."""
-    batch = max(1, min(batch, target.max_batch))
+    batch = max(1, min(batch, target.capabilities.batch))
     correct = 0
     for start in tqdm(range(0, len(y), batch), desc="test", leave=False, disable=not progress):
         xb = x[start:start + batch]
@@ -183,9 +178,12 @@ def fit(target: Target, dataset, settings: TrainSettings, checkpoint: Path | Non
     labels = encode_labels(dataset.y_train, dataset.n_classes, s.label_off)
     # evaluate after these batches of each epoch (distinct, as there are at least as many)
     eval_at = set(np.linspace(0, batches, s.evaluations_per_epoch + 1, dtype=int)[1:])
-    if s.batch_size > target.max_batch:
+    if s.batch_size > target.capabilities.batch:
+        from neurosim.hardware_targets import having
+        able = having(lambda caps: caps.batch >= s.batch_size)
         raise CircuitError(f"batch_size={s.batch_size}: the {target.name} target runs at most "
-                         f"{target.max_batch} sample(s) at a time; use the dense target.")
+                           f"{target.capabilities.batch} sample(s) at a time; use a target "
+                           f"that runs batches: {', '.join(able) or 'none is registered'}.")
     state = {"epoch": 0, "index": 0, "history": [], "elapsed": 0.0, "record": record}
     if checkpoint is not None and checkpoint.exists():
         state = load_checkpoint(checkpoint, target, record)

@@ -82,8 +82,10 @@ SEMANTIC = [
     (["--batch-size", "41"], "larger than the 40 training samples"),
     (["--train-size", "5000"], "give at most 1347"),
     (["--test-size", "5000"], "give at most 450"),
-    (["--target", "brian2-numpy", "--batch-size", "4"], "need --target dense"),
-    (["--target", "brian2-numpy", "--float32"], "need --target dense"),
+    (["--target", "brian2-numpy", "--batch-size", "4"],
+     "--batch-size 4 needs a target that runs batches of that size: dense"),
+    (["--target", "brian2-numpy", "--float32"],
+     "--float32 needs a target that computes in single precision: dense"),
     (["--circuit", "backprop", "--no-fprime"], "applies to relaxed-pc"),
 ]
 

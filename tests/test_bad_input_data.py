@@ -12,6 +12,7 @@ import json
 import os
 import pathlib
 
+import brian2  # noqa: F401  (before no_downloads: importing it runs 'file' in a subprocess)
 import numpy as np
 import pytest
 

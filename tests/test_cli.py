@@ -50,7 +50,11 @@ def test_batched_dense_training_and_clear_option_errors(tmp_path, capsys):
                          "--out", str(out)]) == 0
     assert json.loads((out / "metrics.json").read_text())["config"]["batch_size"] == 8
     assert main(ARGS + ["--batch-size", "8", "--out", str(tmp_path / "x")]) == 2
-    assert "need --target dense" in capsys.readouterr().err
+    assert "--batch-size 8 needs a target that runs batches of that size: dense" \
+        in capsys.readouterr().err
+    for option in ("--optimizer adam", "--float32"):  # read from the registry's capabilities
+        assert main(ARGS + option.split() + ["--out", str(tmp_path / "x")]) == 2
+        assert f"{option} needs a target that " in capsys.readouterr().err
     assert main(ARGS + ["--circuit", "backprop", "--no-fprime", "--out", str(tmp_path / "y")]) == 2
     assert "applies to relaxed-pc" in capsys.readouterr().err
 

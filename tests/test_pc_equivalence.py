@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import pc_reference as ref
-from neurosim.circuits.predictive_coding import relaxed_predictive_coding
+from neurosim.circuits.predictive_coding import VARIANTS, relaxed_predictive_coding
 from neurosim.hardware_targets.brian2 import Brian2Target
 from neurosim.target import predict, train_trial
 
@@ -18,15 +18,8 @@ ATOL = 1e-9
 STEPS = 20
 RATE, LR = 0.1, 0.05   # a large learning rate makes update errors visible
 
-SWITCHES = {
-    "standard": {},
-    "learned_feedback": {"learned_feedback": True},
-    "no_fprime": {"no_fprime": True},
-    "learned_errors": {"learned_errors": True},
-    "fully_relaxed": {"fully_relaxed": True},
-    "fixed_random_feedback": {"fixed_random_feedback": True},
-    "feedback+errors": {"learned_feedback": True, "learned_errors": True},
-}
+#: the circuit's variants, and one combination of two switches
+SWITCHES = {**VARIANTS, "feedback+errors": {"learned_feedback": True, "learned_errors": True}}
 
 
 def reference_params(weights, top):

@@ -22,6 +22,7 @@ import pytest
 from brian2 import Hz, mV, ms, second
 
 from plain_brian2_stdp import run_plain
+from neurosim.brian2_build import check
 from neurosim.circuit import Circuit, CircuitError, Population, Projection
 from neurosim.circuits import CIRCUITS
 from neurosim.circuits.spiking import (LIF_PARAMETERS, dopamine_stdp, lif, poisson_inputs,
@@ -137,7 +138,7 @@ def test_two_rules_in_one_circuit_do_not_clash():
                      plasticity=PairSTDP(taupre=30 * ms, wmax=0.2)))
     assert c.namespace["a_taupre"] == 10 * ms and c.namespace["b_taupre"] == 30 * ms
     assert isinstance(c.projection("a").plasticity, PairSTDP)    # kept for targets
-    c.check()
+    check(c)
 
 
 def test_cli_run_writes_figures(tmp_path):
@@ -158,7 +159,7 @@ def test_cli_run_refuses_rate_circuits(capsys):
 
 def test_spiking_circuits_are_registered():
     for name in ("song-abbott-stdp", "dopamine-stdp", "reward-task"):
-        assert CIRCUITS[name]().check()
+        assert check(CIRCUITS[name]())
 
 
 @pytest.mark.parametrize("make, match", [

@@ -9,7 +9,8 @@ import neurosim.training as training
 from neurosim import data
 from neurosim.circuits import relaxed_predictive_coding
 from neurosim.hardware_targets.brian2 import Brian2Target
-from neurosim.hardware_targets.dense import Adam, DenseTarget
+from neurosim.hardware_targets.dense import DenseTarget
+from neurosim.optim import Adam
 from neurosim.target import DivergenceError
 from neurosim.training import TrainSettings, fit
 

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from brian2 import ms, mV
 
+from neurosim.brian2_build import check
 from neurosim.circuit import Circuit, CircuitError, Population, Projection, summed_order
 from neurosim.circuits.predictive_coding import relaxed_predictive_coding
 from neurosim.hardware_targets import make_target
@@ -35,7 +36,7 @@ def test_unknown_variable_in_equations():
     c = two_pops()
     c.add(Population("x", 2, "dv/dt = (-v + foo) / tau : 1"))
     with pytest.raises(CircuitError) as e:
-        c.check()
+        check(c)
     check_message(e, "foo", "unknown identifier", "namespace")
 
 
@@ -43,7 +44,7 @@ def test_unit_mismatch():
     c = Circuit("c", namespace={"tau": 10})       # tau without a unit
     c.add(Population("a", 2, RATE))
     with pytest.raises(CircuitError) as e:
-        c.check()
+        check(c)
     check_message(e, "unit mismatch", "tau=10*ms")
 
 
@@ -53,7 +54,7 @@ def test_unit_mismatch_in_summed_variable():
     c.add(Population("b", 2, "dv/dt = (-v + I) / tau : volt\nI : volt"))
     c.add(Projection("p", "a", "b", "w : 1\nI_post = w * I_pre : 1 (summed)"))
     with pytest.raises(CircuitError) as e:
-        c.check()
+        check(c)
     check_message(e, "unit mismatch")
 
 
@@ -77,7 +78,7 @@ def test_missing_parameter():
     c = Circuit("c")                               # no tau in the namespace
     c.add(Population("a", 2, RATE))
     with pytest.raises(CircuitError) as e:
-        c.check()
+        check(c)
     check_message(e, "tau", "namespace")
 
 
@@ -142,7 +143,7 @@ def test_unknown_variable_in_learning_rule():
     c.add(Projection("p", "a", "b", "w : 1\nI_post = w * r_pre : 1 (summed)",
                      learning_rule="w += lr * err_post * r_pre"))
     with pytest.raises(CircuitError) as e:
-        c.check()
+        check(c)
     check_message(e, "err_post")
 
 
@@ -178,7 +179,7 @@ def test_conflicting_relaxations():
 
 def test_valid_circuit_passes_and_orders_summed_variables():
     c = relaxed_predictive_coding((5, 4, 3))
-    c.check()
+    check(c)
     order = {(p, v): lv for p, v, lv in summed_order(c)}
     # the error sent up needs the prediction first: level of feedback > level of pred
     assert order[("weights1", "feedback_pre")] > order[("weights1", "pred_post")]

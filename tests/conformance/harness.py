@@ -216,7 +216,7 @@ def run_cell(model: str, target: str, scale: float, seed: int = 0) -> dict:
     if target == "brian2-cuda" and not getattr(tgt, "gpu", True):
         # Running would compile for minutes and then fail (no GPU): record the
         # failure the run would end with, without paying for the compilation.
-        getattr(tgt, "close", lambda: None)()
+        tgt.close()
         return {"status": "failed", "phase": "run", "build_s": t1 - t0,
                 "message": "brian2-cuda accepted the circuit on a machine without a GPU "
                            f"({tgt.gpu_reason}); running needs one, so the run would fail "
@@ -227,7 +227,7 @@ def run_cell(model: str, target: str, scale: float, seed: int = 0) -> dict:
         return {"status": "failed", "phase": "run", "message": f"{type(exc).__name__}: {exc}",
                 "build_s": t1 - t0}
     finally:
-        getattr(tgt, "close", lambda: None)()
+        tgt.close()
     return {"status": "ran", "obs": {k: np.asarray(v) for k, v in obs.items()},
             "build_s": t1 - t0, "run_s": time.perf_counter() - t1}
 
