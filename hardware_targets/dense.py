@@ -153,8 +153,7 @@ from brian2.utils.stringtools import get_identifiers, word_substitute
 from neurosim.circuit import Circuit, CircuitError, check_constant
 from neurosim.codegen import RANDOM_FUNCTIONS, array_namespace, compile_expr, statements
 from neurosim.lowering import lower, product
-from neurosim.optim import Adam  # noqa: F401  (imported from here by the CLI and tests)
-from neurosim.target import (Target, check_steps, parse_record, state_values,
+from neurosim.target import (Capabilities, Target, check_steps, parse_record, state_values,
                              weight_values)
 
 __all__ = ["DenseTarget"]
@@ -214,7 +213,7 @@ class DenseTarget(Target):
     """
 
     name = "dense"
-    max_batch = 2 ** 31
+    capabilities = Capabilities(batch=2 ** 31, optimizer=True, float32=True)
 
     def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
                  dtype=np.float64, xp=None, cache_constant: bool = True,

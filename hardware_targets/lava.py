@@ -220,6 +220,7 @@ fixed-point delays beyond Loihi 2's 63 Lava steps.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import math
 import threading
 import time
@@ -236,7 +237,7 @@ from neurosim.circuit import Circuit, CircuitError
 from neurosim.codegen import array_namespace, compile_expr, statements
 from neurosim.lowering import lower, product, strip_suffix
 from neurosim.plasticity import PairSTDP, ThreeFactorSTDP
-from neurosim.target import (Target, check_steps, is_spikes, parse_record, state_values,
+from neurosim.target import (Capabilities, Target, check_steps, is_spikes, parse_record, state_values,
                              weight_values)
 
 from .lava_compat import import_lava
@@ -1123,6 +1124,13 @@ class LavaTarget(Target):
     """
 
     name = "lava"
+    capabilities = Capabilities(spikes=True, plasticity=True, random=True)
+
+    @classmethod
+    def capabilities_of(cls, precision="floating_pt", **options):
+        """Fixed point computes in integers and has no plasticity mapping."""
+        fixed = precision == "fixed_pt"
+        return dataclasses.replace(cls.capabilities, fixed_point=fixed, plasticity=not fixed)
     _open: "weakref.WeakSet[LavaTarget]" = weakref.WeakSet()
     _runtime_proc = None  # also on an object whose construction failed: close() is safe
 
@@ -1136,6 +1144,7 @@ class LavaTarget(Target):
             raise CircuitError(f"overflow={overflow!r}: use one of {OVERFLOW}.")
         super().__init__(circuit, seed, weights, precision=precision, **options)
         self.precision, self.frac_bits = precision, int(frac_bits)
+        self.capabilities = type(self).capabilities_of(precision=precision)
         if not 0 <= self.frac_bits < _STATE_BITS:
             raise CircuitError(f"frac_bits={frac_bits!r}: give 0 to {_STATE_BITS - 1}.")
         self.fixed = precision == "fixed_pt"
@@ -1569,12 +1578,6 @@ class LavaTarget(Target):
             _kill_workers(runtime)
 
     def __del__(self):
-        self.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
         self.close()
 
     def _lava_steps(self, n):

@@ -57,17 +57,6 @@ class Target(ABC):
     #: declared, read by the registry (:func:`neurosim.hardware_targets.capabilities`)
     capabilities = Capabilities()
 
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        legacy = vars(cls).get("max_batch")
-        if "capabilities" not in vars(cls) and isinstance(legacy, int):
-            # A class that still declares only ``max_batch`` (the spelling before
-            # Capabilities): its batch, and the constructor keywords it takes.
-            keywords = inspect.signature(cls.__init__).parameters
-            cls.capabilities = dataclasses.replace(
-                cls.capabilities, batch=legacy, optimizer="optimizer" in keywords,
-                float32="dtype" in keywords)
-
     @classmethod
     def capabilities_of(cls, **options) -> Capabilities:
         """The capabilities of this class built with constructor ``options`` (the

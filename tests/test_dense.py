@@ -17,7 +17,8 @@ from neurosim.circuit import Circuit, CircuitError, Population, Projection, cons
 from neurosim.circuits.predictive_coding import relaxed_predictive_coding
 from neurosim.hardware_targets import TARGETS, make_target
 from neurosim.hardware_targets.brian2 import Brian2Target
-from neurosim.hardware_targets.dense import Adam, DenseTarget
+from neurosim.hardware_targets.dense import DenseTarget
+from neurosim.optim import Adam
 from neurosim.target import predict, train_trial
 from neurosim.training import evaluate
 

@@ -39,7 +39,8 @@ def _attempt(make, body):
         except FixedPointOverflow as exc:
             error = str(exc)
         finally:
-            getattr(target, "close", lambda: None)()
+            if target is not None:
+                target.close()
     return {"error": error, "result": result,
             "warnings": [str(w.message) for w in caught if w.category is FixedPointWarning]}
 

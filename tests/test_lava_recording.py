@@ -30,7 +30,7 @@ def _each(circuit, body, names=TARGETS, seed=3, **options):
         try:
             out[name] = body(t)
         finally:
-            getattr(t, "close", lambda: None)()
+            t.close()
     return out
 
 

@@ -35,7 +35,7 @@ def _spike_rows(circuit, names, seed, pops):
             out[name]["n_syn"] = {k: len(np.ravel(v["w"])) for k, v in t.get_weights().items()
                                   if "w" in v}
         finally:
-            getattr(t, "close", lambda: None)()
+            t.close()
     return out
 
 
@@ -123,7 +123,7 @@ def case_rate():
             out[name] = {"traj": traj, "w": {p: d["w"].tolist()
                                              for p, d in t.get_weights().items()}}
         finally:
-            getattr(t, "close", lambda: None)()
+            t.close()
     return out
 
 
@@ -145,7 +145,7 @@ def case_refractory_input():
         try:
             out[name] = t.run(30, record=[("n", "v")])[("n", "v")].tolist()
         finally:
-            getattr(t, "close", lambda: None)()
+            t.close()
     return out
 
 

@@ -55,7 +55,7 @@ def _targets(circuit, names, seed, **fixed_options):
 
 def _close(targets):
     for t in targets.values():
-        getattr(t, "close", lambda: None)()
+        t.close()
 
 
 def case_pc():
@@ -132,7 +132,7 @@ def case_lif():
                                        "drive.spikes": t.get("drive", "spikes").tolist(),
                                        "out.spikes": t.get("out", "spikes").tolist()}
         finally:
-            getattr(t, "close", lambda: None)()
+            t.close()
     # random spikes: rand() in a threshold, counted by the reset
     from neurosim.circuit import Circuit, Population
     c = Circuit("bernoulli")
@@ -143,7 +143,7 @@ def case_lif():
             t.run(200)
             out[name]["random.count"] = t.get("random", "count").tolist()
         finally:
-            getattr(t, "close", lambda: None)()
+            t.close()
     return out
 
 
