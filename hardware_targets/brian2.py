@@ -18,7 +18,7 @@ from neurosim.brian2_build import build, get_synaptic, set_synaptic
 from neurosim.circuit import Circuit
 from neurosim.errors import CircuitError
 from neurosim.target import (Capabilities, Target, check_steps, is_spikes, parse_record,
-                             state_values, weight_values)
+                             weight_values)
 
 CODEGEN_TARGETS = ("numpy", "cython")
 
@@ -68,10 +68,7 @@ class Brian2Target(Target):
         return np.array(getattr(self._group(population), variable + "_")[:], dtype=float)
 
     def set(self, population, variable, values):
-        values = state_values(self.circuit, population, variable, values)
-        if values.ndim != 1:
-            raise CircuitError(f"The Brian2 target runs one sample at a time: give "
-                               f"{population}.{variable} as a 1-d array, not shape {values.shape}.")
+        values = self.state_values(population, variable, values)  # (n,): one sample
         setattr(self._group(population), variable + "_", values)
 
     def get_weights(self):

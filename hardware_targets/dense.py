@@ -153,8 +153,7 @@ from brian2.utils.stringtools import get_identifiers, word_substitute
 from neurosim.circuit import Circuit, CircuitError, check_constant
 from neurosim.codegen import RANDOM_FUNCTIONS, array_namespace, compile_expr, statements
 from neurosim.lowering import lower, product
-from neurosim.target import (Capabilities, Target, check_steps, parse_record, state_values,
-                             weight_values)
+from neurosim.target import Capabilities, Target, check_steps, parse_record, weight_values
 
 __all__ = ["DenseTarget"]
 
@@ -615,19 +614,11 @@ class DenseTarget(Target):
         self._sync_namespace()
         n = self.circuit.populations[population].n
         value = self._to_host(self.xp.broadcast_to(self._pop_value(population, variable),
-                                                   (self.B, n)))
+                                                   (self.B, n))).astype(float, copy=False)
         return value[0] if self._squeeze and self.B == 1 else value
 
     def set(self, population, variable, values):
-        self.circuit.check_variable(population, variable)
-        if variable not in self._stored[population]:
-            raise CircuitError(f"{population}.{variable} is a subexpression; it cannot be set "
-                               "(set the variables it is computed from).")
-        values = state_values(self.circuit, population, variable, values)
-        n = self.circuit.populations[population].n
-        if values.ndim > 2 or values.shape[-1:] != (n,):
-            raise CircuitError(f"Setting {population}.{variable}: got shape {values.shape}; "
-                               f"give ({n},) for one sample or (B, {n}) for a batch.")
+        values = self.state_values(population, variable, values)  # (n,) or (B, n)
         B = values.shape[0] if values.ndim == 2 else 1  # 1-d: one sample, never B copies
         if B != self.B:
             self._rebatch(B, population, variable)

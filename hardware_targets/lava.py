@@ -237,7 +237,7 @@ from neurosim.circuit import Circuit, CircuitError
 from neurosim.codegen import array_namespace, compile_expr, statements
 from neurosim.lowering import lower, product, strip_suffix
 from neurosim.plasticity import PairSTDP, ThreeFactorSTDP
-from neurosim.target import (Capabilities, Target, check_steps, is_spikes, parse_record, state_values,
+from neurosim.target import (Capabilities, Target, check_steps, is_spikes, parse_record,
                              weight_values)
 
 from .lava_compat import import_lava
@@ -1640,17 +1640,7 @@ class LavaTarget(Target):
         return (self._steps // self.K) * float(self.circuit.dt)
 
     def set(self, population, variable, values):
-        self.circuit.check_variable(population, variable)
-        if variable not in self.specs[population].stored:
-            raise CircuitError(f"{population}.{variable} is a subexpression; it cannot be set "
-                               "(set the variables it is computed from).")
-        values = state_values(self.circuit, population, variable, values)
-        n = self.circuit.populations[population].n
-        if values.ndim == 0:
-            values = np.full(n, float(values))
-        if values.shape != (n,):
-            raise CircuitError(f"The Lava target runs one sample at a time: give "
-                               f"{population}.{variable} as shape ({n},), not {values.shape}.")
+        values = self.state_values(population, variable, values)  # (n,): one sample
         self._set_var(getattr(self.procs[population], variable),
                       self._encode(values, population, variable))
 

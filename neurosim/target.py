@@ -10,7 +10,11 @@ The contract every target shares, so that callers never test a target's name
 or probe for a method: a lifecycle (:meth:`Target.close`, a no-op unless the
 target holds processes or folders; ``with make_target(...) as t:``), and
 declared :class:`Capabilities`, which the command line, the trainer and the
-refusal messages read from the registry instead of naming targets.
+refusal messages read from the registry instead of naming targets; and one
+shape contract for state values (:meth:`Target.set`, :meth:`Target.get`),
+checked by one normaliser (:meth:`Target.state_values`), so that a value a
+target takes is taken, and a value it refuses is refused with the same
+message, on every target.
 """
 from __future__ import annotations
 
@@ -100,6 +104,9 @@ class Target(ABC):
             raise refusal(registry_name(type(self), options), circuit, reason)
         self.seed = seed
         self.clamped: dict[str, str] = {}
+        from neurosim.hardware_targets import registry_name
+        #: the registry name of this target (for messages)
+        self.display_name = registry_name(type(self), options)
 
     def _check_options(self, options: dict) -> None:
         """Options are the keywords of the constructors of the class and its
@@ -129,36 +136,65 @@ class Target(ABC):
     # state ------------------------------------------------------------------------
     @abstractmethod
     def get(self, population: str, variable: str) -> np.ndarray:
-        """Current values of a population variable (subexpressions included)."""
+        """Current values of a population variable (subexpressions included), a new
+        float64 array: ``(n,)`` on a target running one sample, ``(B, n)`` (row
+        ``b``: sample ``b``) where a ``(B, n)`` batch was last set."""
 
     @abstractmethod
     def set(self, population: str, variable: str, values) -> None:
-        """Set a stored population variable."""
+        """Set a stored population variable (a differential equation or a
+        parameter; a subexpression is read, never set). ``values``: a number
+        (every neuron: the same as ``np.full(n, value)``), an ``(n,)`` array
+        (one sample), or a ``(B, n)`` batch on a target that runs batches
+        (``capabilities.batch >= B``, ``batch > 1``; a target running one sample
+        refuses every 2-d array, ``(1, n)`` too, as its ``get`` returns
+        ``(n,)``). Every other shape is refused. Each target's ``set`` starts
+        with :meth:`state_values`, which checks this."""
 
-    @abstractmethod
-    def get_weights(self) -> dict[str, dict[str, np.ndarray]]:
-        """Synaptic parameters, in the layout of ``Circuit.initial_weights``."""
-
-    @abstractmethod
-    def set_weights(self, weights: dict[str, dict[str, np.ndarray]]) -> None:
-        ...
-
-    def extra_state(self) -> dict[str, np.ndarray]:
-        """Learning state beyond the weights (optimiser moments), for checkpoints."""
-        return {}
-
-    def load_extra_state(self, state: dict[str, np.ndarray]) -> None:
-        pass
+    def state_values(self, population: str, variable: str, values,
+                     verb: str = "Setting") -> np.ndarray:
+        """The shape contract of :meth:`set` (and :meth:`clamp`), the same on every
+        target: ``values`` of a stored variable, finite, as a float64 ``(n,)``
+        array (a number is spread to every neuron) or ``(B, n)`` batch;
+        anything else is a :class:`CircuitError` naming the shape, the
+        population size and, for a batch, the targets that run one."""
+        self.circuit.check_variable(population, variable)
+        pop = self.circuit.population(population)
+        if variable not in pop.stored_variables:
+            raise CircuitError(f"{verb} {population}.{variable}: it is a subexpression (computed "
+                               "from other variables); it can be read, not set: set the "
+                               f"stored variables it is computed from ({pop.stored_variables}).")
+        values = state_values(self.circuit, population, variable, values, verb)
+        n, batch = pop.n, self.capabilities.batch
+        if values.ndim == 0:
+            return np.full(n, float(values))
+        if values.shape == (n,) or (values.ndim == 2 and values.shape[1] == n
+                                    and 1 < batch and 0 < values.shape[0] <= batch):
+            return values
+        what = (f"{verb} {population}.{variable}: got shape {values.shape}; population "
+                f"{population!r} has {n} neurons")
+        if values.ndim != 2 or values.shape[1] != n or not values.shape[0]:
+            raise CircuitError(f"{what}: give a number (every neuron), shape ({n},) (one "
+                               "sample)" + (f" or shape (B, {n}) with B <= {batch} (a batch)"
+                                            if batch > 1 else "") + ".")
+        from neurosim.hardware_targets import having
+        B = values.shape[0]
+        runs = having(lambda caps: caps.batch >= max(B, 2))
+        runs_here = ("one sample at a time" if batch == 1
+                     else f"at most {batch} samples at once")
+        raise CircuitError(
+            f"{what}, and the {self.display_name} target runs {runs_here}: give a number "
+            f"or shape ({n},) per sample"
+            + (f", or use a target that runs batches{f' of {B}' if B > 1 else ''}: "
+               f"{', '.join(runs)}." if runs
+               else "; no registered target runs such a batch."))
 
     # dynamics ---------------------------------------------------------------------
     def clamp(self, population: str, variable: str, values) -> None:
-        """Hold a population at ``values``: its equations stop updating it."""
-        values = state_values(self.circuit, population, variable, values, "Clamping")
-        n = self.circuit.population(population).n
-        if values.shape[-1:] != (n,):
-            raise CircuitError(f"Clamping {population}.{variable}: got shape {values.shape}, "
-                               f"the population has {n} neurons (last axis must be {n}).")
-        self.set(population, variable, values)
+        """Hold a population at ``values`` (the shapes :meth:`set` takes): its
+        equations stop updating it."""
+        self.set(population, variable, self.state_values(population, variable, values,
+                                                         "Clamping"))
         self.clamped[population] = variable
 
     def release(self, population: str) -> None:
@@ -200,8 +236,9 @@ class Target(ABC):
 
 def state_values(circuit: Circuit, population: str, variable: str, values,
                  verb: str = "Setting") -> np.ndarray:
-    """What every target's ``set`` (and ``clamp``) checks first: the variable
-    exists and ``values`` are finite numbers. Returns them as a float array."""
+    """The first check of :meth:`Target.state_values` (which every target's
+    ``set`` and ``clamp`` call): the variable exists and ``values`` are finite
+    numbers. Returns them as a float array (shapes are not checked here)."""
     circuit.check_variable(population, variable)
     return finite_values(f"{verb} {population}.{variable}", values)
 
