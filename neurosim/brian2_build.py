@@ -11,7 +11,7 @@ Two scheduling choices differ from Brian2's defaults, both so that one time
 step is an exact forward-Euler step of the declared equations:
 
 * summed variables are computed in the ``before_groups`` slot, ordered by
-  :func:`~neurosim.circuit.summed_order` (Brian2 updates each one just before
+  :func:`~neurosim.lowering.summed_order` (Brian2 updates each one just before
   its target group, so a chain value -> error -> value would read values of
   the previous step or of an already updated group);
 * ``init`` and ``learning_rule`` code become ``run_regularly`` operations that
@@ -27,8 +27,9 @@ import numpy as np
 from brian2 import Clock, Network, NeuronGroup, Synapses, prefs, second
 from brian2.units.fundamentalunits import DimensionMismatchError
 
-from .circuit import Circuit, summed_order
+from .circuit import Circuit, synapse_code
 from .errors import CircuitError, root_cause
+from .lowering import summed_order
 
 
 @dataclass
@@ -112,8 +113,9 @@ def _build(circuit, weights, sizes, seed, objs) -> None:
         objs.groups[pop.name] = g
     for proj in circuit.projections.values():
         per_synapse = proj.delay is not None and proj.homogeneous_delay is None
-        s = Synapses(objs.groups[proj.source], objs.groups[proj.target], proj.equations,
-                     on_pre=proj.pre_code, on_post=proj.post_code,
+        code = synapse_code(proj)  # with its plasticity rule's code
+        s = Synapses(objs.groups[proj.source], objs.groups[proj.target], code.equations,
+                     on_pre=code.on_pre, on_post=code.on_post,
                      delay=None if per_synapse else proj.homogeneous_delay,
                      method="euler", clock=clock, name=proj.name + "*",
                      namespace=circuit.namespace)

@@ -19,9 +19,10 @@ Two additions to Brian2's vocabulary describe trial-based rate circuits:
     or in the model's differential equations, as in Brian2.
 ``plasticity`` (projection)
     A reusable rule object from :mod:`neurosim.plasticity` (``PairSTDP``,
-    ``ThreeFactorSTDP``) whose Brian2 code is merged into the projection's
-    model and ``on_pre``/``on_post``; it stays available as
-    ``projection.plasticity`` so that a target can map it by type.
+    ``ThreeFactorSTDP``). The declaration keeps it as given
+    (``projection.plasticity``, so that a target can map it by type); the
+    Brian2 code it stands for, merged with the projection's own, is derived by
+    :func:`synapse_code` (checked when the projection is declared).
 
 Connectivity and delays are spelled as in Brian2: ``connect`` takes ``'all'``,
 ``'one_to_one'`` or the keywords of ``Synapses.connect`` (``{'p': 0.02}``,
@@ -52,6 +53,8 @@ import keyword
 import re
 import zlib
 from dataclasses import dataclass, field
+from functools import cached_property
+from types import MappingProxyType
 from typing import Callable, Mapping
 
 import numpy as np
@@ -65,7 +68,7 @@ from .errors import CircuitError, root_cause  # noqa: F401  (root_cause: old imp
 from .plasticity import PlasticityRule
 
 __all__ = [
-    "CircuitError", "Population", "Projection", "Circuit",
+    "CircuitError", "Population", "Projection", "Circuit", "SynapseCode", "synapse_code",
     "normal", "abs_normal", "constant", "identity", "fan_in_uniform",
 ]
 
@@ -282,7 +285,55 @@ class Population:
         return list(self.equations.names)
 
 
-@dataclass
+@dataclass(frozen=True)
+class SynapseCode:
+    """What Brian2 runs for a projection: its model with its plasticity rule's
+    lines, its ``on_pre``/``on_post`` followed by the rule's, and the constants
+    the rule's code reads."""
+    equations: Equations
+    on_pre: str | None
+    on_post: str | None
+    namespace: Mapping[str, object]
+
+
+def synapse_code(proj: "Projection") -> SynapseCode:
+    """The code of ``proj`` with its ``plasticity`` rule merged in (see
+    :mod:`neurosim.plasticity`), what every target that runs Brian2 code reads.
+    Derived from the declaration (once per declaration: it cannot change), never
+    part of it, so a copy (``dataclasses.replace``) derives its own. A bad rule
+    is refused when the projection is declared."""
+    return proj.code
+
+
+def _derive_code(proj: "Projection") -> SynapseCode:
+    """:func:`synapse_code`, computed. Raises :class:`CircuitError` for a rule that
+    is not a rule or that redeclares a variable of the model differently."""
+    owner = f"Projection {proj.name!r}"
+    equations = _parse(owner, "synapse model", proj.model)
+    rule = proj.plasticity
+    if rule is None:
+        return SynapseCode(equations, proj.on_pre, proj.on_post, {})
+    if not isinstance(rule, PlasticityRule):
+        raise CircuitError(
+            f"{owner}: plasticity={rule!r} is not a plasticity rule; "
+            "give a rule object from neurosim.plasticity (e.g. PairSTDP(...)).")
+    code = rule.brian2(proj.name)
+    rule_eqs = _parse(owner, f"{type(rule).__name__} model", code.model)
+    for var in rule_eqs.names:
+        mine = equations.get(var)
+        if mine is not None and (mine.type != "parameter" or mine.dim != rule_eqs[var].dim):
+            raise CircuitError(
+                f"{owner}: {type(rule).__name__} declares {var!r} ({rule_eqs[var]}), which "
+                f"the projection's model already declares as {mine}; remove it from the "
+                "model (or declare it as a plain parameter of the same unit).")
+    merged = Equations([eq for name, eq in equations.items() if name not in rule_eqs.names]
+                       + list(rule_eqs.values()))
+    return SynapseCode(merged, "\n".join(c for c in (proj.on_pre, code.on_pre) if c),
+                       "\n".join(c for c in (proj.on_post, code.on_post) if c),
+                       MappingProxyType(dict(code.namespace)))
+
+
+@dataclass(frozen=True)
 class Projection:
     """Synapses from ``source`` to ``target`` (like ``brian2.Synapses``).
 
@@ -299,10 +350,12 @@ class Projection:
     (the matrix ``W`` of ``post = W @ pre``), ``(n,)`` for ``'one_to_one'``,
     ``(n_syn,)`` in the order of :meth:`Circuit.synapses` for ``'sparse'``.
 
-    The declaration never changes after construction: a ``plasticity`` rule's
-    code is merged into ``equations``, ``pre_code`` and ``post_code`` (what the
-    Brian2 targets run), while ``model``, ``on_pre`` and ``on_post`` keep the
-    projection's own code, so ``dataclasses.replace`` makes a faithful copy.
+    A projection is an immutable value (a frozen dataclass): ``model``,
+    ``on_pre`` and ``on_post`` are the projection's own code, and what Brian2
+    runs with a ``plasticity`` rule merged in is derived by
+    :func:`synapse_code` (``code``; ``equations``, ``pre_code``, ``post_code``
+    and ``rule_namespace`` read it), so ``dataclasses.replace`` makes a
+    faithful copy that derives its own.
     """
     name: str
     source: str
@@ -318,16 +371,13 @@ class Projection:
 
     def __post_init__(self):
         _check_name("Projection", self.name)
-        self.kind = self._connectivity()
-        if self.kind != "sparse":
-            self.connect = self.kind  # {} and {'j': 'i'} as Brian2's shorthands
+        kind = self._connectivity()
+        # set once here, before anything reads them (the dataclass is frozen)
+        object.__setattr__(self, "kind", kind)
+        if kind != "sparse":  # {} and {'j': 'i'} as Brian2's shorthands
+            object.__setattr__(self, "connect", kind)
         self._check_delay()
-        self.equations = _parse(f"Projection {self.name!r}", "synapse model", self.model)
-        self.pre_code, self.post_code = self.on_pre, self.on_post
-        self.rule_namespace = {}
-        if self.plasticity is not None:
-            self._merge_plasticity()
-        own = set(self.equations.names)
+        own = set(self.code.equations.names)  # derives (and so checks) the merged code
         for var, spec in self.init.items():
             if var not in own:
                 raise CircuitError(
@@ -418,31 +468,31 @@ class Projection:
             return d
         return None
 
-    def _merge_plasticity(self):
-        """Add the rule's model lines, on_pre/on_post statements (after the
-        projection's own) and namespace entries (see :mod:`neurosim.plasticity`)
-        to ``equations``, ``pre_code`` and ``post_code``; the declared fields stay
-        as given."""
-        rule = self.plasticity
-        if not isinstance(rule, PlasticityRule):
-            raise CircuitError(
-                f"Projection {self.name!r}: plasticity={rule!r} is not a plasticity rule; "
-                "give a rule object from neurosim.plasticity (e.g. PairSTDP(...)).")
-        code = rule.brian2(self.name)
-        rule_eqs = _parse(f"Projection {self.name!r}", f"{type(rule).__name__} model", code.model)
-        for var in rule_eqs.names:
-            mine = self.equations.get(var)
-            if mine is not None and (mine.type != "parameter" or mine.dim != rule_eqs[var].dim):
-                raise CircuitError(
-                    f"Projection {self.name!r}: {type(rule).__name__} declares {var!r} "
-                    f"({rule_eqs[var]}), which the projection's model already declares as "
-                    f"{mine}; remove it from the model (or declare it as a plain parameter "
-                    "of the same unit).")
-        self.equations = Equations([eq for name, eq in self.equations.items()
-                                    if name not in rule_eqs.names] + list(rule_eqs.values()))
-        self.pre_code = "\n".join(c for c in (self.on_pre, code.on_pre) if c)
-        self.post_code = "\n".join(c for c in (self.on_post, code.on_post) if c)
-        self.rule_namespace = code.namespace
+    @cached_property
+    def code(self) -> SynapseCode:
+        """:func:`synapse_code` of this declaration, derived once (the declaration
+        cannot change; a copy derives its own)."""
+        return _derive_code(self)
+
+    @property
+    def equations(self) -> Equations:
+        """The model with the plasticity rule's lines (what Brian2 runs)."""
+        return self.code.equations
+
+    @property
+    def pre_code(self) -> str | None:
+        """``on_pre`` followed by the plasticity rule's on_pre statements."""
+        return self.code.on_pre
+
+    @property
+    def post_code(self) -> str | None:
+        """``on_post`` followed by the plasticity rule's on_post statements."""
+        return self.code.on_post
+
+    @property
+    def rule_namespace(self) -> Mapping[str, object]:
+        """The constants the plasticity rule's code reads (``<projection>_<name>``)."""
+        return self.code.namespace
 
     @property
     def summed(self) -> dict[str, tuple[str, str]]:
@@ -795,60 +845,3 @@ def check_constant(circuit: str, key: str, value) -> None:
                            f"{'' if array.ndim == 0 else ' in places'}; finite values are "
                            f"needed: give {key!r} a finite value.")
 
-
-def summed_order(circuit: Circuit) -> list[tuple[str, str, int]]:
-    """Summed variables in dependency order: ``[(projection, 'x_post', level), ...]``.
-
-    A summed variable whose expression reads (directly or through
-    subexpressions) another summed variable's target is computed after it.
-    Every target uses this order so that all derived quantities of a time
-    step come from the same state (an exact Euler step). An algebraic loop
-    raises :class:`CircuitError`.
-    """
-    targets = {}
-    for proj in circuit.projections.values():
-        for var, (side, base) in proj.summed.items():
-            pop = proj.target if side == "post" else proj.source
-            targets[(pop, base)] = (proj.name, var)
-
-    def pop_deps(pop: str, name: str, seen: frozenset) -> set:
-        if (pop, name) in targets:
-            return {targets[(pop, name)]}
-        eqs = circuit.populations[pop].equations
-        if name in eqs and eqs[name].type == SUBEXPRESSION and (pop, name) not in seen:
-            out = set()
-            for ident in eqs[name].expr.identifiers:
-                out |= pop_deps(pop, ident, seen | {(pop, name)})
-            return out
-        return set()
-
-    def expr_deps(proj: Projection, identifiers, seen=frozenset()) -> set:
-        out = set()
-        for ident in identifiers:
-            if ident.endswith("_pre"):
-                out |= pop_deps(proj.source, ident[:-4], frozenset())
-            elif ident.endswith("_post"):
-                out |= pop_deps(proj.target, ident[:-5], frozenset())
-            elif ident in proj.equations and proj.equations[ident].type == SUBEXPRESSION \
-                    and ident not in seen and "summed" not in proj.equations[ident].flags:
-                out |= expr_deps(proj, proj.equations[ident].expr.identifiers, seen | {ident})
-        return out
-
-    deps = {}
-    for proj in circuit.projections.values():
-        for var in proj.summed:
-            deps[(proj.name, var)] = expr_deps(proj, proj.equations[var].expr.identifiers)
-    levels: dict = {}
-
-    def level(key, stack=()):
-        if key in stack:
-            loop = " -> ".join(f"{p}.{v}" for p, v in stack + (key,))
-            raise CircuitError(f"Circuit {circuit.name!r}: summed variables form an algebraic "
-                               f"loop ({loop}); break it with a differential equation.")
-        if key not in levels:
-            levels[key] = 1 + max((level(d, stack + (key,)) for d in deps[key]), default=-1)
-        return levels[key]
-
-    for key in deps:
-        level(key)
-    return sorted(((p, v, lv) for (p, v), lv in levels.items()), key=lambda t: t[2])

@@ -12,15 +12,19 @@ used to derive each in its own way:
   with refractoriness Brian2's own ``not_refractory`` update), ``init``, the
   threshold (gated by ``not_refractory`` when refractory, as Brian2's
   ``Thresholder`` does), ``reset`` and the ``unless refractory`` variables;
-* per summed variable (:class:`SummedPlan`), in
-  :func:`~neurosim.circuit.summed_order`: the projection, side, base
-  variable, level, the expression with the projection's own subexpressions
-  substituted, and that expression split into a product of one-sided factors
+* per summed variable (:class:`SummedPlan`), in dependency order
+  (:func:`summed_order`): the projection, side, base variable, level, the
+  expression with the projection's own subexpressions substituted, the
+  stored variables it reads (through subexpressions, with :meth:`Plan.reads`)
+  and that expression split into a product of one-sided factors
   ``{'syn', 'pre', 'post', 'scalar'}`` -- or the reason it is not such a
-  product (each target decides whether it needs one);
+  product (each target decides whether it needs one); its level is 1 + the
+  highest level of the summed variables whose targets it reads;
 * per projection (:class:`ProjectionPlan`): its connectivity kind, synaptic
   variables, ``on_pre``/``on_post`` statements (split the same way) and its
-  ``learning_rule`` statements ``(var, op, expr)``.
+  ``learning_rule`` statements ``(var, op, expr)``; a plasticity rule's code
+  is derived from the declaration by :func:`synapse_code` (the model lines
+  here, the rule itself in ``ProjectionPlan.plasticity`` for targets to map).
 
 The synapses themselves are seed-dependent: targets take them from
 ``Circuit.synapses(name, seed)``; the plan holds no arrays.
@@ -40,11 +44,11 @@ from brian2.equations.equations import SUBEXPRESSION
 from brian2.parsing.sympytools import str_to_sympy, sympy_to_str
 from brian2.utils.stringtools import get_identifiers, word_substitute
 
-from .circuit import Circuit, CircuitError, summed_order
+from .circuit import Circuit, CircuitError, SynapseCode, synapse_code  # noqa: F401
 from .codegen import statements
 
-__all__ = ["lower", "Plan", "PopulationPlan", "SummedPlan", "ProjectionPlan", "Statement",
-           "split_product", "strip_suffix"]
+__all__ = ["lower", "summed_order", "synapse_code", "SynapseCode", "Plan", "PopulationPlan",
+           "SummedPlan", "ProjectionPlan", "Statement", "split_product", "strip_suffix"]
 
 #: the kinds of factor of a product over a projection
 KINDS = ("syn", "pre", "post", "scalar")
@@ -282,28 +286,65 @@ def _statements(circuit, proj, code, what, implicit_post=False) -> tuple[Stateme
     return tuple(out)
 
 
+def _summed(circuit: Circuit, plan: Plan) -> list[dict]:
+    """The summed variables by level (declaration order within a level), each as
+    the fields of its :class:`SummedPlan` but the factors. One reading another
+    one's target (directly or through subexpressions, :meth:`Plan.reads`) is a
+    level above it, so that all derived quantities of a time step come from the
+    same state (an exact Euler step); an algebraic loop raises CircuitError."""
+    entries, writer = {}, {}
+    for proj in circuit.projections.values():
+        equations = synapse_code(proj).equations
+        for var, (side, base) in proj.summed.items():
+            population = proj.target if side == "post" else proj.source
+            expr = substitute_subexpressions(proj, str(equations[var].expr.code))
+            reads = set()
+            for ident in get_identifiers(expr):
+                if ident == "t":
+                    reads.add(("", "t"))
+                for suffix, pop in (("_pre", proj.source), ("_post", proj.target)):
+                    if ident.endswith(suffix):
+                        reads |= plan.reads(pop, ident[: -len(suffix)])
+            entries[(proj.name, var)] = dict(
+                projection=proj.name, variable=var, side=side, base=base,
+                population=population, expr=expr, reads=frozenset(reads))
+            writer[(population, base)] = (proj.name, var)
+
+    def level(key, stack=()):
+        entry = entries[key]
+        if key in stack:
+            loop = " -> ".join(f"{p}.{v}" for p, v in stack + (key,))
+            raise CircuitError(f"Circuit {circuit.name!r}: summed variables form an algebraic "
+                               f"loop ({loop}); break it with a differential equation.")
+        if "level" not in entry:
+            deps = [writer[r] for r in entry["reads"] if r in writer]
+            entry["level"] = 1 + max((level(d, stack + (key,)) for d in deps), default=-1)
+        return entry["level"]
+
+    for key in entries:
+        level(key)
+    return sorted(entries.values(), key=lambda e: e["level"])
+
+
+def summed_order(circuit: Circuit) -> list[tuple[str, str, int]]:
+    """Summed variables in dependency order: ``[(projection, 'x_post', level), ...]``,
+    the order and levels of :func:`lower` (without its costly steps). Every target
+    updates summed variables in this order."""
+    pops = {p.name: _population(circuit, p, False) for p in circuit.populations.values()}
+    return [(e["projection"], e["variable"], e["level"])
+            for e in _summed(circuit, Plan(circuit.name, pops, {}, (), 0))]
+
+
 def lower(circuit: Circuit, update: bool = True) -> Plan:
     """The plan of ``circuit`` (module doc); ``update=False`` leaves out the state
     updaters' abstract code (``PopulationPlan.update`` is None)."""
     pops = {p.name: _population(circuit, p, update) for p in circuit.populations.values()}
     plan = Plan(circuit.name, pops, {}, (), 0)
     summed = []
-    for proj_name, var, level in summed_order(circuit):
-        proj = circuit.projections[proj_name]
-        side, base = proj.summed[var]
-        expr = substitute_subexpressions(proj, str(proj.equations[var].expr.code))
-        factors, reason = split_product(expr, proj.parameters)
-        reads = set()
-        for ident in get_identifiers(expr):
-            if ident == "t":
-                reads.add(("", "t"))
-            for suffix, pop in (("_pre", proj.source), ("_post", proj.target)):
-                if ident.endswith(suffix):
-                    reads |= plan.reads(pop, ident[: -len(suffix)])
-        summed.append(SummedPlan(
-            projection=proj_name, variable=var, side=side, base=base,
-            population=proj.target if side == "post" else proj.source, level=level,
-            expr=expr, factors=factors, reason=reason, reads=frozenset(reads)))
+    for entry in _summed(circuit, plan):
+        parameters = circuit.projections[entry["projection"]].parameters
+        factors, reason = split_product(entry["expr"], parameters)
+        summed.append(SummedPlan(**entry, factors=factors, reason=reason))
     projections = {}
     for proj in circuit.projections.values():
         projections[proj.name] = ProjectionPlan(

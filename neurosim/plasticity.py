@@ -4,10 +4,12 @@ A rule is a small dataclass of unit-carrying parameters (public attributes, so
 that a target can map it by type onto its own learning engine, as Lava maps
 rules onto ``STDPLoihi`` / ``RewardModulatedSTDP``) that writes the Brian2 code
 it stands for: synaptic model lines, ``on_pre`` and ``on_post`` statements and
-the namespace entries they read. :class:`~neurosim.circuit.Projection` merges
-that code into its own (``Projection(..., plasticity=PairSTDP(...))``) after
-the projection's own statements, so ``on_pre='ge_post += w'`` transmits with
-the weight before the rule changes it, as in Brian2's STDP example.
+the namespace entries they read. A projection carrying a rule
+(``Projection(..., plasticity=PairSTDP(...))``) keeps it as given;
+:func:`neurosim.circuit.synapse_code` derives the merged code, the rule's
+statements after the projection's own, so ``on_pre='ge_post += w'`` transmits
+with the weight before the rule changes it, as in Brian2's STDP example. Rules
+are frozen: the code derived from a declaration cannot drift from it.
 
 Every rule declares its weight variable (``weight='w'``, in ``unit``); a
 projection may declare it too (``'w : 1'``, for readability), and the rule's
@@ -106,7 +108,7 @@ class PlasticityRule:
             namespace=self._namespace(prefix))
 
 
-@dataclass
+@dataclass(frozen=True)
 class PairSTDP(PlasticityRule):
     """Pair STDP: ``Apre``/``Apost`` are the trace increments (in weight units;
     ``Apost`` negative for depression), the weight stays in ``[wmin, wmax]``.
@@ -133,7 +135,7 @@ class PairSTDP(PlasticityRule):
                              f"{w} = clip({w} + {{x}}, {n['wmin']}, {n['wmax']})")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ThreeFactorSTDP(PlasticityRule):
     """Dopamine-modulated STDP (Izhikevich 2007) as a three-factor rule.
 

@@ -146,6 +146,23 @@ def test_a_declaration_never_changes_itself():
     assert copy.pre_code == p.pre_code.replace("s_", "s2_")
 
 
+def test_a_declaration_is_an_immutable_value_and_its_rule_code_is_derived():
+    p = syn(pops(), plasticity=PairSTDP(wmax=1.0))
+    for attr, value in (("on_pre", "v_post += 2 * w"), ("pre_code", ""), ("kind", "sparse")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(p, attr, value)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.plasticity.wmax = 2.0  # the derived code would no longer be the rule's
+    # the merged code is no field: a copy without the rule runs the projection's own
+    assert {"pre_code", "post_code", "equations", "rule_namespace"}.isdisjoint(
+        f.name for f in dataclasses.fields(p))
+    plain = dataclasses.replace(p, plasticity=None)
+    assert plain.pre_code == "v_post += w" and plain.post_code is None
+    assert "apre" not in plain.equations.names and dict(plain.rule_namespace) == {}
+    with pytest.raises(TypeError):
+        p.rule_namespace["s_wmax"] = 3.0
+
+
 def test_learning_rule_assigning_an_unknown_name_is_refused():
     with pytest.raises(CircuitError, match="'wx'.*not a stored synaptic variable"):
         syn(pops(lr=0.1), learning_rule="wx = w + lr * v_post * v_pre")

@@ -3,7 +3,7 @@ import pytest
 from brian2 import ms
 
 from neurosim.circuit import Circuit, CircuitError, Population, Projection
-from neurosim.lowering import lower, split_product, strip_suffix
+from neurosim.lowering import lower, split_product, strip_suffix, summed_order, synapse_code
 from neurosim.plasticity import PairSTDP
 
 
@@ -126,9 +126,37 @@ def test_lava_maps_rules_by_class_along_the_mro():
     from neurosim.hardware_targets.lava import _RULES, _rule_mapping
     from neurosim.plasticity import PlasticityRule, ThreeFactorSTDP
 
-    @dataclass
+    @dataclass(frozen=True)  # rules are frozen values, so are their subclasses
     class SlowerPair(PairSTDP):  # a subclass maps as its registered base
         pass
     assert _rule_mapping(SlowerPair()) is _RULES[PairSTDP]
     assert _rule_mapping(ThreeFactorSTDP()) is _RULES[ThreeFactorSTDP]
     assert _rule_mapping(PlasticityRule()) is None  # no mapping: Lava refuses it
+
+
+def test_summed_order_is_the_plans_and_lives_in_the_lowering():
+    import neurosim.circuit
+    c = rate_circuit()
+    assert summed_order(c) == [("ab", "I_post", 0), ("bc", "x_post", 1)]
+    assert summed_order(c) == [(s.projection, s.variable, s.level)
+                               for s in lower(c, update=False).summed]
+    assert not hasattr(neurosim.circuit, "summed_order")  # one dependency walk, here
+    # a loop through a population subexpression is found by the same walk
+    loop = Circuit("loop")
+    loop.add(Population("a", 2, "x : 1\ny = 2 * x : 1"))
+    loop.add(Projection("aa", "a", "a", "x_post = y_pre : 1 (summed)", connect="one_to_one"))
+    with pytest.raises(CircuitError, match=r"algebraic loop \(aa.x_post -> aa.x_post\)"):
+        lower(loop, update=False)
+
+
+def test_synapse_code_merges_the_rule_after_the_projections_own_code():
+    c = Circuit("stdp")
+    c.add(Population("a", 2, "v : 1"))
+    proj = c.add(Projection("s", "a", "a", "w : 1", on_pre="v_post += w",
+                            plasticity=PairSTDP(wmax=1.0)))
+    code = synapse_code(proj)
+    assert code.on_pre.splitlines()[:2] == ["v_post += w", "apre += s_Apre"]
+    assert code.on_post.splitlines()[0] == "apost += s_Apost"
+    assert {"w", "apre", "apost"} <= set(code.equations.names)
+    assert code.namespace["s_wmax"] == 1.0 and c.namespace["s_wmax"] == 1.0
+    assert proj.model == "w : 1" and proj.on_pre == "v_post += w"  # as declared

@@ -4,7 +4,8 @@ import pytest
 from brian2 import ms, mV
 
 from neurosim.brian2_build import check
-from neurosim.circuit import Circuit, CircuitError, Population, Projection, summed_order
+from neurosim.circuit import Circuit, CircuitError, Population, Projection
+from neurosim.lowering import summed_order
 from neurosim.circuits.predictive_coding import relaxed_predictive_coding
 from neurosim.hardware_targets import make_target
 from neurosim.hardware_targets.brian2 import Brian2Target
