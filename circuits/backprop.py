@@ -6,7 +6,7 @@ variables form the forward pass (``a = W h_above``) and the backward pass
 (``back = Wᵀ δ_below``, or ``B δ_below`` with a fixed random B for feedback
 alignment, Lillicrap et al. 2016). There are no differential equations: one
 step computes the whole chain, because summed variables are evaluated in
-dependency order (:func:`neurosim.circuit.summed_order`). Layer 0 is the
+dependency order (:func:`neurosim.lowering.summed_order`). Layer 0 is the
 bottom (output) and the input is clamped at the top, as in the predictive
 coding circuit, so both train on the same data pipeline with the same
 protocol (with zero inference steps).
