@@ -37,7 +37,7 @@ What is taken from Brian2
 Semantics (identical to the Brian2 target)
 ------------------------------------------
 One time step is an exact forward-Euler step: (1) every summed variable is
-computed in :func:`~neurosim.circuit.summed_order` from the current state, a
+computed in :func:`~neurosim.lowering.summed_order` from the current state, a
 later level reading earlier ones; (2) every population that is not clamped is
 advanced by its state-updater code, from that same state. Subexpressions are
 evaluated on demand from the stored state (cached until a variable of their

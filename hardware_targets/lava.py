@@ -78,7 +78,7 @@ Lava's ``Dense`` delivers at step ``s+1`` what it received at step ``s`` (its
 buffer keeps recurrent networks free of deadlock). To keep one neurosim step
 an exact forward-Euler step -- identical to the Brian2 and dense targets --
 a neurosim step is ``K`` Lava steps, with ``L`` the number of summed levels
-(:func:`~neurosim.circuit.summed_order`):
+(:func:`~neurosim.lowering.summed_order`):
 
 * phase ``p < L``: write the level ``p-1`` summed variables just received
   (``p >= 1``), send what level ``p`` reads;
