@@ -92,8 +92,10 @@ has been computed.
 
 Batch size
 ----------
-``B`` is set by the values given to ``set``/``clamp``: a ``(B, n)`` array
-makes the batch size B, a 1-d ``(n,)`` array is **one sample** and makes it 1.
+``B`` is set by the values given to ``set``/``clamp`` (the shapes of the
+contract, :meth:`neurosim.target.Target.set`): a ``(B, n)`` array makes the
+batch size B, a 1-d ``(n,)`` array (or a number: every neuron) is **one
+sample** and makes it 1.
 A sample given after a batch (a training trial after a batched test
 evaluation) therefore runs once, never as B identical copies whose summed
 learning rule would multiply its update by B. When B changes, variables stored
