@@ -168,16 +168,8 @@ def test_every_target_closes_idempotently_and_is_a_context_manager(name):
 def _targets_here():
     """Registered targets that import here and accept a plain rate circuit (a
     target whose hardware is missing refuses everything: nothing to test)."""
-    from neurosim.hardware_targets import TARGETS, target_class
-    out = []
-    for name in TARGETS:
-        try:
-            cls, fixed = target_class(name)
-        except ImportError:
-            continue
-        if cls.unsupported(rate_circuit(), **fixed) is None:
-            out.append((name, cls, fixed))
-    return out
+    from neurosim.hardware_targets import accepting, target_class
+    return [(name, *target_class(name)) for name in accepting(rate_circuit())]
 
 
 def test_declared_capabilities_are_honoured():
