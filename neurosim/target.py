@@ -151,6 +151,21 @@ class Target(ABC):
         ``(n,)``). Every other shape is refused. Each target's ``set`` starts
         with :meth:`state_values`, which checks this."""
 
+    @abstractmethod
+    def get_weights(self) -> dict[str, dict[str, np.ndarray]]:
+        """Synaptic parameters, in the layout of ``Circuit.initial_weights``."""
+
+    @abstractmethod
+    def set_weights(self, weights: dict[str, dict[str, np.ndarray]]) -> None:
+        ...
+
+    def extra_state(self) -> dict[str, np.ndarray]:
+        """Learning state beyond the weights (optimiser moments), for checkpoints."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, np.ndarray]) -> None:
+        pass
+
     def state_values(self, population: str, variable: str, values,
                      verb: str = "Setting") -> np.ndarray:
         """The shape contract of :meth:`set` (and :meth:`clamp`), the same on every
