@@ -150,41 +150,18 @@ from brian2 import NeuronGroup, Quantity, TimedArray
 from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
 from brian2.core.functions import Function
 from brian2.units.fundamentalunits import get_dimensions
-from brian2.utils.stringtools import get_identifiers, word_substitute
+from brian2.utils.stringtools import get_identifiers
 
 from neurosim.circuit import Circuit, CircuitError, check_constant
-from neurosim.codegen import RANDOM_FUNCTIONS, array_namespace, compile_expr, statements
-from neurosim.lowering import lower, product
+from neurosim.codegen import (RANDOM_FUNCTIONS, Expr, Source, array_namespace, block,
+                              population_expr, projection_expr)
+from neurosim.learning import LearningRule, evaluate
+from neurosim.lowering import lower
 from neurosim.target import Capabilities, Target, check_steps, parse_record, weight_values
 
 __all__ = ["DenseTarget"]
 
 _ALLOWED_FLAGS = {"constant", "summed", "shared"}
-
-
-# --- code: statements and expressions compiled once ---------------------------------
-
-class _Expr:
-    """One expression rendered to numpy syntax and compiled; ``names`` are the
-    identifiers the caller's scope must provide (the rest are globals)."""
-    __slots__ = ("source", "numpy", "code", "names", "refs")
-
-    def __init__(self, source: str, where: str, local_names, globals_: dict):
-        self.source = source
-        self.numpy, self.code = compile_expr(source, where)
-        names = []
-        for ident in sorted(get_identifiers(self.numpy)):
-            if ident in local_names:
-                names.append(ident)
-            elif ident in globals_:
-                continue
-            else:
-                raise CircuitError(
-                    f"{where}: identifier {ident!r} in {source!r} is not supported by the "
-                    "dense target (known: the population's variables, _pre/_post "
-                    "references, synaptic variables, the circuit namespace, dt, t, i, N, "
-                    "units, and Brian2's deterministic functions).")
-        self.names = tuple(names)
 
 
 def _same(a, b) -> bool:
@@ -317,114 +294,53 @@ class DenseTarget(Target):
         value = np.asarray(pop.values.get(var, 0.0), dtype=float)
         return self.xp.asarray(np.broadcast_to(value, (self.B, pop.n)), dtype=self.dtype)
 
-    def _pop_names(self, pop) -> set:
-        return set(pop.equations.names) | {"i", "N", "t"}
+    def _pop_expr(self, source, where, pop) -> Expr:
+        return population_expr(source, where, self.plan.populations[pop.name], self._globals)
 
-    def _proj_names(self, proj) -> set:
-        src = self.circuit.populations[proj.source]
-        tgt = self.circuit.populations[proj.target]
-        return ({v + "_pre" for v in src.variables} | {v + "_post" for v in tgt.variables}
-                | set(proj.parameters) | {"t"})
-
-    def _expr(self, source, where, scope, temps=frozenset()) -> _Expr:
-        """Compile ``source`` for a scope: ``(population, None)`` or ``(None, projection)``.
-
-        ``refs`` tells ``_eval`` where each local name comes from: a population
-        variable (with the axis to expand for per-synapse arrays), a synaptic
-        variable, a temporary of the same code block, or the time."""
-        pop, proj = scope
-        names = (self._pop_names(pop) if pop is not None else self._proj_names(proj)) | temps
-        e = _Expr(source, where, names, self._globals)
-        refs = []
-        for n in e.names:
-            if n in temps:
-                refs.append((n, "scratch", None, None, 0))
-            elif pop is not None:
-                refs.append((n, "pop", pop.name, n, 0))
-            elif n.endswith("_pre"):
-                refs.append((n, "pop", proj.source, n[:-4], 1))
-            elif n.endswith("_post"):
-                refs.append((n, "pop", proj.target, n[:-5], 2))
-            elif n == "t":
-                refs.append((n, "t", None, None, 0))
-            else:
-                refs.append((n, "syn", None, n, 0))
-        e.refs = tuple(refs)
-        return e
+    def _proj_expr(self, source, where, proj) -> Expr:
+        return projection_expr(source, where, self.plan.projections[proj.name],
+                               self.plan.populations, self._globals)
 
     def _compile(self):
         c = self.circuit
         self.plan = plan = lower(c)  # the circuit lowered once (neurosim.lowering)
         self._stored = {name: list(p.stored) for name, p in plan.populations.items()}
-        self._subexprs: dict[str, dict[str, _Expr]] = {}
+        self._subexprs: dict[str, dict[str, Expr]] = {}
         self._updates: dict[str, list] = {}
         self._inits: dict[str, list] = {}
         for pop in c.populations.values():
             p = plan.populations[pop.name]
             self._subexprs[pop.name] = {
-                var: self._expr(code, f"Population {pop.name!r}, {var}", (pop, None))
+                var: self._pop_expr(code, f"Population {pop.name!r}, {var}", pop)
                 for var, code in p.subexpressions}
-            self._updates[pop.name] = self._compile_block(pop, p.update, "state update")
+            self._updates[pop.name] = block(p.update, f"Population {pop.name!r} state update",
+                                            p, self._globals)
             if p.init:
-                self._inits[pop.name] = self._compile_block(pop, p.init, "init")
+                self._inits[pop.name] = block(p.init, f"Population {pop.name!r} init", p,
+                                              self._globals)
         self._summed = [self._compile_summed(s) for s in plan.summed]
-        self._rules = {name: self._compile_rule(c.projections[name], p.learning)
+        self._rules = {name: LearningRule(p, plan.populations, self._globals)
                        for name, p in plan.projections.items() if p.learning}
-
-    def _compile_block(self, pop, code, what):
-        stmts, temps = [], set()
-        for var, op, expr in statements(code, f"Population {pop.name!r} {what}"):
-            if op != "=":
-                expr = f"{var} {op[:-1]} ({expr})"
-            stored = var in self._stored[pop.name]
-            if not stored and var in pop.equations:
-                raise CircuitError(f"Population {pop.name!r} {what}: cannot assign to the "
-                                   f"subexpression {var!r}.")
-            e = self._expr(expr, f"Population {pop.name!r} {what}", (pop, None),
-                           frozenset(temps))
-            stmts.append((var, stored, e))
-            if not stored:
-                temps.add(var)
-        return stmts
 
     def _compile_summed(self, s):
         """A summed variable of the plan (``neurosim.lowering.SummedPlan``) compiled
         for the step loop: elementwise (one_to_one) or a matrix product."""
         proj = self.circuit.projections[s.projection]
         where = f"Projection {proj.name!r}, summed variable {s.variable}"
-        scope = (None, proj)
         plan = {"proj": proj.name, "var": s.variable, "side": s.side, "base": s.base,
                 "sparse": proj.kind == "sparse", "pop": s.population,
                 "n": self.circuit.populations[s.population].n, "reads": s.reads}
         if proj.kind == "one_to_one":
             plan["mode"] = "elementwise"
-            plan["expr"] = self._expr(s.expr, where, scope)
+            plan["expr"] = self._proj_expr(s.expr, where, proj)
             return plan
         other = "pre" if s.side == "post" else "post"  # a product: checked by unsupported()
         for key, kinds in (("syn", ("syn",)), ("source", (other,)),
                            ("target", (s.side, "scalar"))):
             code = s.product(*kinds)
-            plan[key] = None if code is None else self._expr(code, where, scope)
+            plan[key] = None if code is None else self._proj_expr(code, where, proj)
         plan["mode"] = "matmul"
         return plan
-
-    def _compile_rule(self, proj, learning):
-        where = f"Projection {proj.name!r} learning_rule"
-        scope = (None, proj)
-        stmts = []
-        for st in learning:  # the plan's statements: var in proj.parameters (declaration)
-            var, op, expr = st.var, st.op, st.expr
-            stmt = {"var": var, "op": op, "fast": None}
-            if op in ("+=", "-=") and proj.kind == "all" and st.factors is not None:
-                stmt["fast"] = {k: (None if not f else
-                                    self._expr(product(st.factors, k), where, scope))
-                                for k, f in st.factors.items()}
-            full = expr if op in ("=", "+=", "-=") else f"{var} {op[:-1]} ({expr})"
-            stmt["expr"] = self._expr(full, where, scope)
-            stmt["sign"] = -1.0 if op == "-=" else 1.0
-            stmt["increment"] = op in ("+=", "-=")
-            stmts.append(stmt)
-        return stmts
 
     # --- dependency analysis (constant summed variables) -------------------------------
     def _free_blocks(self, blocks: dict) -> dict:
@@ -492,28 +408,8 @@ class DenseTarget(Target):
             return self.t
         raise KeyError(var)
 
-    def _eval(self, expr: _Expr, scratch=None, syn=None, per_synapse=None, proj=None):
-        """Evaluate ``expr``; ``syn``: the projection's synaptic arrays;
-        ``per_synapse``: the projection's kind, for population values per synapse:
-        (B, 1, n_pre) / (B, n_post, 1) for 'all', (B, n_syn) for 'sparse' (the
-        value at each synapse's presynaptic / postsynaptic neuron)."""
-        ns = {}
-        for name, kind, pop, var, axis in expr.refs:
-            if kind == "pop":
-                value = self._pop_value(pop, var)
-                if per_synapse in ("all", "sparse"):
-                    n = self.circuit.populations[pop].n
-                    value = self.xp.broadcast_to(value, (self.B, n))
-                    value = (self.xp.expand_dims(value, axis) if per_synapse == "all" else
-                             value[:, self._synapses[proj][axis - 1]])
-            elif kind == "scratch":
-                value = scratch[name]
-            elif kind == "syn":
-                value = syn[var]
-            else:
-                value = self.t
-            ns[name] = value
-        return eval(expr.code, self._globals, ns)
+    def _eval(self, expr: Expr, syn=None):
+        return evaluate(expr, self._globals, self._pop_value, syn, t=self.t)
 
     def _write(self, pop, var, value):
         shape = (self.B, self.circuit.populations[pop].n)
@@ -742,65 +638,34 @@ class DenseTarget(Target):
         operations, in the same order, as straight-line code over local
         variables, as Brian2's numpy templates do for its code objects: the
         results are bit-identical."""
-        c, lines = self.circuit, []
-        emit = lines.append
-        sym = {}  # (pop, var) -> local name; ('#W'|'#F', proj, var), ('#T', pop, var) likewise
-
-        def name(*key):
-            if key not in sym:
-                sym[key] = f"_{len(sym)}_" + "_".join(k.lstrip("#") for k in key)
-            return sym[key]
-
-        valid: set = set()  # subexpressions computed since their population was last written
-
-        def need(pop, var, indent):
-            if var in self.state[pop]:
-                return name(pop, var)
-            if var in self._subexprs[pop]:
-                if (pop, var) not in valid:
-                    code = expr_code(self._subexprs[pop][var], indent, {})
-                    emit(f"{indent}{name(pop, var)} = {code}")
-                    valid.add((pop, var))
-                return name(pop, var)
-            if var == "t":
-                return "t"
-            if var == "i":
-                return repr(list(range(c.populations[pop].n))).join(("_xp.asarray(", ")"))
-            return str(c.populations[pop].n)  # N
-
-        def expr_code(expr, indent, scratch, proj=None):
-            subs = {}
-            for n, kind, pop, var, _axis in expr.refs:
-                subs[n] = (need(pop, var, indent) if kind == "pop" else scratch[n]
-                           if kind == "scratch" else name("#W", proj, var) if kind == "syn"
-                           else "t")
-            return f"({word_substitute(expr.numpy, subs)})"
-
-        def write(pop, var, code, indent):
-            emit(f"{indent}{name(pop, var)} = _w({code}, (_B, {c.populations[pop].n}))")
-            valid.difference_update({k for k in valid if k[0] == pop})
+        c = self.circuit
+        src = Source(self.plan.populations, self._subexprs, fit="_w({code}, (_B, {n}))")
+        emit, name = src.lines.append, src.local
 
         def summed(plan, indent):
             proj = c.projections[plan["proj"]]
             pname = proj.name
+
+            def code(e):
+                return src.expr(e, indent, syn=lambda var: name("#W", pname, var))
             if plan["mode"] == "elementwise":
-                return write(plan["pop"], plan["base"],
-                             expr_code(plan["expr"], indent, {}, pname), indent)
+                return src.write(plan["pop"], plan["base"], code(plan["expr"]), indent)
             to_post = plan["side"] == "post"
             n_src = c.populations[proj.source if to_post else proj.target].n
-            src = None if plan["source"] is None else \
-                f"_bc({expr_code(plan['source'], indent, {}, pname)}, (_B, {n_src}))"
+            src_value = None if plan["source"] is None else \
+                f"_bc({code(plan['source'])}, (_B, {n_src}))"
             W = (None if plan["syn"] is None and not plan["sparse"] else
                  name("#F", pname, plan["var"]))
             if W is None:
-                value = str(n_src) if src is None else f"{src}.sum(axis=-1, keepdims=True)"
-            elif src is None:
+                value = (str(n_src) if src_value is None else
+                         f"{src_value}.sum(axis=-1, keepdims=True)")
+            elif src_value is None:
                 value = f"{W}.sum(axis={1 if to_post else 0})"
             else:
-                value = f"({src} @ {W}.T)" if to_post else f"({src} @ {W})"
+                value = f"({src_value} @ {W}.T)" if to_post else f"({src_value} @ {W})"
             if plan["target"] is not None:
-                value += f" * {expr_code(plan['target'], indent, {}, pname)}"
-            write(plan["pop"], plan["base"], value, indent)
+                value += f" * {code(plan['target'])}"
+            src.write(plan["pop"], plan["base"], value, indent)
 
         body = "        "
         chosen_globals = {}  # neuron indices of the recorded variables that choose some
@@ -808,47 +673,39 @@ class DenseTarget(Target):
             key = (plan["proj"], plan["var"])
             if key in constant or key in unread:
                 emit(f"{body}if step == {'0' if key in constant else 'n_steps - 1'}:")
-                before = set(valid)
+                before = set(src.valid)
                 summed(plan, body + "    ")
                 written = plan["pop"]  # afterwards: valid only if valid on both paths
-                valid.intersection_update({k for k in before if k[0] != written})
+                src.valid = {k for k in before if k[0] != written}
             else:
                 summed(plan, body)
         for i, (pop, var, chosen) in enumerate(record):
-            value = need(pop, var, body)
+            value = src.value(pop, var, body)
             if chosen is not None:
                 chosen_globals[f"_chosen{i}"] = self.xp.asarray(chosen)
                 value = f"_xp.broadcast_to({value}, (_B, {c.populations[pop].n}))[:, _chosen{i}]"
             emit(f"{body}_traces[{i}][step] = {value}")
         for pop, stmts in blocks.items():
-            scratch = {}
-            for var, stored, expr in stmts:
-                code = expr_code(expr, body, scratch)
-                if stored:
-                    write(pop, var, code, body)
-                else:
-                    scratch[var] = name("#T", pop, var)
-                    emit(f"{body}{scratch[var]} = {code}")
+            src.block(pop, stmts, body)
         if tick:
             emit(f"{body}t += {self.dt!r}")
-        valid.clear()
-        loads = []
-        for key, local in sym.items():
+        stored = src.stored()
+        loads = [f"    {local} = S[{k[0]!r}][{k[1]!r}]" for k, local in stored.items()]
+        for key, local in src.names.items():
             if key[0] == "#W":
                 loads.append(f"    {local} = W[{key[1]!r}][{key[2]!r}]")
             elif key[0] == "#F":
                 loads.append(f"    {local} = F[({key[1]!r}, {key[2]!r})]")
-            elif key[0] in self.state and key[1] in self.state[key[0]]:
-                loads.append(f"    {local} = S[{key[0]!r}][{key[1]!r}]")
-        stores = [f"    S[{k[0]!r}][{k[1]!r}] = {local}" for k, local in sym.items()
-                  if k[0] in self.state and k[1] in self.state[k[0]]]
+        stores = [f"    S[{k[0]!r}][{k[1]!r}] = {local}" for k, local in stored.items()]
         source = "\n".join(
             ["def _steps(n_steps, S, W, F, t, traces):",
              "    _B = _Bsize()",
              "    _traces = [traces[k[:2]] for k in _record]", *loads,
-             "    for step in range(n_steps):", *lines, "        pass", *stores, "    return t"])
+             "    for step in range(n_steps):", *src.lines, "        pass", *stores,
+             "    return t"])
         g = dict(self._globals, range=range, _xp=self.xp, _record=list(record), _w=self._fit,
-                 _bc=self._broadcast, _Bsize=lambda: self.B, **chosen_globals)
+                 _bc=self._broadcast, _Bsize=lambda: self.B, **chosen_globals,
+                 **{k: self.xp.asarray(v) for k, v in src.globals.items()})
         self._step_globals.append(g)
         exec(compile(source, f"<dense step loop of {c.name}>", "exec"), g)
         return g["_steps"]
@@ -867,14 +724,11 @@ class DenseTarget(Target):
         if not self._rules:
             return
         self._all_summed()
-        new = {}
-        for name, stmts in self._rules.items():
-            proj = self.circuit.projections[name]
-            self._rule_weights = dict(self.weights[name])
-            for stmt in stmts:
-                self._rule_weights[stmt["var"]] = self._apply(proj, stmt)
-            new[name] = self._rule_weights
-        self._rule_weights = None
+        new = {name: rule.apply(self.weights[name], self._pop_value, self.B, self.xp,
+                                self.dtype, self._synapses.get(name),
+                                lambda var, delta, name=name: self._step(name, var, delta),
+                                self.t)
+               for name, rule in self._rules.items()}
         for name, params in new.items():
             self.weights[name] = {v: a.astype(self.dtype, copy=False) for v, a in params.items()}
         self._wversion += 1
@@ -896,38 +750,3 @@ class DenseTarget(Target):
     def load_extra_state(self, state: dict) -> None:
         if self.optimizer is not None:
             self.optimizer.load(state, self.xp, self.dtype)
-
-    def _apply(self, proj, stmt):
-        """New value of one synaptic variable: the batch sum of per-sample updates."""
-        xp, B = self.xp, self.B
-        old = self._rule_weights[stmt["var"]]
-        fast = stmt["fast"]
-        if fast is not None:  # all-to-all separable increment: post.T @ pre
-            syn = self._rule_weights
-            n_post, n_pre = old.shape
-
-            def side(key, n):
-                if fast[key] is None:
-                    return xp.ones((B, n), dtype=self.dtype)
-                return xp.broadcast_to(self._eval(fast[key], syn=syn), (B, n))
-            inc = side("post", n_post).T @ side("pre", n_pre)
-            for key in ("syn", "scalar"):
-                if fast[key] is not None:
-                    inc = inc * self._eval(fast[key], syn=syn)
-            return old + self._step(proj.name, stmt["var"], stmt["sign"] * inc)
-        value = self._eval(stmt["expr"], syn=self._rule_weights, per_synapse=proj.kind,
-                           proj=proj.name)
-        value = xp.asarray(value)
-        per_sample = value.ndim == old.ndim + 1
-        if stmt["increment"]:
-            inc = value.sum(axis=0) if per_sample else B * value
-            return old + self._step(proj.name, stmt["var"],
-                                    stmt["sign"] * xp.broadcast_to(inc, old.shape))
-        if per_sample:
-            if B != 1:
-                raise CircuitError(
-                    f"Projection {proj.name!r} learning_rule: the assignment to "
-                    f"{stmt['var']!r} depends on the sample, which is ambiguous for a batch "
-                    f"of {B}; write it as an increment (+= / -=) or use a batch of 1.")
-            value = value[0]
-        return xp.broadcast_to(value, old.shape)
