@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from .circuit import check_seed
 from .data import atomic_write_bytes
 from .errors import CheckpointError, CircuitError, DivergenceError
 from .target import Target, predict, train_trial
@@ -43,7 +44,7 @@ class TrainSettings:
         names the command line's spelling)."""
         counts = {"epochs": (1, "--epochs"), "steps": (0, "--steps"),
                   "test_steps": (0, None), "evaluations_per_epoch": (1, "--evaluations"),
-                  "batch_size": (1, "--batch-size"), "seed": (0, "--seed")}
+                  "batch_size": (1, "--batch-size")}
         for field, (low, option) in counts.items():
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
@@ -51,6 +52,10 @@ class TrainSettings:
                 raise CircuitError(f"TrainSettings.{field}={value!r}"
                                    + (f" ({option})" if option else "")
                                    + f": give an integer of at least {low}.")
+        try:
+            check_seed(self.seed)
+        except CircuitError as exc:
+            raise CircuitError(f"TrainSettings.{exc} (--seed)") from None
         if not (isinstance(self.label_off, (int, float)) and 0 <= self.label_off < 1):
             raise CircuitError(f"TrainSettings.label_off={self.label_off!r}: give a number in "
                                "[0, 1) (the target value of the wrong classes).")

@@ -285,7 +285,7 @@ def test_run_folder_is_guarded_like_train(tmp_path, capsys):
 # --- the same checks through the Python API ---------------------------------------------
 @pytest.mark.parametrize("field,value", [
     ("epochs", 0), ("epochs", -3), ("epochs", 1.5), ("steps", -1), ("batch_size", 0),
-    ("evaluations_per_epoch", 0), ("seed", -1), ("label_off", float("nan")),
+    ("evaluations_per_epoch", 0), ("seed", -1), ("seed", 2 ** 32), ("label_off", float("nan")),
     ("label_off", 1.0), ("epochs", True)])
 def test_training_settings_are_checked(field, value):
     ds = data.load("digits").subset(20, 10, seed=0)
