@@ -19,8 +19,8 @@ TARGETS = {
     "dense": ("dense", "DenseTarget", {}),
     "brian2-cpp": ("brian2_standalone", "CppStandaloneTarget", {}),
     "brian2-cuda": ("brian2_standalone", "CudaStandaloneTarget", {}),
-    "lava": ("lava", "LavaTarget", {"precision": "floating_pt"}),
-    "lava-fixed": ("lava", "LavaTarget", {"precision": "fixed_pt"}),
+    "lava": ("lava.target", "LavaTarget", {"precision": "floating_pt"}),
+    "lava-fixed": ("lava.target", "LavaTarget", {"precision": "fixed_pt"}),
 }
 
 

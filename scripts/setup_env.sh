@@ -20,7 +20,7 @@ $pip install -r requirements/base.txt
 # ... then the simulators without their (wrong for Python 3.11 + numpy 2)
 # declared requirements. brian2 2.10.1 declares Python >= 3.12 but runs on 3.11;
 # lava-nc 0.10.0 declares Python < 3.11 and numpy < 2 (its import on 3.11 is
-# fixed at run time by neurosim.hardware_targets.lava_compat).
+# fixed at run time by neurosim.hardware_targets.lava.compat).
 $pip install --no-deps --ignore-requires-python -r requirements/simulators.txt
 $pip install --no-deps -e .
 rm -f "$VENV"/.neurosim-env-*

@@ -16,10 +16,14 @@ PACKAGES = {"neurosim": ROOT / "neurosim",
 
 
 def _modules() -> dict[str, pathlib.Path]:
+    """Import name -> file of every module, subpackages included."""
     out = {}
     for package, folder in PACKAGES.items():
-        for path in sorted(folder.glob("*.py")):
-            out[package if path.stem == "__init__" else f"{package}.{path.stem}"] = path
+        for path in sorted(folder.rglob("*.py")):
+            parts = list(path.relative_to(folder).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            out[".".join([package, *parts])] = path
     return out
 
 
@@ -82,6 +86,10 @@ def test_import_graph_sees_function_level_and_relative_imports():
     assert "neurosim.circuit" in graph["neurosim.brian2_build"]
     assert "neurosim.hardware_targets.brian2" in graph["neurosim.hardware_targets.brian2_standalone"]
     assert "neurosim.circuits.predictive_coding" in graph["neurosim.circuits"]
+    # subpackages (one per target) are in the graph, their relative imports too
+    assert {"neurosim.hardware_targets.lava.fixed_point",
+            "neurosim.hardware_targets.lava.plasticity"} <= graph[
+        "neurosim.hardware_targets.lava.process"]
 
 
 def test_import_graph_is_acyclic():

@@ -1,4 +1,4 @@
-"""Tests for neurosim.hardware_targets.lava_compat, the Python 3.11 fix for
+"""Tests for neurosim.hardware_targets.lava.compat, the Python 3.11 fix for
 lava-nc 0.10.0.
 
 Everything that imports Lava runs in a fresh interpreter (``sys.executable``),
@@ -15,7 +15,7 @@ import textwrap
 import pytest
 from isolated import run_isolated
 
-from neurosim.hardware_targets import lava_compat
+from neurosim.hardware_targets.lava import compat as lava_compat
 
 try:
     LAVA_VERSION = importlib.metadata.version("lava-nc")
@@ -55,7 +55,7 @@ def test_unpatched_lava_fails_to_import_on_this_python():
     if result["error"] is None:
         pytest.fail(
             f"{TARGET} (lava-nc {LAVA_VERSION}) now imports without the fix on "
-            f"Python {sys.version.split()[0]}: neurosim.hardware_targets.lava_compat "
+            f"Python {sys.version.split()[0]}: neurosim.hardware_targets.lava.compat "
             "may be removed (install() is a no-op here anyway).")
     assert "mutable default" in result["error"]
     assert "ByteEncoder" in result["error"]
@@ -68,7 +68,7 @@ def test_unpatched_lava_fails_to_import_on_this_python():
 
 NETWORK_SCRIPT = """
     import json, multiprocessing, sys
-    from neurosim.hardware_targets.lava_compat import import_lava
+    from neurosim.hardware_targets.lava.compat import import_lava
     import_lava()
     import numpy as np
     from lava.proc.lif.process import LIF
@@ -147,7 +147,7 @@ def test_install_is_idempotent_and_affects_only_var_model():
     result = last_json(run_python(f"""
         import importlib.util, json, sys
         from pathlib import Path
-        from neurosim.hardware_targets import lava_compat as lc
+        from neurosim.hardware_targets.lava import compat as lc
 
         before = list(sys.meta_path)
         assert not lc.is_installed()
@@ -209,7 +209,7 @@ def test_install_is_idempotent_and_affects_only_var_model():
 def test_install_is_a_noop_when_not_needed():
     result = last_json(run_python(f"""
         import json, sys, types
-        from neurosim.hardware_targets import lava_compat as lc
+        from neurosim.hardware_targets.lava import compat as lc
 
         # A Python that accepts unhashable dataclass defaults (before 3.11).
         real = lc._python_rejects_instance_defaults
@@ -250,7 +250,7 @@ def test_loader_raises_import_error_when_text_missing():
     fails with the explicit message rather than with Lava's ValueError."""
     result = last_json(run_python(f"""
         import json
-        from neurosim.hardware_targets import lava_compat as lc
+        from neurosim.hardware_targets.lava import compat as lc
         assert lc.install()
         lc._OLD = "@dataclass\\nclass NoSuchEncoder:\\n"   # simulate a different Lava
         try:
@@ -269,7 +269,7 @@ def test_install_raises_when_source_unknown_and_still_broken():
     as it fails, says why instead of installing a fix that cannot apply."""
     result = last_json(run_python("""
         import json
-        from neurosim.hardware_targets import lava_compat as lc
+        from neurosim.hardware_targets.lava import compat as lc
         lc._OLD = "@dataclass\\nclass NoSuchEncoder:\\n"   # simulate a different Lava
         try:
             lc.install()

@@ -257,14 +257,14 @@ def case_worker_failure():
     """A process model that raises inside a Lava worker (fault injected into the
     real model): the run must fail fast, and no worker may survive."""
     import multiprocessing
-    import neurosim.hardware_targets.lava as lava_target
-    step = lava_target._PopulationStep._step
+    import neurosim.hardware_targets.lava.process as lava_process
+    step = lava_process._PopulationStep._step
 
     def failing(self, state, received):
         if self.time_step > 5:
             raise ZeroDivisionError("injected failure")
         return step(self, state, received)
-    lava_target._PopulationStep._step = failing
+    lava_process._PopulationStep._step = failing
     from neurosim.hardware_targets import make_target
     t = make_target("lava", leaky_circuit(), seed=0)
     try:

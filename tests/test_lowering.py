@@ -123,7 +123,7 @@ def test_state_updater_error_is_named():
 def test_lava_maps_rules_by_class_along_the_mro():
     from dataclasses import dataclass
 
-    from neurosim.hardware_targets.lava import _RULES, _rule_mapping
+    from neurosim.hardware_targets.lava.plasticity import _RULES, _rule_mapping
     from neurosim.plasticity import PlasticityRule, ThreeFactorSTDP
 
     @dataclass(frozen=True)  # rules are frozen values, so are their subclasses

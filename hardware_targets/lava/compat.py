@@ -66,7 +66,7 @@ anything chose a start method before; that is Lava's, not this fix's.)
 
 Usage::
 
-    from neurosim.hardware_targets.lava_compat import import_lava
+    from neurosim.hardware_targets.lava.compat import import_lava
     import_lava()                 # then import lava.* as usual
     from lava.proc.lif.process import LIF
 """
@@ -123,7 +123,7 @@ def _mismatch_error(count: int, path: str) -> LavaCompatError:
         f"{_OLD!r} occurs exactly once, but it occurs {count} times in the "
         f"installed lava-nc {lava_version() or '(version unknown)'}. Install "
         f"lava-nc=={EXPECTED_LAVA_VERSION} or update "
-        "neurosim.hardware_targets.lava_compat for this version.",
+        "neurosim.hardware_targets.lava.compat for this version.",
         name=TARGET_MODULE, path=path)
 
 

@@ -1,0 +1,425 @@
+"""The population process and its models: every population one Lava
+``AbstractProcess``, whose ``PyLoihiProcessModel`` (floating or fixed point) runs the
+code Brian2 generates for its equations, phase by phase (package doc, Mapping and
+Time steps)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from neurosim.codegen import array_namespace, compile_expr, statements
+
+from .fixed_point import (_ROUNDING_FLOOR, _STATE_BITS, _STATE_MAX, FixedPointOverflow,
+                          _rounding_error, _state_overflow)
+from .plasticity import _Y_TAU
+
+_MODES = {"run": 0, "settle": 1, "hold": 2}
+_OPS = {"+=": np.add, "-=": np.subtract, "*=": np.multiply, "/=": np.divide}
+_PACK = 48  # spikes of 48 neurons per float64 item of the spike buffer (exact below 2**53)
+
+
+# --- code: Brian2 statements and expressions rendered to numpy ----------------------
+
+def _expr(source: str):
+    return compile_expr(source, source)[1]
+
+
+def _compile_block(code, where):
+    return [(var, op, _expr(expr)) for var, op, expr in statements(code, where)]
+
+
+class _Scope(dict):
+    """Evaluation namespace: stored values, temporaries, and subexpressions
+    computed on first use."""
+
+    def __init__(self, values, subexprs, g):
+        super().__init__(values)
+        self.subexprs, self.g = subexprs, g
+
+    def __missing__(self, key):
+        if key in self.subexprs:
+            value = eval(self.subexprs[key], self.g, self)
+            self[key] = value
+            return value
+        raise KeyError(key)
+
+    def execute(self, block, stored, n, where=None):
+        """Run statements; writes to ``stored`` names are returned (masked by
+        ``where``); subexpressions are recomputed after every write."""
+        written = {}
+        for var, op, code in block:
+            value = eval(code, self.g, self)
+            if op != "=":
+                value = _OPS[op](self[var], value)
+            value = np.broadcast_to(np.asarray(value, dtype=float), (n,)).copy()
+            if var in stored:
+                if where is not None:
+                    value = np.where(where, value, self[var])
+                written[var] = value
+                for key in self.subexprs:
+                    self.pop(key, None)
+            self[var] = value
+        return written
+
+
+# --- the population process and its models ------------------------------------------
+
+class _Spec:
+    """Everything a population's process model needs (plain data, sent to Lava's
+    workers): code strings are compiled in the worker."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def _pack(spiked):
+    """(n,) bool -> (ceil(n / 48),) float: 48 spikes per item. Lava's ``Var.get``
+    sends a Var item by item (about 16 us each), so the spike buffer is packed."""
+    bits = np.zeros(-(-len(spiked) // _PACK) * _PACK)
+    bits[:len(spiked)] = spiked
+    return bits.reshape(-1, _PACK) @ (2.0 ** np.arange(_PACK))
+
+
+def _unpack(items, n):
+    """(..., m) float -> (..., n) bool, the inverse of :func:`_pack`."""
+    ints = np.asarray(items).astype(np.int64)[..., None] >> np.arange(_PACK) & 1
+    return ints.reshape(*ints.shape[:-2], -1)[..., :n].astype(bool)
+
+
+def _numeric_namespace(namespace, names=None):
+    """``[(name, shape, values)]`` of the numeric namespace entries (SI floats), the
+    ones a process model reads from its ``_params`` Var; functions are left out."""
+    from brian2.core.functions import Function
+    out = []
+    for key, value in namespace.items():
+        if names is not None and key not in names:
+            continue
+        if isinstance(value, Function) or callable(value) and not hasattr(value, "dim"):
+            continue
+        try:
+            arr = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            continue  # not a number: code that reads it fails Brian2's check
+        out.append((key, arr.shape, arr.ravel()))
+    return out
+
+
+class _PopulationStep:
+    """One Lava step of a population (shared by the floating and fixed models)."""
+
+    def _setup(self):
+        s = self.spec = self.proc_params["spec"]
+        self.g = array_namespace(s.namespace, s.dt)
+        self.g["N"] = s.n
+        # Brian2's numpy rand()/randn() take the vectorisation index its code
+        # generator adds; here one seeded stream per population (not Brian2's
+        # stream: random circuits agree in distribution, not spike by spike)
+        rng = self.rng = np.random.default_rng(s.seed)
+        self.g["rand"] = lambda: rng.random(s.n)
+        self.g["randn"] = lambda: rng.standard_normal(s.n)
+        # fixed point: the running rounding-error estimate of every stored value,
+        # the largest magnitude of each variable so far, and the integers last
+        # written (a value that differs was set by the host: exact)
+        self.err = {v: np.zeros(s.n) for v in s.stored}
+        self.scale = dict.fromkeys(s.stored, 0.0)
+        self.last = {}
+        self.gain = {}  # var -> factor on its error estimate for this Lava step's write
+        self.subexprs = {k: _expr(v) for k, v in s.subexprs.items()}
+        self.update = _compile_block(s.update, s.name)
+        self.init = _compile_block(s.init, s.name)
+        self.reset = _compile_block(s.reset, s.name)
+        self.threshold = _expr(s.threshold) if s.threshold else None
+        self.outs = [(port, level, _expr(expr)) for port, level, expr in s.outputs]
+        self.ins = [(port, level, var, op, _expr(factor)) for port, level, var, op, factor
+                    in s.inputs]
+        self.spiked = np.zeros(s.n, dtype=bool)
+        self.traces = [np.zeros(s.n) for _ in s.traces]
+        self.trace_y2 = [_expr(y2) for _k, _decay, _jump, y2, _y3 in s.traces]
+        self.params_seen = None
+
+    def _load_params(self):
+        """Numeric namespace values from the ``_params`` Var, which the host sets
+        before a run when the circuit's namespace has changed."""
+        self.params_seen = np.array(self._params, dtype=float)
+        for name, start, shape in self.spec.params:
+            values = self.params_seen[start:start + math.prod(shape)]
+            self.g[name] = float(values[0]) if shape == () else values.reshape(shape)
+
+    def _to_int(self, x, key):
+        """Fixed point: round ``x`` to the grid of 24-bit integers; a value outside
+        raises (or, with overflow='warn', saturates and is counted in ``_overflow``)."""
+        x = np.asarray(x, dtype=float)
+        k = np.round(x * 2.0 ** self.spec.frac_bits)
+        bad = ~(np.abs(k) <= _STATE_MAX)  # NaN too
+        if bad.any():
+            self._saturated(key, x[bad])
+            k = np.clip(np.where(np.isnan(k), 0.0, k), -_STATE_MAX, _STATE_MAX)
+        return k.astype(np.int64)
+
+    def _saturated(self, key, values):
+        s = self.spec
+        index, what = s.checked[key]
+        odd = values[~np.isfinite(values)]
+        worst = float(odd[0] if odd.size else values[np.argmax(np.abs(values))])
+        if s.overflow == "raise":
+            step = (self.time_step - 1) // s.K
+            raise FixedPointOverflow(_state_overflow(what, worst, s.frac_bits) +
+                                     f" (Lava stopped at step {step} of the target.)")
+        table = self._overflow  # [saturations, worst value] per checked value
+        table[2 * index] += values.size
+        old = table[2 * index + 1]
+        if math.isnan(worst) or not math.isnan(old) and abs(worst) > abs(old):
+            table[2 * index + 1] = worst
+
+    def _gains(self, state, written, draws):
+        """``min(1, |d x_new / d x_old|)`` of each variable the update wrote: the
+        update evaluated once more per variable, on ``state`` with that variable
+        raised by one step ``q``, with the same random draws (``draws``: the
+        generator's state before the update)."""
+        s = self.spec
+        q = 2.0 ** -s.frac_bits
+        after = self.rng.bit_generator.state
+        gains = {}
+        for var, value in written.items():
+            self.rng.bit_generator.state = draws
+            scope = _Scope(dict(state, **{var: state[var] + q}), self.subexprs, self.g)
+            scope["i"] = np.arange(s.n)
+            raised = scope.execute(self.update, s.stored, s.n)[var]
+            gains[var] = np.minimum(1.0, np.nan_to_num(np.abs(raised - value) / q, nan=1.0))
+        self.rng.bit_generator.state = after
+        return gains
+
+    def _store(self, old, new):
+        """Fixed point: store the values written in this Lava step on the grid and
+        update their rounding-error estimates ``e <- gain * e + |residual|`` (package
+        doc, Fixed point); an estimate beyond the tolerance raises or is counted."""
+        s = self.spec
+        scale = 2.0 ** s.frac_bits
+        for var, x in old.items():
+            self.scale[var] = max(self.scale[var], float(np.max(np.abs(x))) / scale)
+        for var, value in new.items():
+            k = self._to_int(value, var)
+            err = self.err[var]
+            if var in self.last:
+                err[old[var] != self.last[var]] = 0.0
+            held = np.abs(value) * scale <= _STATE_MAX  # saturation is an overflow
+            err[:] = self.gain.get(var, 1.0) * err + np.where(held, np.abs(value - k / scale),
+                                                              0.0)
+            self.scale[var] = max(self.scale[var],
+                                  float(np.max(np.where(held, np.abs(value), 0.0))))
+            self.last[var] = k
+            setattr(self, var, k)
+            over = err > max(s.tolerance * self.scale[var], _ROUNDING_FLOOR / scale)
+            if over.any():
+                self._stalled(var, float(err.max()), int(over.sum()))
+
+    def _stalled(self, var, err, count):
+        s = self.spec
+        fit = min([_STATE_BITS - 1] + [math.floor(math.log2(_STATE_MAX / x))
+                                       for x in self.scale.values() if x > 0])
+        index, what = s.checked[var]
+        if s.overflow == "raise":
+            step = (self.time_step - 1) // s.K
+            raise FixedPointOverflow(
+                _rounding_error(what, err, self.scale[var], s.tolerance, s.frac_bits, fit) +
+                f" (Lava stopped at step {step} of the target.)")
+        # per variable [estimates beyond, the first (what 'raise' reports: its fix
+        # holds for the stall that follows too), its scale, fit, the largest since]
+        row = self._rounding[5 * index:5 * index + 5]
+        if not row[0]:
+            row[1:4] = err, self.scale[var], fit
+        row[0] += count
+        row[4] = max(row[4], err)
+
+    def _ties(self):
+        """The ports that tie the circuit's disconnected parts into one Lava graph
+        (see ``LavaTarget._tie``): zeros sent, received and dropped."""
+        for port, kind in self.spec.ports:
+            if kind == "tie_out":
+                getattr(self, port).send(np.zeros(1, dtype=int))
+        for port, kind in self.spec.ports:
+            if kind == "tie_in":
+                getattr(self, port).recv()
+
+    def _step(self, state: dict, received: dict) -> tuple[dict, dict]:
+        """New stored values and the messages to send, in floating point."""
+        s = self.spec
+        if s.params and not np.array_equal(self._params, self.params_seen):
+            self._load_params()
+        phase = (self.time_step - 1) % s.K
+        mode, active = int(self._mode[0]), bool(self._active[0])
+        self.g["t"] = ((self.time_step - 1) // s.K) * s.dt
+        scope = _Scope(state, self.subexprs, self.g)
+        scope["i"] = np.arange(s.n)
+        new = {}
+        trace_out = {}
+
+        def write(values):
+            new.update(values)
+            scope.update(values)
+            for key in self.subexprs:
+                scope.pop(key, None)
+
+        self.gain = {}  # error estimates: 1 (kept) unless a write below says otherwise
+
+        def reset():  # a reset replaces the values (and their errors) of the spiked
+            values = scope.execute(self.reset, s.stored, s.n, where=self.spiked)
+            self.gain.update({v: np.where(self.spiked, 0.0, self.gain.get(v, 1.0))
+                              for v in values})
+            write(values)
+
+        if 1 <= phase <= s.L:  # summed variables of level phase-1 arrive
+            values = {var: received[port] * eval(factor, self.g, scope)
+                      for port, level, var, op, factor in self.ins if level == phase - 1}
+            self.gain.update(dict.fromkeys(values, 0.0))
+            write(values)
+        elif phase == s.L + 1:
+            if mode == 0 and active:
+                draws = self.rng.bit_generator.state
+                values = scope.execute(self.update, s.stored, s.n)
+                if s.tolerance is not None:
+                    self.gain.update(self._gains(state, values, draws))
+                write(values)
+            elif mode == 1 and active and self.init:
+                values = scope.execute(self.init, s.stored, s.n)
+                self.gain.update(dict.fromkeys(values, 0.0))
+                write(values)
+            self.spiked = (np.broadcast_to(eval(self.threshold, self.g, scope), (s.n,)).astype(bool)
+                           if self.threshold is not None and mode == 0 else
+                           np.zeros(s.n, dtype=bool))
+            if s.spike_rows and mode == 0:  # read by the host for run(record=spikes)
+                self._spike_buf[((self.time_step - 1) // s.K) % s.spike_rows] = \
+                    _pack(self.spiked)
+            if s.refractory and self.spiked.any():
+                write({"not_refractory": np.where(self.spiked, 0.0, scope["not_refractory"]),
+                       "lastspike": np.where(self.spiked, self.g["t"], scope["lastspike"])})
+            if not s.spike_phase and self.spiked.any():
+                reset()
+            if mode == 0:
+                for j, (k, decay, jump, _y2, y3) in enumerate(s.traces):
+                    self.traces[j] = self.traces[j] * decay  # apost now, before this spike
+                    gain = math.exp(1 / _Y_TAU)
+                    trace_out[f"_y1_{k}"] = gain * self.traces[j]
+                    trace_out[f"_y3_{k}"] = np.full(s.n, gain * y3)
+                    self.traces[j] = self.traces[j] + jump * self.spiked
+        if phase == s.L and mode == 0:
+            # dw = dt*eta*M*E one Lava step before the spikes: Brian2 transmits
+            # with the weight its clock-driven update has just changed
+            for j, (k, *_rest) in enumerate(s.traces):
+                trace_out[f"_y2_{k}"] = math.exp(1 / _Y_TAU) * np.broadcast_to(
+                    eval(self.trace_y2[j], self.g, scope), (s.n,)).astype(float)
+        if phase == s.L + 2:  # on_pre increments, then resets (Brian2's order)
+            for port, level, var, op, factor in self.ins:
+                if level == -1:
+                    inc = received[port] * eval(factor, self.g, scope)
+                    value = scope[var] + (inc if op == "+=" else -inc)
+                    if var in s.unless_refractory:  # Brian2's conditional write
+                        value = np.where(scope["not_refractory"] > 0.5, value, scope[var])
+                    write({var: value})
+            if self.spiked.any():
+                reset()
+        out = {}
+        for port, level, expr in self.outs:
+            out[port] = (np.broadcast_to(np.asarray(eval(expr, self.g, scope), dtype=float),
+                                         (s.n,)) if level == phase else np.zeros(s.n))
+        if s.spike_port:
+            out[s.spike_port] = (self.spiked if phase == s.L + 1
+                                 else np.zeros(s.n, dtype=bool))
+        for k, *_ in s.traces:
+            for i in (1, 2, 3):
+                out[f"_y{i}_{k}"] = trace_out.get(f"_y{i}_{k}", np.zeros(s.n))
+        return new, out
+
+
+def _make_models(proc_cls, spec):
+    """The floating_pt and fixed_pt PyLoihiProcessModels of one population."""
+    from lava.magma.core.decorator import implements, requires, tag
+    from lava.magma.core.model.py.model import PyLoihiProcessModel
+    from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+    from lava.magma.core.model.py.type import LavaPyType
+    from lava.magma.core.resources import CPU
+    from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+    def build(tag_name, dtype, run_spk):
+        attrs = {"run_spk": run_spk,
+                 "__init__": lambda self, proc_params: (
+                     PyLoihiProcessModel.__init__(self, proc_params), self._setup())[0]}
+        for var in spec.stored:
+            attrs[var] = LavaPyType(np.ndarray, dtype, precision=_STATE_BITS)
+        attrs["_mode"] = LavaPyType(np.ndarray, int)
+        attrs["_active"] = LavaPyType(np.ndarray, int)
+        for var in ("_params", "_overflow", "_rounding") + (("_spike_buf",) if spec.spike_rows
+                                                            else ()):
+            attrs[var] = LavaPyType(np.ndarray, float)
+        for port, kind in spec.ports:
+            if kind == "in":
+                attrs[port] = LavaPyType(PyInPort.VEC_DENSE, dtype, precision=_STATE_BITS)
+            elif kind == "out":
+                attrs[port] = LavaPyType(PyOutPort.VEC_DENSE, dtype, precision=_STATE_BITS)
+            elif kind == "trace":
+                attrs[port] = LavaPyType(PyOutPort.VEC_DENSE, float)
+            elif kind == "tie_in":
+                attrs[port] = LavaPyType(PyInPort.VEC_DENSE, int)
+            elif kind == "tie_out":
+                attrs[port] = LavaPyType(PyOutPort.VEC_DENSE, int)
+            else:
+                attrs[port] = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
+        cls = type(f"{spec.name}_{tag_name}", (_PopulationStep, PyLoihiProcessModel), attrs)
+        return implements(proc=proc_cls, protocol=LoihiProtocol)(requires(CPU)(tag(tag_name)(cls)))
+
+    def run_float(self):
+        self._ties()
+        received = {p: getattr(self, p).recv() for p, k in self.spec.ports if k == "in"}
+        state = {v: getattr(self, v) for v in self.spec.stored}
+        new, out = self._step(state, received)
+        for var, value in new.items():
+            setattr(self, var, value)
+        for port, value in out.items():
+            getattr(self, port).send(value)
+
+    q = 2.0 ** spec.frac_bits
+
+    def run_fixed(self):
+        self._ties()
+        received = {p: getattr(self, p).recv() / q for p, k in self.spec.ports if k == "in"}
+        old = {v: getattr(self, v) for v in self.spec.stored}
+        new, out = self._step({v: x / q for v, x in old.items()}, received)
+        self._store(old, new)
+        for port, value in out.items():
+            getattr(self, port).send(value if value.dtype == bool else
+                                     self._to_int(value, port))
+
+    return {"floating_pt": build("floating_pt", float, run_float),
+            "fixed_pt": build("fixed_pt", np.int64, run_fixed)}
+
+
+def _make_process(spec):
+    from lava.magma.core.process.ports.ports import InPort, OutPort
+    from lava.magma.core.process.process import AbstractProcess
+    from lava.magma.core.process.variable import Var
+
+    def __init__(self, values):
+        AbstractProcess.__init__(self, name=spec.name, spec=spec)
+        for var in spec.stored:
+            setattr(self, var, Var(shape=(spec.n,), init=values[var]))
+        self._mode = Var(shape=(1,), init=0)  # Brian2 names never start with _
+        self._active = Var(shape=(1,), init=1)
+        # numeric namespace values (the host sets them when they change), and
+        # per checked value [saturations, worst value] with overflow='warn'
+        self._params = Var(shape=(max(1, len(values["_params"])),), init=values["_params"])
+        n_checked = max(1, len(spec.checked))
+        self._overflow = Var(shape=(2 * n_checked,), init=np.zeros(2 * n_checked))
+        # per stored variable [rounding-error estimates beyond the tolerance, the
+        # first such estimate, the variable's scale and the frac_bits that held the
+        # population's values then, the largest estimate]
+        n_stored = max(1, len(spec.stored))
+        self._rounding = Var(shape=(5 * n_stored,), init=np.zeros(5 * n_stored))
+        if spec.spike_rows:  # packed spikes of the last spike_rows neurosim steps
+            shape = (spec.spike_rows, -(-spec.n // _PACK))
+            self._spike_buf = Var(shape=shape, init=np.zeros(shape))
+        for port, kind in spec.ports:
+            setattr(self, port, (InPort if kind in ("in", "tie_in") else OutPort)(
+                shape=(1,) if kind.startswith("tie") else (spec.n,)))
+
+    return type(f"Population_{spec.name}", (AbstractProcess,), {"__init__": __init__})
