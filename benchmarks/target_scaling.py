@@ -26,7 +26,7 @@ from brian2 import Hz, ms
 
 from neurosim.circuit import Circuit, Population, Projection, constant
 from neurosim.hardware_targets import make_target
-from neurosim.hardware_targets.brian2_standalone import gpu_available
+from neurosim.hardware_targets.brian2 import gpu_available
 from neurosim.plasticity import PairSTDP
 
 N_INPUTS = 100

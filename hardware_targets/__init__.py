@@ -1,4 +1,4 @@
-"""Targets: each module runs any circuit declaration on one kind of hardware.
+"""Targets: each module or package runs any circuit declaration on one kind of hardware.
 
 ``TARGETS`` maps the names the CLI accepts to ``(module, class, fixed options)``;
 :func:`make_target` imports the module only when the target is used. What a
@@ -14,11 +14,11 @@ import inspect
 from neurosim.errors import CircuitError, UnsupportedConstruct
 
 TARGETS = {
-    "brian2-numpy": ("brian2", "Brian2Target", {"codegen": "numpy"}),
-    "brian2-cython": ("brian2", "Brian2Target", {"codegen": "cython"}),
+    "brian2-numpy": ("brian2.runtime", "Brian2Target", {"codegen": "numpy"}),
+    "brian2-cython": ("brian2.runtime", "Brian2Target", {"codegen": "cython"}),
     "dense": ("dense", "DenseTarget", {}),
-    "brian2-cpp": ("brian2_standalone", "CppStandaloneTarget", {}),
-    "brian2-cuda": ("brian2_standalone", "CudaStandaloneTarget", {}),
+    "brian2-cpp": ("brian2.standalone", "CppStandaloneTarget", {}),
+    "brian2-cuda": ("brian2.cuda", "CudaStandaloneTarget", {}),
     "lava": ("lava.target", "LavaTarget", {"precision": "floating_pt"}),
     "lava-fixed": ("lava.target", "LavaTarget", {"precision": "fixed_pt"}),
 }

@@ -328,7 +328,7 @@ def test_empty_path_is_refused_not_taken_as_the_current_folder(tmp_path, capsys,
 
 
 def test_cuda_without_a_gpu_is_refused_naming_the_targets_that_run(tmp_path, capsys):
-    from neurosim.hardware_targets.brian2_standalone import gpu_available
+    from neurosim.hardware_targets.brian2 import gpu_available
     if gpu_available()[0]:
         pytest.skip("this machine has a GPU")
     code, err = run_cli(ARGS + ["--target", "brian2-cuda", "--out", tmp_path / "o"], capsys)

@@ -231,7 +231,7 @@ def test_namespace_made_infinite_after_the_target_was_built(name):
 def test_misspelt_option_through_the_subclass_chain(name):
     # Brian2Target passes a subclass's options on through **options: a typo must not
     # be swallowed there
-    from neurosim.hardware_targets.brian2_standalone import CppStandaloneTarget
+    from neurosim.hardware_targets.brian2 import CppStandaloneTarget
     cls = CppStandaloneTarget if name == "brian2-cpp" else Brian2Target
     msg = refused(lambda: cls(circuit(), directry="x"), "'directry'")
     assert ("did you mean 'directory'" in msg) == (name == "brian2-cpp")
@@ -295,7 +295,7 @@ def test_refused_or_unrun_target_leaves_no_unused_object_warning(brian2_warnings
 
 
 def test_codegen_given_to_a_standalone_target():
-    from neurosim.hardware_targets.brian2_standalone import CppStandaloneTarget
+    from neurosim.hardware_targets.brian2 import CppStandaloneTarget
     refused(lambda: CppStandaloneTarget(circuit(), codegen="cython"),
             "CppStandaloneTarget", "codegen option applies to Brian2Target")
 

@@ -41,10 +41,9 @@ from test_pc_equivalence import LR, RATE, SEED, SIZES, STEPS
 from neurosim.circuit import Circuit, CircuitError, Population, Projection, constant
 from neurosim.circuits.predictive_coding import relaxed_predictive_coding
 from neurosim.hardware_targets import make_target
-from neurosim.hardware_targets.brian2 import Brian2Target
-from neurosim.hardware_targets.brian2_standalone import (CppStandaloneTarget,
-                                                         CudaStandaloneTarget,
-                                                         gpu_available, nvcc_available)
+from neurosim.hardware_targets.brian2 import (Brian2Target, CppStandaloneTarget,
+                                              CudaStandaloneTarget, gpu_available,
+                                              nvcc_available)
 from neurosim.plasticity import PairSTDP
 from neurosim.target import predict, train_trial
 

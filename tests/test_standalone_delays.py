@@ -22,9 +22,8 @@ from brian2 import Clock, ms
 
 from neurosim.circuit import Circuit, CircuitError, Population, Projection, constant
 from neurosim.hardware_targets import make_target
-from neurosim.hardware_targets.brian2 import Brian2Target
-from neurosim.hardware_targets.brian2_standalone import (CppStandaloneTarget,
-                                                         CudaStandaloneTarget, nvcc_available)
+from neurosim.hardware_targets.brian2 import (Brian2Target, CppStandaloneTarget,
+                                              CudaStandaloneTarget, nvcc_available)
 
 CALLS = (150, 7, 13, 1, 129, 200)      # 500 steps; several shorter than the delays
 AFTER = (120, 3)                        # after the per-synapse delays change

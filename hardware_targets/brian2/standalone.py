@@ -2,14 +2,15 @@
 
 Both run any circuit through the same :func:`neurosim.brian2_build.build` as the
 runtime target, on a Brian2 standalone device: Brian2 generates a C++ (or CUDA)
-project, compiles it and runs the binary.
+project, compiles it and runs the binary. This module holds the design and
+brian2-cpp; :mod:`.cuda` the parts brian2-cuda changes.
 
 Design (why the host keeps a runtime copy)
     The :class:`~neurosim.target.Target` interface is interactive: between runs
     a trial protocol sets and reads variables (clamp, settle, run, learn), and
     each phase switches ``state_updater.active`` / ``run_regularly.active``. A
     standalone binary, in contrast, runs a fixed program. So these targets
-    subclass :class:`~hardware_targets.brian2.Brian2Target`: the inherited
+    subclass :class:`~neurosim.hardware_targets.brian2.runtime.Brian2Target`: the inherited
     runtime network is the *host copy* of the state (``get``/``set``, weights,
     clamping, monitors, subexpressions are Brian2's own, unchanged), and every
     time the protocol advances the network (``run``, ``settle``, ``learn``) the
@@ -73,34 +74,21 @@ Build folders
     removed at once. ``directory=`` keeps the programs in a folder of the
     user's choice instead (not removed; a later process that generates the
     same code finds the compiled objects there and recompiles nothing).
-
-brian2cuda set-up (all in :func:`cuda_prefs`, applied only while compiling)
-    brian2cuda 1.0b1 with CUDA 13 needs: the cuRAND headers and library from
-    the ``nvidia-curand`` wheel (the wheel ships only ``libcurand.so.10`` while
-    brian2cuda links ``-lcurand``, so a ``libcurand.so`` link to it is made in
-    the build folder); C++17 for nvcc and the host compiler (CUDA 13's
-    Thrust/CUB refuse C++11); and, on a machine without a GPU,
-    ``detect_gpus=False`` with ``compute_capability=8.0`` and ``gpu_id=0`` so
-    the code compiles.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import hashlib
-import importlib.metadata
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import weakref
 from dataclasses import dataclass
 
 import numpy as np
-from brian2 import (Equations, Function, NeuronGroup, Quantity, SpikeMonitor, StateMonitor,
-                    defaultclock, prefs)
+from brian2 import Equations, Function, Quantity, SpikeMonitor, StateMonitor, prefs
 from brian2.core.variables import ArrayVariable
 from brian2.units.fundamentalunits import DIMENSIONLESS, get_dimensions, get_unit
 from brian2.utils.stringtools import get_identifiers
@@ -112,10 +100,9 @@ from neurosim.circuit import Circuit
 from neurosim.errors import CircuitError, root_cause
 from neurosim.target import check_steps
 
-from .brian2 import Brian2Target
+from .runtime import Brian2Target
 
-__all__ = ["CppStandaloneTarget", "CudaStandaloneTarget", "gpu_available", "nvcc_available",
-           "cuda_prefs"]
+__all__ = ["CppStandaloneTarget"]
 
 RUN_FILE = "neurosim_run.txt"  # start step, seed and duration of a call, read at start
 
@@ -599,159 +586,3 @@ class CppStandaloneTarget(Brian2Target):
         host.resize(start + n)
         for v, values in new.items():
             host.variables[v].get_value()[start:start + n] = values
-
-
-# --- CUDA ---------------------------------------------------------------------------
-
-@functools.lru_cache(maxsize=1)
-def gpu_available() -> tuple[bool, str]:
-    """Whether an NVIDIA GPU can run CUDA programs here, and why not (asked once
-    per process: every refusal message asks every target)."""
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return False, "no NVIDIA GPU: nvidia-smi is not installed"
-    try:
-        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return False, f"no NVIDIA GPU: nvidia-smi failed ({exc})"
-    if out.returncode != 0 or "GPU" not in out.stdout:
-        return False, f"no NVIDIA GPU: nvidia-smi -L found none ({out.stderr.strip()})"
-    return True, out.stdout.strip().splitlines()[0]
-
-
-def nvcc_available() -> tuple[bool, str]:
-    """Whether the CUDA compiler is installed, and where (or why not)."""
-    nvcc = shutil.which("nvcc")
-    cuda = os.environ.get("CUDA_PATH") or os.environ.get("CUDA_HOME")
-    for candidate in ([os.path.join(cuda, "bin", "nvcc")] if cuda else []) + \
-            [os.path.join(os.sep, "usr", "local", "cuda", "bin", "nvcc")]:
-        if nvcc is None and os.path.isfile(candidate):
-            nvcc = candidate
-    if nvcc is None:
-        return False, "nvcc (the CUDA compiler) is not installed or not on PATH"
-    return True, nvcc
-
-
-def _curand_wheel() -> tuple[str, str]:
-    """Include and library folders of the nvidia-curand wheel."""
-    try:
-        files = importlib.metadata.files("nvidia-curand") or []
-    except importlib.metadata.PackageNotFoundError:
-        files = []
-    found = {f.name: os.path.dirname(str(f.locate())) for f in files
-             if f.name in ("curand.h", "libcurand.so.10")}
-    if len(found) != 2:
-        raise CircuitError("The brian2-cuda target needs cuRAND: install the pinned "
-                           "'nvidia-curand' wheel (requirements/base.txt).")
-    return found["curand.h"], found["libcurand.so.10"]
-
-
-def cuda_prefs(link_dir: str, gpu: bool) -> dict:
-    """Every Brian2 preference brian2cuda 1.0b1 needs here, in one place.
-
-    ``link_dir`` receives a ``libcurand.so`` link to the wheel's
-    ``libcurand.so.10`` (brian2cuda links ``-lcurand``); ``gpu=False`` compiles
-    for compute capability 8.0 without looking for a device.
-    """
-    include, lib = _curand_wheel()
-    os.makedirs(link_dir, exist_ok=True)
-    link = os.path.join(link_dir, "libcurand.so")
-    if not os.path.exists(link):
-        os.symlink(os.path.join(lib, "libcurand.so.10"), link)
-    gcc = [a for a in prefs["codegen.cpp.extra_compile_args_gcc"] if not a.startswith("-std=")]
-    nvcc = [a for a in prefs["devices.cuda_standalone.cuda_backend.extra_compile_args_nvcc"]
-            if not a.startswith("-std=")]
-    values = {
-        "codegen.cpp.include_dirs": prefs["codegen.cpp.include_dirs"] + [include],
-        "codegen.cpp.library_dirs": prefs["codegen.cpp.library_dirs"] + [link_dir],
-        "codegen.cpp.runtime_library_dirs": prefs["codegen.cpp.runtime_library_dirs"] + [lib],
-        "codegen.cpp.extra_compile_args_gcc": gcc + ["-std=c++17"],
-        "devices.cuda_standalone.cuda_backend.extra_compile_args_nvcc": nvcc + ["-std=c++17"],
-    }
-    if not gpu:
-        values["devices.cuda_standalone.cuda_backend.detect_gpus"] = False
-        values["devices.cuda_standalone.cuda_backend.compute_capability"] = 8.0
-        values["devices.cuda_standalone.cuda_backend.gpu_id"] = 0
-    return values
-
-
-class CudaStandaloneTarget(CppStandaloneTarget):
-    """Run a circuit on an NVIDIA GPU through brian2cuda (``cuda_standalone``).
-
-    Compiling needs nvcc only; running needs a GPU (a clear error otherwise).
-    """
-
-    name = "brian2-cuda"
-    device_name = "cuda_standalone"
-
-    def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
-                 directory: str | None = None, compile_only: bool = False):
-        self.compile_only = compile_only
-        self.gpu, self.gpu_reason = gpu_available()
-        super().__init__(circuit, seed, weights, directory, compile_only=compile_only)
-
-    @staticmethod
-    def _codeobject_class():
-        from brian2cuda.codeobject import CUDAStandaloneCodeObject
-        return CUDAStandaloneCodeObject
-
-    @classmethod
-    def _unsupported(cls, circuit, directory=None, compile_only=False):
-        ok, why = nvcc_available()
-        if not ok:
-            return f"circuit {circuit.name!r} here: {why} (install the CUDA toolkit)"
-        try:
-            import brian2cuda  # noqa: F401  (registers the cuda_standalone device and prefs)
-            _curand_wheel()
-        except (ImportError, CircuitError) as exc:
-            return f"circuit {circuit.name!r} here: {exc}"
-        for proj in circuit.projections.values():
-            if proj.delay is not None and (proj.homogeneous_delay is None
-                                           or float(proj.homogeneous_delay) != 0):
-                return (f"Projection {proj.name!r}: a synaptic delay (brian2cuda keeps its "
-                        "spike queues on the GPU, where this target cannot carry them from "
-                        "one call to the next, so spikes in flight would be lost)")
-        reason = cls._untranslatable(circuit)
-        if reason:
-            return reason
-        gpu, why = gpu_available()
-        if not gpu and not compile_only:
-            return (f"circuit {circuit.name!r} on this machine: {why} (compile_only=True "
-                    "generates and compiles the program without running it)")
-        return None
-
-    def _new_device(self):
-        from brian2cuda.device import CUDAStandaloneDevice
-        return CUDAStandaloneDevice()
-
-    def _build_prefs(self):
-        return cuda_prefs(os.path.join(self.directory, "curand-link"), self.gpu)
-
-    runtime_duration = False
-    early_run_args = False  # brian2cuda: kept at its default place (delays are refused)
-
-    def _start_code(self):
-        return (f'int64_t _neurosim_step; {{ std::ifstream _in("{RUN_FILE}"); '
-                'unsigned long long _seed; _in >> _neurosim_step >> _seed; '
-                "random_number_buffer.set_seed(_seed); }")
-
-    def _pathways(self, objs):
-        # brian2cuda's spike queues live on the GPU and have no C++ state dump;
-        # circuits with delays are refused (see _unsupported), and without a delay
-        # nothing is in flight between calls
-        return iter(())
-
-    def _extra_objects(self):
-        # brian2cuda 1.0b1's synapses template reads the C++ object `defaultclock`
-        # (for the spike delay), which exists only if something runs on Brian2's
-        # default clock; the circuit runs on its own clock. An empty group on the
-        # default clock, set to the circuit's dt, declares it and keeps it in step.
-        defaultclock.dt = self.dt
-        return [NeuronGroup(1, "", name="neurosim_defaultclock*")]
-
-    def _check_can_run(self):
-        if not self.gpu:
-            raise CircuitError(
-                f"The brian2-cuda target compiled circuit {self.circuit.name!r} but cannot "
-                f"run it: {self.gpu_reason}. Run it on a machine with an NVIDIA GPU, or use "
-                "the brian2-cpp target (same code generation, on the CPU).")
