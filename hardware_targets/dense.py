@@ -725,24 +725,13 @@ class DenseTarget(Target):
             return
         self._all_summed()
         new = {name: rule.apply(self.weights[name], self._pop_value, self.B, self.xp,
-                                self.dtype, self._synapses.get(name),
-                                lambda var, delta, name=name: self._step(name, var, delta),
-                                self.t)
+                                self.dtype, self._synapses.get(name), self.optimizer,
+                                self.batch_mean, self.t)
                for name, rule in self._rules.items()}
         for name, params in new.items():
             self.weights[name] = {v: a.astype(self.dtype, copy=False) for v, a in params.items()}
         self._wversion += 1
         self._tick()
-
-    def _step(self, proj: str, var: str, delta):
-        """The change actually applied for a learning-rule increment ``delta``
-        (the batch sum): divided by B with ``batch_mean``, then passed through
-        the optimiser, if any."""
-        if self.batch_mean and self.B > 1:
-            delta = delta / self.B
-        if self.optimizer is None:
-            return delta
-        return self.optimizer.step(f"{proj}/{var}", delta, self.xp)
 
     def extra_state(self) -> dict:
         return self.optimizer.state() if self.optimizer is not None else {}

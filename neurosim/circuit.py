@@ -217,7 +217,7 @@ def identity(rng, shape):
 
 # --- declarations --------------------------------------------------------------------
 
-@dataclass
+@dataclass(frozen=True)
 class Population:
     """A group of neurons sharing Brian2 equations (like ``brian2.NeuronGroup``).
 
@@ -241,8 +241,10 @@ class Population:
         if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) or self.n < 1:
             raise CircuitError(f"Population {self.name!r}: size n={self.n!r} must be a "
                                "positive integer.")
-        self.n = int(self.n)
-        self.equations = _parse(f"Population {self.name!r}", "equations", self.model)
+        # frozen: a declaration is a value (dataclasses.replace derives another one)
+        object.__setattr__(self, "n", int(self.n))
+        object.__setattr__(self, "equations",
+                           _parse(f"Population {self.name!r}", "equations", self.model))
         _check_method(f"Population {self.name!r}", self.method)
         owner = f"Population {self.name!r}"
         for code, what in ((self.reset, "reset"), (self.init, "init")):
@@ -289,11 +291,12 @@ class Population:
 class SynapseCode:
     """What Brian2 runs for a projection: its model with its plasticity rule's
     lines, its ``on_pre``/``on_post`` followed by the rule's, and the constants
-    the rule's code reads."""
+    the rule's code reads; ``rule_variables``: the variables the rule declares."""
     equations: Equations
     on_pre: str | None
     on_post: str | None
     namespace: Mapping[str, object]
+    rule_variables: frozenset = frozenset()
 
 
 def synapse_code(proj: "Projection") -> SynapseCode:
@@ -330,7 +333,7 @@ def _derive_code(proj: "Projection") -> SynapseCode:
                        + list(rule_eqs.values()))
     return SynapseCode(merged, "\n".join(c for c in (proj.on_pre, code.on_pre) if c),
                        "\n".join(c for c in (proj.on_post, code.on_post) if c),
-                       MappingProxyType(dict(code.namespace)))
+                       MappingProxyType(dict(code.namespace)), frozenset(rule_eqs.names))
 
 
 @dataclass(frozen=True)

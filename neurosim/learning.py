@@ -7,8 +7,8 @@ population variable (``B = 1`` on a target without batches); a synaptic
 variable is ``(n_post, n_pre)`` for an all-to-all projection, one value per
 synapse otherwise (in the order of ``Circuit.synapses``). An increment
 (``+=``/``-=``) is the sum over the batch of the per-sample increments and
-passes through ``step`` (the target's batch mean and optimiser, see
-:mod:`neurosim.optim`); an assignment that depends on the sample is refused for
+is divided by ``B`` with ``batch_mean``, then passes through the optimiser,
+if any (:mod:`neurosim.optim`, keyed ``'projection/variable'``); an assignment that depends on the sample is refused for
 a batch. An all-to-all increment that is a product of one-sided factors, ``w +=
 eta * f(a_pre) * g(b_post)``, is computed as ``g(b).T @ f(a)`` without the
 ``(B, n_post, n_pre)`` intermediate.
@@ -66,12 +66,16 @@ class LearningRule:
                                     projection_expr(full, where, proj, populations, globals_)))
 
     def apply(self, weights: dict, value, B: int = 1, xp=np, dtype=np.float64, synapses=None,
-              step=None, t=0.0) -> dict:
+              optimizer=None, batch_mean: bool = False, t=0.0) -> dict:
         """New synaptic arrays (the statements in order, each reading the values the
-        ones before it wrote); ``step(var, delta)`` turns an increment into the
-        change applied (identity by default)."""
+        ones before it wrote)."""
         proj, syn = self.proj, dict(weights)
-        step = step or (lambda var, delta: delta)
+
+        def step(var, delta):  # the change applied for an increment (the batch sum)
+            if batch_mean and B > 1:
+                delta = delta / B
+            return delta if optimizer is None else optimizer.step(f"{proj.name}/{var}",
+                                                                  delta, xp)
         for var, sign, increment, fast, expr in self.statements:
             old = syn[var]
             if fast is not None:  # all-to-all separable increment: post.T @ pre

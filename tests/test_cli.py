@@ -8,6 +8,7 @@ from neurosim.cli import build_parser, main
 ARGS = ["train", "--dataset", "digits", "--train-size", "60", "--test-size", "30",
         "--hidden", "12", "--steps", "10", "--evaluations", "2", "--target", "brian2-numpy",
         "--no-progress"]
+DENSE = [a if a != "brian2-numpy" else "dense" for a in ARGS]  # the CLI's logic, fast
 
 
 def test_train_writes_metrics_and_skips_when_done(tmp_path, capsys):
@@ -44,9 +45,8 @@ def test_bad_idx_folder_is_a_clear_error(tmp_path, capsys):
 
 
 def test_batched_dense_training_and_clear_option_errors(tmp_path, capsys):
-    dense = [a if a != "brian2-numpy" else "dense" for a in ARGS]
     out = tmp_path / "dense"
-    assert main(dense + ["--batch-size", "8", "--optimizer", "adam", "--float32",
+    assert main(DENSE + ["--batch-size", "8", "--optimizer", "adam", "--float32",
                          "--out", str(out)]) == 0
     assert json.loads((out / "metrics.json").read_text())["config"]["batch_size"] == 8
     assert main(ARGS + ["--batch-size", "8", "--out", str(tmp_path / "x")]) == 2
@@ -70,9 +70,9 @@ def test_unfinished_run_with_other_settings_is_not_resumed(tmp_path, capsys):
 
 def test_finished_run_is_redone_with_other_settings_only_with_force(tmp_path):
     out = tmp_path / "run"
-    assert main(ARGS + ["--out", str(out)]) == 0
-    assert main(ARGS + ["--seed", "1", "--out", str(out)]) == 4
-    assert main(ARGS + ["--seed", "1", "--force", "--out", str(out)]) == 0
+    assert main(DENSE + ["--out", str(out)]) == 0
+    assert main(DENSE + ["--seed", "1", "--out", str(out)]) == 4
+    assert main(DENSE + ["--seed", "1", "--force", "--out", str(out)]) == 0
     assert json.loads((out / "metrics.json").read_text())["config"]["seed"] == 1
 
 

@@ -114,7 +114,7 @@ def test_strip_suffix():
 def test_state_updater_error_is_named():
     c = Circuit("bad")
     c.add(Population("p", 2, "dv/dt = -v / (10*ms) : 1", method="exact"))
-    c.populations["p"].method = "nonsense"  # past the declaration's check
+    object.__setattr__(c.populations["p"], "method", "nonsense")  # past the declaration's check
     with pytest.raises(CircuitError, match="Population 'p': Brian2 cannot build a state "
                        "updater with method='nonsense'"):
         lower(c)

@@ -79,6 +79,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import os
 import re
@@ -222,10 +223,9 @@ def _parameter_circuit(circuit: Circuit, host) -> tuple[Circuit, list]:
     out.namespace = {k: v for k, v in circuit.namespace.items() if k not in params}
     out.populations = {}
     for name, pop in circuit.populations.items():
-        pop = copy.copy(pop)
         if declare[name]:
-            pop.equations = pop.equations + Equations(
-                "\n".join(_declaration(k, circuit.namespace[k]) for k in sorted(declare[name])))
+            pop = dataclasses.replace(pop, model=pop.equations + Equations(
+                "\n".join(_declaration(k, circuit.namespace[k]) for k in sorted(declare[name]))))
         out.populations[name] = pop
     return out, [(name, k) for name in declare for k in sorted(declare[name])]
 

@@ -21,8 +21,10 @@ Mapping
   with :mod:`neurosim.hardware_targets.dense`): the state updater's abstract
   code (``StateUpdater.update_abstract_code``, the population's ``method``),
   the threshold, reset and ``init`` code, each line split by Brian2's
-  ``parse_statement`` and rendered by Brian2's ``NumpyNodeRenderer``
-  (:func:`neurosim.codegen.compile_expr`). The model classes are built per
+  ``parse_statement``, rendered by Brian2's ``NumpyNodeRenderer`` and written
+  out, one Python function per block and expression, by
+  :class:`neurosim.codegen.Source` (the writer of the dense engine's step
+  loop: subexpressions computed where read and again after a write). The model classes are built per
   population (Lava matches ``Var`` s and ports to model attributes by name) and
   handed to the compiler through ``exception_proc_model_map``.
 * **Projection**, summed variables ``x_post = w * f(a_pre) * g(b_post)`` ->
@@ -68,8 +70,9 @@ Mapping
 * **learning_rule** (trial-level plasticity of rate circuits): applied by the
   target between runs -- summed variables are recomputed by one Lava step in
   which nothing else is updated, then the host reads the population state
-  and the ``Dense`` weights, applies the rule with numpy and writes the new
-  weights back (Lava's learning engine runs per-step spike-trace rules, not
+  and the ``Dense`` weights, applies the rule with
+  :class:`neurosim.learning.LearningRule` (the dense engine's, with a batch of
+  one) and writes the new weights back (Lava's learning engine runs per-step spike-trace rules, not
   end-of-trial rules on arbitrary state).
 
 Time steps

@@ -14,16 +14,6 @@ from neurosim.plasticity import PairSTDP, ThreeFactorSTDP
 _Y_TAU = float(np.iinfo(np.uint16).max)
 
 
-def _rule_variables(proj) -> set:
-    """The synaptic variables a plasticity rule declares (they run in Lava's
-    learning engine, not as Brian2 code); ``on_pre``/``on_post`` are the
-    projection's own code (the rule's is merged only into ``pre_code``)."""
-    if proj.plasticity is None:
-        return set()
-    from brian2 import Equations
-    return set(Equations(proj.plasticity.brian2(proj.name).model).names)
-
-
 class _RuleMapping:
     """How one plasticity rule class maps onto Lava's learning engine (a
     ``LearningDense`` with one of Lava's learning-rule objects)."""

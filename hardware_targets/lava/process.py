@@ -8,59 +8,67 @@ import math
 
 import numpy as np
 
-from neurosim.codegen import array_namespace, compile_expr, statements
+from neurosim.codegen import Source, array_namespace, block, population_expr
 
 from .fixed_point import (_ROUNDING_FLOOR, _STATE_BITS, _STATE_MAX, FixedPointOverflow,
                           _rounding_error, _state_overflow)
 from .plasticity import _Y_TAU
 
 _MODES = {"run": 0, "settle": 1, "hold": 2}
-_OPS = {"+=": np.add, "-=": np.subtract, "*=": np.multiply, "/=": np.divide}
 _PACK = 48  # spikes of 48 neurons per float64 item of the spike buffer (exact below 2**53)
 
 
-# --- code: Brian2 statements and expressions rendered to numpy ----------------------
+# --- code: the population's plan code as Python functions ---------------------------
 
-def _expr(source: str):
-    return compile_expr(source, source)[1]
-
-
-def _compile_block(code, where):
-    return [(var, op, _expr(expr)) for var, op, expr in statements(code, where)]
+def _fit(value, n):
+    return np.broadcast_to(np.asarray(value, dtype=float), (n,)).copy()
 
 
-class _Scope(dict):
-    """Evaluation namespace: stored values, temporaries, and subexpressions
-    computed on first use."""
+def _masked(value, n, old, where):
+    return np.where(where, _fit(value, n), old)
 
-    def __init__(self, values, subexprs, g):
-        super().__init__(values)
-        self.subexprs, self.g = subexprs, g
 
-    def __missing__(self, key):
-        if key in self.subexprs:
-            value = eval(self.subexprs[key], self.g, self)
-            self[key] = value
-            return value
-        raise KeyError(key)
+class _Code:
+    """A population's plan code (:class:`neurosim.lowering.PopulationPlan`) as Python
+    functions of its stored values (a dict), written by :class:`neurosim.codegen.Source`
+    as the dense engine writes its step loop: subexpressions are computed where read
+    and again after a write. ``g``: the globals (the namespace, ``t``), read at call."""
 
-    def execute(self, block, stored, n, where=None):
-        """Run statements; writes to ``stored`` names are returned (masked by
-        ``where``); subexpressions are recomputed after every write."""
-        written = {}
-        for var, op, code in block:
-            value = eval(code, self.g, self)
-            if op != "=":
-                value = _OPS[op](self[var], value)
-            value = np.broadcast_to(np.asarray(value, dtype=float), (n,)).copy()
-            if var in stored:
-                if where is not None:
-                    value = np.where(where, value, self[var])
-                written[var] = value
-                for key in self.subexprs:
-                    self.pop(key, None)
-            self[var] = value
-        return written
+    def __init__(self, plan, g):
+        self.plan, self.g = plan, g
+        self.subexprs = {k: population_expr(v, f"Population {plan.name!r}, {k}", plan, g)
+                         for k, v in plan.subexpressions}
+        g.update(_w=_fit, _m=_masked)
+
+    def _source(self, masked=False):
+        return Source({self.plan.name: self.plan}, {self.plan.name: self.subexprs},
+                      "_m({code}, {n}, {old}, _where)" if masked else "_w({code}, {n})")
+
+    def _function(self, src, returned):
+        loads = [f"    {local} = S[{key[1]!r}]" for key, local in src.stored().items()]
+        self.g.update(src.globals)
+        ns = {}
+        exec(compile("\n".join(["def _f(S, _where=None):", *loads, *src.lines,
+                                 f"    return {returned}"]),
+                     f"<Lava process model of {self.plan.name}>", "exec"), self.g, ns)
+        return ns["_f"]
+
+    def block(self, code, what, masked=False):
+        """``f(S, where=None) -> {stored variable: new value}`` of a block of
+        statements; ``masked``: written only where ``where`` (a reset)."""
+        src = self._source(masked)
+        src.block(self.plan.name, block(code, f"Population {self.plan.name!r} {what}",
+                                        self.plan, self.g), "    ")
+        stored = src.stored()
+        return self._function(src, "{" + ", ".join(f"{k[1]!r}: {stored[k]}"
+                                                   for k in sorted(src.written)) + "}")
+
+    def value(self, source, what):
+        """``f(S) -> value`` of an expression."""
+        src = self._source()
+        code = src.expr(population_expr(source, f"Population {self.plan.name!r} {what}",
+                                        self.plan, self.g), "    ")
+        return self._function(src, code)
 
 
 # --- the population process and its models ------------------------------------------
@@ -125,17 +133,18 @@ class _PopulationStep:
         self.scale = dict.fromkeys(s.stored, 0.0)
         self.last = {}
         self.gain = {}  # var -> factor on its error estimate for this Lava step's write
-        self.subexprs = {k: _expr(v) for k, v in s.subexprs.items()}
-        self.update = _compile_block(s.update, s.name)
-        self.init = _compile_block(s.init, s.name)
-        self.reset = _compile_block(s.reset, s.name)
-        self.threshold = _expr(s.threshold) if s.threshold else None
-        self.outs = [(port, level, _expr(expr)) for port, level, expr in s.outputs]
-        self.ins = [(port, level, var, op, _expr(factor)) for port, level, var, op, factor
-                    in s.inputs]
+        code = _Code(s.plan, self.g)
+        self.update = code.block(s.update, "state update")
+        self.init = code.block(s.init, "init")
+        self.reset = code.block(s.reset, "reset", masked=True)
+        self.threshold = code.value(s.threshold, "threshold") if s.threshold else None
+        self.outs = [(port, level, code.value(expr, f"message {expr!r}"))
+                     for port, level, expr in s.outputs]
+        self.ins = [(port, level, var, op, code.value(factor, f"input factor {factor!r}"))
+                    for port, level, var, op, factor in s.inputs]
         self.spiked = np.zeros(s.n, dtype=bool)
         self.traces = [np.zeros(s.n) for _ in s.traces]
-        self.trace_y2 = [_expr(y2) for _k, _decay, _jump, y2, _y3 in s.traces]
+        self.trace_y2 = [code.value(y2, "trace") for _k, _decay, _jump, y2, _y3 in s.traces]
         self.params_seen = None
 
     def _load_params(self):
@@ -183,9 +192,7 @@ class _PopulationStep:
         gains = {}
         for var, value in written.items():
             self.rng.bit_generator.state = draws
-            scope = _Scope(dict(state, **{var: state[var] + q}), self.subexprs, self.g)
-            scope["i"] = np.arange(s.n)
-            raised = scope.execute(self.update, s.stored, s.n)[var]
+            raised = self.update(dict(state, **{var: state[var] + q}))[var]
             gains[var] = np.minimum(1.0, np.nan_to_num(np.abs(raised - value) / q, nan=1.0))
         self.rng.bit_generator.state = after
         return gains
@@ -250,42 +257,39 @@ class _PopulationStep:
         phase = (self.time_step - 1) % s.K
         mode, active = int(self._mode[0]), bool(self._active[0])
         self.g["t"] = ((self.time_step - 1) // s.K) * s.dt
-        scope = _Scope(state, self.subexprs, self.g)
-        scope["i"] = np.arange(s.n)
+        scope = dict(state)  # the stored values, with this Lava step's writes
         new = {}
         trace_out = {}
 
         def write(values):
             new.update(values)
             scope.update(values)
-            for key in self.subexprs:
-                scope.pop(key, None)
 
         self.gain = {}  # error estimates: 1 (kept) unless a write below says otherwise
 
         def reset():  # a reset replaces the values (and their errors) of the spiked
-            values = scope.execute(self.reset, s.stored, s.n, where=self.spiked)
+            values = self.reset(scope, self.spiked)
             self.gain.update({v: np.where(self.spiked, 0.0, self.gain.get(v, 1.0))
                               for v in values})
             write(values)
 
         if 1 <= phase <= s.L:  # summed variables of level phase-1 arrive
-            values = {var: received[port] * eval(factor, self.g, scope)
+            values = {var: received[port] * factor(scope)
                       for port, level, var, op, factor in self.ins if level == phase - 1}
             self.gain.update(dict.fromkeys(values, 0.0))
             write(values)
         elif phase == s.L + 1:
             if mode == 0 and active:
                 draws = self.rng.bit_generator.state
-                values = scope.execute(self.update, s.stored, s.n)
+                values = self.update(scope)
                 if s.tolerance is not None:
                     self.gain.update(self._gains(state, values, draws))
                 write(values)
             elif mode == 1 and active and self.init:
-                values = scope.execute(self.init, s.stored, s.n)
+                values = self.init(scope)
                 self.gain.update(dict.fromkeys(values, 0.0))
                 write(values)
-            self.spiked = (np.broadcast_to(eval(self.threshold, self.g, scope), (s.n,)).astype(bool)
+            self.spiked = (np.broadcast_to(self.threshold(scope), (s.n,)).astype(bool)
                            if self.threshold is not None and mode == 0 else
                            np.zeros(s.n, dtype=bool))
             if s.spike_rows and mode == 0:  # read by the host for run(record=spikes)
@@ -308,11 +312,11 @@ class _PopulationStep:
             # with the weight its clock-driven update has just changed
             for j, (k, *_rest) in enumerate(s.traces):
                 trace_out[f"_y2_{k}"] = math.exp(1 / _Y_TAU) * np.broadcast_to(
-                    eval(self.trace_y2[j], self.g, scope), (s.n,)).astype(float)
+                    self.trace_y2[j](scope), (s.n,)).astype(float)
         if phase == s.L + 2:  # on_pre increments, then resets (Brian2's order)
             for port, level, var, op, factor in self.ins:
                 if level == -1:
-                    inc = received[port] * eval(factor, self.g, scope)
+                    inc = received[port] * factor(scope)
                     value = scope[var] + (inc if op == "+=" else -inc)
                     if var in s.unless_refractory:  # Brian2's conditional write
                         value = np.where(scope["not_refractory"] > 0.5, value, scope[var])
@@ -321,7 +325,7 @@ class _PopulationStep:
                 reset()
         out = {}
         for port, level, expr in self.outs:
-            out[port] = (np.broadcast_to(np.asarray(eval(expr, self.g, scope), dtype=float),
+            out[port] = (np.broadcast_to(np.asarray(expr(scope), dtype=float),
                                          (s.n,)) if level == phase else np.zeros(s.n))
         if s.spike_port:
             out[s.spike_port] = (self.spiked if phase == s.L + 1

@@ -18,6 +18,7 @@ from brian2.utils.stringtools import get_identifiers
 
 from neurosim.circuit import Circuit, CircuitError
 from neurosim.codegen import array_namespace
+from neurosim.learning import LearningRule
 from neurosim.lowering import lower, strip_suffix
 from neurosim.target import (Capabilities, Target, check_steps, is_spikes, parse_record,
                              weight_values)
@@ -28,9 +29,9 @@ from .connections import (_clipped_learning_dense_model, _delay_dense_model, _de
 from .fixed_point import (_MANTISSA, _MAX_DELAY, _STATE_BITS, _STATE_MAX, ROUNDING_TOLERANCE,
                           FixedPointOverflow, FixedPointWarning, _quantise, _rounding_error,
                           _state_overflow)
-from .plasticity import _Y_TAU, _rule_mapping, _rule_variables
-from .process import (_MODES, _OPS, _PACK, _compile_block, _expr, _make_models, _make_process,
-                      _numeric_namespace, _Scope, _Spec, _unpack)
+from .plasticity import _Y_TAU, _rule_mapping
+from .process import (_MODES, _PACK, _Code, _make_models, _make_process, _numeric_namespace,
+                      _Spec, _unpack)
 from .runtime import _OPEN, _STOP_TIMEOUT, _kill_workers, _stop_quietly, _wait
 
 __all__ = ["LavaTarget", "PRECISIONS", "OVERFLOW"]
@@ -106,7 +107,7 @@ def _refuse(circuit: Circuit, fixed: bool) -> None:
                     "neurosim step is several Lava steps)")
         for what, bad in (("on_post code", proj.on_post),
                           ("synaptic differential equations",
-                           sorted(set(proj.equations.diff_eq_names) - _rule_variables(proj)))):
+                           sorted(set(proj.equations.diff_eq_names) - proj.code.rule_variables))):
             if bad:
                 raise CircuitError(
                     f"Projection {proj.name!r}: {what} ({bad!r}; a Lava Dense holds static "
@@ -293,7 +294,7 @@ class LavaTarget(Target):
             p = plan.populations[pop.name]
             stored, threshold, update = list(p.stored), p.threshold, p.update
             self.specs[pop.name] = _Spec(
-                name=pop.name, n=pop.n, stored=stored, subexprs=p.subexprs, update=update,
+                name=pop.name, plan=p, n=pop.n, stored=stored, subexprs=p.subexprs, update=update,
                 init=p.init, threshold=threshold, reset=p.reset, refractory=p.refractory,
                 unless_refractory=set(p.unless_refractory),
                 inputs=ins[pop.name], outputs=outs[pop.name], ports=ports[pop.name],
@@ -309,8 +310,13 @@ class LavaTarget(Target):
                                            if threshold else 0),
                 seed=(self.seed, list(c.populations).index(pop.name)))
             # compile here too: a code error is reported now, not inside a Lava worker
-            for block in (update, p.init, p.reset):
-                _compile_block(block, f"Population {pop.name!r}")
+            code = _Code(p, dict(self._g, rand=None, randn=None))
+            for block, what in ((update, "state update"), (p.init, "init"), (p.reset, "reset")):
+                code.block(block, what)
+        self._host_code = {name: _Code(p, self._g) for name, p in plan.populations.items()}
+        self._host_values: dict = {}  # (pop, subexpression) -> f(state), for get and learn
+        self._rules = {name: LearningRule(p, plan.populations, self._g)
+                       for name, p in plan.projections.items() if p.learning}
 
     def _tie(self, ports):
         """Lava compiles and runs only the processes connected to the one it is
@@ -637,11 +643,13 @@ class LavaTarget(Target):
         return self._evaluate(population, self._stored_state(population), variable)
 
     def _evaluate(self, pop, state, variable):
-        spec = self.specs[pop]
-        scope = _Scope(state, {k: _expr(v) for k, v in spec.subexprs.items()},
-                       dict(self._g, N=spec.n, t=self._time()))
-        scope["i"] = np.arange(spec.n)
-        return np.broadcast_to(np.asarray(scope[variable], dtype=float), (spec.n,)).copy()
+        """A subexpression of ``pop`` from its stored values ``state``, on the host."""
+        key = (pop, variable)
+        if key not in self._host_values:
+            self._host_values[key] = self._host_code[pop].value(variable, variable)
+        self._g["t"] = self._time()
+        return np.broadcast_to(np.asarray(self._host_values[key](state), dtype=float),
+                               (self.specs[pop].n,)).copy()
 
     def _time(self):
         return (self._steps // self.K) * float(self.circuit.dt)
@@ -714,7 +722,7 @@ class LavaTarget(Target):
         params = self._param_vector()
         changed = not np.array_equal(params, self._params_sent)
         if changed:  # the namespace changed since the last run: the host code uses it too
-            self._g = array_namespace(self.circuit.namespace, float(self.circuit.dt))
+            self._g.update(array_namespace(self.circuit.namespace, float(self.circuit.dt)))
             self._params_sent = params
         for name, proc in self.procs.items():
             self._set_var(proc._mode, [_MODES[mode]])
@@ -812,42 +820,19 @@ class LavaTarget(Target):
             rows[pop].append(np.stack([steps[k], neuron], axis=1).astype(np.int64))
 
     def learn(self):
-        rules = {n: p for n, p in self.circuit.projections.items() if p.learning_rule}
-        if not rules:
+        if not self._rules:
             return
         self._configure("hold")
         self._lava_steps(self.K)  # summed variables from the current state
         self._check_overflow()
-        states = {}
-        new = {}
-        for name, proj in rules.items():
-            for pop in (proj.source, proj.target):
-                states.setdefault(pop, self._stored_state(pop))
-            new[name] = self._apply_rule(proj, states)
-        self.set_weights(new)
+        states: dict = {}
 
-    def _apply_rule(self, proj, states):
-        """The rule's statements on (n_post, n_pre) arrays for an all-to-all
-        projection, on one value per synapse otherwise, in order."""
-        where = f"Projection {proj.name!r} learning_rule"
-        i, j = (None, None) if proj.kind == "all" else self.circuit.synapses(proj.name,
-                                                                             self.seed)
-        values = {}
-        for side, pop, axis, index in (("_pre", proj.source, 0, i), ("_post", proj.target, 1, j)):
-            spec = self.specs[pop]
-            for var in spec.stored + list(spec.subexprs):
-                v = (states[pop][var] if var in states[pop]
-                     else self._evaluate(pop, states[pop], var))
-                values[var + side] = np.expand_dims(v, axis) if index is None else v[index]
-        syn = {v: a.copy() for v, a in self.weights[proj.name].items()}
-        scope = _Scope({**values, **syn}, {}, self._g)
-        for stmt in self.plan.projections[proj.name].learning:
-            var, op, expr = stmt.var, stmt.op, stmt.expr
-            if var not in syn:
-                raise CircuitError(f"{where}: {var!r} is not a synaptic variable of the "
-                                   f"projection ({proj.parameters}).")
-            value = eval(_expr(expr), self._g, scope)
-            old = scope[var]
-            value = value if op == "=" else _OPS[op](old, value)
-            scope[var] = np.broadcast_to(value, old.shape).copy()
-        return {v: scope[v] for v in syn}
+        def value(pop, var):  # (1, n): one sample
+            if pop not in states:
+                states[pop] = self._stored_state(pop)
+            v = states[pop][var] if var in states[pop] else self._evaluate(pop, states[pop], var)
+            return v[None]
+        self._g["t"] = self._time()
+        self.set_weights({name: rule.apply(self.weights[name], value, synapses=(
+            None if rule.proj.kind == "all" else self.circuit.synapses(name, self.seed)),
+            t=self._time()) for name, rule in self._rules.items()})
