@@ -75,7 +75,8 @@ class _Code:
 
 class _Spec:
     """Everything a population's process model needs (plain data, sent to Lava's
-    workers): code strings are compiled in the worker."""
+    workers): its plan (``plan``, a :class:`neurosim.lowering.PopulationPlan`) is
+    compiled in the worker."""
 
     def __init__(self, **kw):
         self.__dict__.update(kw)
@@ -134,10 +135,10 @@ class _PopulationStep:
         self.last = {}
         self.gain = {}  # var -> factor on its error estimate for this Lava step's write
         code = _Code(s.plan, self.g)
-        self.update = code.block(s.update, "state update")
-        self.init = code.block(s.init, "init")
-        self.reset = code.block(s.reset, "reset", masked=True)
-        self.threshold = code.value(s.threshold, "threshold") if s.threshold else None
+        self.update = code.block(s.plan.update, "state update")
+        self.init = code.block(s.plan.init, "init")
+        self.reset = code.block(s.plan.reset, "reset", masked=True)
+        self.threshold = code.value(s.plan.threshold, "threshold") if s.plan.threshold else None
         self.outs = [(port, level, code.value(expr, f"message {expr!r}"))
                      for port, level, expr in s.outputs]
         self.ins = [(port, level, var, op, code.value(factor, f"input factor {factor!r}"))
@@ -295,7 +296,7 @@ class _PopulationStep:
             if s.spike_rows and mode == 0:  # read by the host for run(record=spikes)
                 self._spike_buf[((self.time_step - 1) // s.K) % s.spike_rows] = \
                     _pack(self.spiked)
-            if s.refractory and self.spiked.any():
+            if s.plan.refractory and self.spiked.any():
                 write({"not_refractory": np.where(self.spiked, 0.0, scope["not_refractory"]),
                        "lastspike": np.where(self.spiked, self.g["t"], scope["lastspike"])})
             if not s.spike_phase and self.spiked.any():
@@ -318,7 +319,7 @@ class _PopulationStep:
                 if level == -1:
                     inc = received[port] * factor(scope)
                     value = scope[var] + (inc if op == "+=" else -inc)
-                    if var in s.unless_refractory:  # Brian2's conditional write
+                    if var in s.plan.unless_refractory:  # Brian2's conditional write
                         value = np.where(scope["not_refractory"] > 0.5, value, scope[var])
                     write({var: value})
             if self.spiked.any():

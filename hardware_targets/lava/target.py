@@ -292,11 +292,9 @@ class LavaTarget(Target):
         self.specs = {}
         for pop in c.populations.values():
             p = plan.populations[pop.name]
-            stored, threshold, update = list(p.stored), p.threshold, p.update
+            stored = list(p.stored)
             self.specs[pop.name] = _Spec(
-                name=pop.name, plan=p, n=pop.n, stored=stored, subexprs=p.subexprs, update=update,
-                init=p.init, threshold=threshold, reset=p.reset, refractory=p.refractory,
-                unless_refractory=set(p.unless_refractory),
+                name=pop.name, plan=p, n=pop.n, stored=stored,
                 inputs=ins[pop.name], outputs=outs[pop.name], ports=ports[pop.name],
                 traces=traces[pop.name],
                 spike_port="_spikes" if ("_spikes", "spike") in ports[pop.name] else None,
@@ -307,12 +305,14 @@ class LavaTarget(Target):
                     [(v, f"Population {pop.name!r}: {v}") for v in stored] +
                     list(sends[pop.name].items()))},
                 params=layout, spike_rows=(max(1, min(64, 2 ** 12 // -(-pop.n // _PACK)))
-                                           if threshold else 0),
+                                           if p.threshold else 0),
                 seed=(self.seed, list(c.populations).index(pop.name)))
             # compile here too: a code error is reported now, not inside a Lava worker
             code = _Code(p, dict(self._g, rand=None, randn=None))
-            for block, what in ((update, "state update"), (p.init, "init"), (p.reset, "reset")):
+            for block, what in ((p.update, "state update"), (p.init, "init"), (p.reset, "reset")):
                 code.block(block, what)
+            if p.threshold:
+                code.value(p.threshold, "threshold")
         self._host_code = {name: _Code(p, self._g) for name, p in plan.populations.items()}
         self._host_values: dict = {}  # (pop, subexpression) -> f(state), for get and learn
         self._rules = {name: LearningRule(p, plan.populations, self._g)
