@@ -8,7 +8,8 @@ bring their own protocols (``circuits.spiking``, ``circuits.spiking_predictive_c
 from functools import partial
 
 from .backprop import backprop_network
-from .predictive_coding import ACTIVATIONS, SWITCHES, VARIANTS, relaxed_predictive_coding
+from .predictive_coding import (ACTIVATIONS, AUTHORS, AUTHORS_TRAINING, SWITCHES, VARIANTS,
+                                authors_predictive_coding, relaxed_predictive_coding)
 from .spiking_predictive_coding import spiking_predictive_coding
 from .spiking import dopamine_stdp, reward_task, song_abbott_stdp
 
@@ -25,6 +26,7 @@ CIRCUITS = {
 RATE_CIRCUITS = {name: CIRCUITS[name] for name in ("relaxed-pc", "backprop",
                                                    "feedback-alignment")}
 
-__all__ = ["ACTIVATIONS", "CIRCUITS", "RATE_CIRCUITS", "backprop_network", "dopamine_stdp",
+__all__ = ["ACTIVATIONS", "AUTHORS", "AUTHORS_TRAINING", "CIRCUITS", "RATE_CIRCUITS",
+           "authors_predictive_coding", "backprop_network", "dopamine_stdp",
            "relaxed_predictive_coding", "reward_task", "song_abbott_stdp",
            "spiking_predictive_coding", "SWITCHES", "VARIANTS"]
