@@ -12,10 +12,12 @@ and one of the exit codes in :data:`EXIT_CODES`, never a Python traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import inspect
 import io
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,7 +26,7 @@ import numpy as np
 
 from . import data
 from .data import atomic_write_bytes
-from .errors import CircuitError, DataError, DivergenceError, OutputError
+from .errors import CircuitError, DataError, DivergenceError, NeurosimError, OutputError
 from .outdir import check_writable, claim, write_json
 
 
@@ -35,6 +37,8 @@ EXIT_CODES = {
     3: "the run diverged (NaN or exploding weights); nothing was written after it",
     4: "output folder: not writable, no room, in use by another run, results or checkpoint\n"
        "       of other settings (--force replaces them), a damaged checkpoint",
+    5: "sweep: some runs failed (each is listed in table.csv with its error); the others\n"
+       "       are written",
     130: "interrupted (Ctrl-C); the same command resumes from the checkpoint",
 }
 
@@ -86,6 +90,83 @@ COUNT = _number(int, 1)
 POSITIVE = _number(float, 0, open_low=True)
 
 
+def _names(choices, what: str):
+    """An argparse ``type``: a comma-separated list of distinct names from ``choices``."""
+    def parse(text: str) -> tuple[str, ...]:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        if not names:
+            raise argparse.ArgumentTypeError(f"{text!r}: give one or more {what}s, "
+                                             "comma-separated")
+        for name in names:
+            if name not in choices:
+                raise argparse.ArgumentTypeError(f"{name!r} is not a known {what}; choose "
+                                                 f"from {', '.join(choices)}")
+        _distinct(names, text)
+        return tuple(names)
+    parse.__name__ = what.replace(" ", "-") + "-list"
+    return parse
+
+
+def _distinct(items, text: str) -> None:
+    """A name or seed listed twice would be one run folder claimed by two tasks."""
+    twice = sorted({str(i) for i in items if items.count(i) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"{text!r} lists {', '.join(twice)} more than once")
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    """Seeds as integers and inclusive ranges: ``0-4``, ``0,3,7-9``."""
+    seeds = []
+    for part in (p.strip() for p in text.split(",")):
+        low, dash, high = part.partition("-")
+        if not part or (dash and not (low.strip() and high.strip())):
+            raise argparse.ArgumentTypeError(f"{text!r}: give seeds as integers and ranges, "
+                                             "e.g. 0-4 or 0,3,7-9")
+        low = SEED(low.strip())
+        high = SEED(high.strip()) if dash else low
+        if high < low:
+            raise argparse.ArgumentTypeError(f"{part!r}: a range goes from low to high, "
+                                             f"e.g. {high}-{low}")
+        seeds.extend(range(low, high + 1))
+    _distinct(seeds, text)
+    return tuple(seeds)
+
+
+def _add_training_options(p) -> None:
+    """The options ``train`` and ``sweep`` share (a sweep passes them to every run)."""
+    from neurosim.hardware_targets import TARGETS
+    p.add_argument("--hidden", type=_sizes, default=(300, 100),
+                   help="hidden layer sizes from the input side, comma-separated")
+    p.add_argument("--inference-rate", type=_number(float, 0, 1, open_low=True), default=0.1,
+                   help="Euler step dt/tau, in (0, 1]")
+    p.add_argument("--learning-rate", type=POSITIVE, default=0.02,
+                   help="per-sample learning rate of the weight updates")
+    p.add_argument("--weight-std", type=_number(float, 0, open_low=True, words={"fan-in": None}),
+                   default=0.05,
+                   help="std of the Gaussian initial weights, or 'fan-in' for uniform in "
+                        "±1/sqrt(fan_in); the authors' code uses std 0.05 (the paper's text "
+                        "says variance 0.05, std 0.22, which leaves per-sample relu training "
+                        "at chance on MNIST)")
+    p.add_argument("--steps", type=_number(int, 0), default=100,
+                   help="inference steps per training sample (0 for backprop)")
+    p.add_argument("--data-dir", type=_path, default=None,
+                   help="data cache (default $NEUROSIM_DATA or ~/.cache/neurosim)")
+    p.add_argument("--train-size", type=_number(int, 0), default=2000,
+                   help="training samples (stratified subset; 0 = all)")
+    p.add_argument("--test-size", type=_number(int, 0), default=500,
+                   help="test samples (stratified subset; 0 = all)")
+    p.add_argument("--evaluations", type=COUNT, default=4,
+                   help="test evaluations per epoch (at most one per batch)")
+    p.add_argument("--target", choices=sorted(TARGETS), default="brian2-cython")
+    b = p.add_argument_group("batched training (targets that declare it, e.g. dense)")
+    b.add_argument("--batch-size", type=COUNT, default=1,
+                   help="samples per trial; updates are averaged over the batch")
+    b.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                   help="sgd applies the learning rules as written; adam rescales them")
+    b.add_argument("--adam-lr", type=POSITIVE, default=1e-3, help="Adam step size")
+    b.add_argument("--float32", action="store_true", help="single precision")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from neurosim.circuits import ACTIVATIONS, CIRCUITS, RATE_CIRCUITS, SWITCHES
     from neurosim.hardware_targets import TARGETS
@@ -108,48 +189,65 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--circuit", choices=sorted(RATE_CIRCUITS), default="relaxed-pc",
                    help="circuit from the library")
     t.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
-    t.add_argument("--hidden", type=_sizes, default=(300, 100),
-                   help="hidden layer sizes from the input side, comma-separated")
     g = t.add_argument_group("relaxations (combine freely)")
     for switch, what in SWITCHES.items():
         g.add_argument("--" + switch.replace("_", "-"), action="store_true", help=what)
-    t.add_argument("--inference-rate", type=_number(float, 0, 1, open_low=True), default=0.1,
-                   help="Euler step dt/tau, in (0, 1]")
-    t.add_argument("--learning-rate", type=POSITIVE, default=0.02,
-                   help="per-sample learning rate of the weight updates")
-    t.add_argument("--weight-std", type=_number(float, 0, open_low=True, words={"fan-in": None}),
-                   default=0.05,
-                   help="std of the Gaussian initial weights, or 'fan-in' for uniform in "
-                        "±1/sqrt(fan_in); the authors' code uses std 0.05 (the paper's text "
-                        "says variance 0.05, std 0.22, which leaves per-sample relu training "
-                        "at chance on MNIST)")
-    t.add_argument("--steps", type=_number(int, 0), default=100,
-                   help="inference steps per training sample (0 for backprop)")
     t.add_argument("--dataset", choices=data.DATASETS, default="mnist")
     t.add_argument("--idx-dir", type=_path, default=None,
                    help="read the data set from standard IDX files in this folder instead")
-    t.add_argument("--data-dir", type=_path, default=None,
-                   help="data cache (default $NEUROSIM_DATA or ~/.cache/neurosim)")
-    t.add_argument("--train-size", type=_number(int, 0), default=2000,
-                   help="training samples (stratified subset; 0 = all)")
-    t.add_argument("--test-size", type=_number(int, 0), default=500,
-                   help="test samples (stratified subset; 0 = all)")
     t.add_argument("--epochs", type=COUNT, default=1)
-    t.add_argument("--evaluations", type=COUNT, default=4,
-                   help="test evaluations per epoch (at most one per batch)")
-    t.add_argument("--target", choices=sorted(TARGETS), default="brian2-cython")
     t.add_argument("--seed", type=SEED, default=0)
-    b = t.add_argument_group("batched training (targets that declare it, e.g. dense)")
-    b.add_argument("--batch-size", type=COUNT, default=1,
-                   help="samples per trial; updates are averaged over the batch")
-    b.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
-                   help="sgd applies the learning rules as written; adam rescales them")
-    b.add_argument("--adam-lr", type=POSITIVE, default=1e-3, help="Adam step size")
-    b.add_argument("--float32", action="store_true", help="single precision")
+    _add_training_options(t)
     t.add_argument("--out", type=_path, default=Path("results/train"), help="output folder")
     t.add_argument("--force", action="store_true",
                    help="replace the results or checkpoint of --out (other settings, or retrain)")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    w = sub.add_parser(
+        "sweep", help="train a grid of runs (variants x data sets x activations x seeds) "
+                      "on Dask",
+        description="Train every point of the grid --datasets x --activations x --variants x "
+                    "--seeds (relaxed-pc, the other options shared) as one `neurosim train` "
+                    "run each, in <out>/<dataset>/<activation>/<variant>/seed<k>/, as tasks "
+                    "on a Dask LocalCluster of --workers processes on this machine, or on an "
+                    "existing Dask cluster (--scheduler; dask-jobqueue's SLURMCluster or "
+                    "PBSCluster gives one on a batch system). Finished points are skipped, "
+                    "unfinished ones resume from their checkpoints, a task whose worker dies "
+                    "is run again elsewhere. Then <out>/table.csv (test accuracy per epoch: "
+                    "mean and std over seeds) and <out>/<dataset>.png are written from the "
+                    "run folders; a failed point is listed there with its error and the "
+                    "exit code is 5.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from neurosim.circuits import VARIANTS
+    grid = w.add_argument_group("the grid (comma-separated lists)")
+    grid.add_argument("--variants", type=_names(VARIANTS, "variant"), default="standard",
+                      help="relaxed-pc variants: " + ", ".join(VARIANTS))
+    grid.add_argument("--datasets", type=_names(data.DATASETS, "data set"),
+                      default="mnist", help="data sets: " + ", ".join(data.DATASETS))
+    grid.add_argument("--activations", type=_names(sorted(ACTIVATIONS), "activation"),
+                      default="relu", help="activations: " + ", ".join(sorted(ACTIVATIONS)))
+    grid.add_argument("--seeds", type=_seeds, default="0",
+                      help="seeds: integers and ranges, e.g. 0-4 or 0,3,7-9")
+    w.add_argument("--epochs", type=COUNT, default=1,
+                   help="epochs of every run (the table has one row per epoch)")
+    _add_training_options(w)
+    w.add_argument("--out", type=_path, default=Path("results/sweep"), help="output folder")
+    w.add_argument("--force", action="store_true",
+                   help="retrain the points whose folders hold results or checkpoints of "
+                        "other settings (without it they stop the sweep before it starts)")
+    w.add_argument("--workers", type=_number(int, 0), default=min(4, os.cpu_count() or 1),
+                   help="worker processes of the LocalCluster; 0 runs the points one after "
+                        "the other in this process, without Dask")
+    w.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run on the existing Dask cluster of this scheduler (e.g. "
+                        "tcp://host:8786) instead of a LocalCluster; its workers need "
+                        "neurosim and --out on a shared file system")
+    w.add_argument("--retries", type=_number(int, 0), default=2,
+                   help="times a task is run again after its worker died or it raised an "
+                        "unexpected error (a named error, such as divergence, is not retried)")
+    w.add_argument("--table-only", action="store_true",
+                   help="only rewrite table.csv and the figures from the run folders")
+    w.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     r = sub.add_parser(
         "run", help="run a spiking circuit and plot its spikes and weights",
@@ -216,11 +314,30 @@ def _check_training_options(args) -> None:
                                f"{args.target} target does not).")
 
 
+def _dataset(args):
+    """The data set of a train run, subset as asked (sizes checked against it)."""
+    ds = data.load_idx_folder(args.idx_dir) if args.idx_dir else \
+        data.load(args.dataset, root=args.data_dir)
+    for part, n in (("train", args.train_size), ("test", args.test_size)):
+        have = len(getattr(ds, f"y_{part}"))
+        if n > have:
+            raise CircuitError(f"--{part}-size {n}: {ds.name} has {have} {part} samples; "
+                               f"give at most {have}, or 0 for all.")
+    return ds.subset(args.train_size or None, args.test_size or None, seed=args.seed)
+
+
+def _settings(args, n_train: int):
+    from .training import TrainSettings
+    return TrainSettings(epochs=args.epochs, steps=args.steps, batch_size=args.batch_size,
+                         evaluations_per_epoch=args.evaluations,
+                         seed=args.seed).check(n_train)
+
+
 def _train(args) -> int:
     from neurosim.circuits import CIRCUITS, RATE_CIRCUITS, SWITCHES
     from neurosim.hardware_targets import make_target
     from .plots import learning_curve
-    from .training import TrainSettings, fit
+    from .training import fit
 
     out: Path = args.out
     config = _config(args)
@@ -237,18 +354,8 @@ def _train(args) -> int:
         if state == "done":
             print(f"{out}: already trained with these settings; use --force to retrain.")
             return 0
-        ds = data.load_idx_folder(args.idx_dir) if args.idx_dir else \
-            data.load(args.dataset, root=args.data_dir)
-        for part, n in (("train", args.train_size), ("test", args.test_size)):
-            have = len(getattr(ds, f"y_{part}"))
-            if n > have:
-                raise CircuitError(f"--{part}-size {n}: {ds.name} has {have} {part} samples; "
-                                   f"give at most {have}, or 0 for all.")
-        ds = ds.subset(args.train_size or None, args.test_size or None, seed=args.seed)
-        settings = TrainSettings(epochs=args.epochs, steps=args.steps,
-                                 batch_size=args.batch_size,
-                                 evaluations_per_epoch=args.evaluations,
-                                 seed=args.seed).check(len(ds.y_train))
+        ds = _dataset(args)
+        settings = _settings(args, len(ds.y_train))
         sizes = (ds.x_train.shape[1], *args.hidden, ds.n_classes)
         kwargs = {k: getattr(args, k) for k in (*SWITCHES, *CIRCUIT_PARAMETERS)
                   if k in accepted}
@@ -293,6 +400,66 @@ def _train(args) -> int:
     print(f"test accuracy {history[-1]['test_accuracy']:.4f} after {len(ds.y_train)} x "
           f"{args.epochs} samples; wrote {out}/metrics.json, metrics.csv, learning_curve.png")
     return 0
+
+
+def _sweep(args) -> int:
+    from . import sweep
+    out = args.out.resolve()   # the workers' working folder may be another
+    if not args.table_only:
+        sweep.run(_sweep_jobs(args, out), _sweep_task, _sweep_check, workers=args.workers,
+                  scheduler=args.scheduler, retries=args.retries, force=args.force,
+                  progress=not args.no_progress)
+    result = sweep.table(out)
+    for folder, error in result["failed"]:
+        print(f"failed: {folder.relative_to(out)}: {error}", file=sys.stderr)
+    if result["unfinished"]:
+        print(f"{len(result['unfinished'])} run(s) unfinished, not in the table: "
+              + ", ".join(str(f.relative_to(out)) for f in result["unfinished"]))
+    print(f"wrote {', '.join(str(p) for p in result['written'])}")
+    return 5 if result["failed"] else 0
+
+
+def _sweep_jobs(args, out: Path) -> list:
+    """Each point of the sweep ``args`` with the ``train`` options that run it:
+    train's defaults, the sweep's shared options, the point's data set,
+    activation, variant switches and seed, ``--out`` its folder under ``out``."""
+    from neurosim.circuits import SWITCHES, VARIANTS
+    from .sweep import Job, points
+
+    base = vars(build_parser().parse_args(["train"]))
+    shared = {k: v for k, v in vars(args).items()
+              if k in base and k not in ("command", "out", "force", "no_progress")}
+    if shared.get("data_dir") is not None:      # the workers may run in another folder
+        shared["data_dir"] = shared["data_dir"].resolve()
+    jobs = []
+    for point in points(args.datasets, args.activations, args.variants, args.seeds):
+        train = argparse.Namespace(**{
+            **base, **shared, **{k: False for k in SWITCHES}, **VARIANTS[point.variant],
+            "circuit": "relaxed-pc", "dataset": point.dataset, "activation": point.activation,
+            "seed": point.seed, "out": point.folder(out), "force": False, "no_progress": True})
+        jobs.append(Job(point, train, _config(train)))
+    return jobs
+
+
+def _sweep_task(args) -> dict:
+    """One sweep point, in whichever process runs it: ``train`` in-process. A named
+    error (divergence, bad data, ...) is returned, not raised: a rerun would fail
+    the same way, so it is not for Dask to retry."""
+    from .outdir import read_json
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):   # train's own report: not here
+            _train(args)
+    except NeurosimError as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    metrics = read_json(args.out / "metrics.json", "run the sweep again")
+    return {"final_test_accuracy": metrics["final_test_accuracy"]}
+
+
+def _sweep_check(args) -> None:
+    """What ``train`` refuses before training, checked once per data set before a
+    sweep submits anything."""
+    _check_training_options(args)
+    _settings(args, len(_dataset(args).y_train))
 
 
 def _run(args) -> int:
@@ -395,7 +562,8 @@ def _data(args) -> int:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": _train, "run": _run, "data": _data}[args.command](args)
+        return {"train": _train, "sweep": _sweep, "run": _run,
+                "data": _data}[args.command](args)
     except (CircuitError, DataError) as exc:
         return _fail(exc, 2)
     except DivergenceError as exc:
@@ -410,8 +578,8 @@ def main(argv=None) -> int:
         return _fail("out of memory; choose smaller --hidden, --batch-size, --train-size or "
                      "--test-size.", 2)
     except KeyboardInterrupt as exc:
-        then = ("run the same command again to resume" if args.command == "train" else
-                "nothing was written; run the command again to start over")
+        then = ("run the same command again to resume" if args.command in ("train", "sweep")
+                else "nothing was written; run the command again to start over")
         print(f"stopped{f': {exc}' if str(exc) else ''}; {then}", file=sys.stderr)
         return 130
 

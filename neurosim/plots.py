@@ -83,3 +83,31 @@ def weight_histogram(weights: dict, wmax: dict | None = None, bins: int = 20,
         ax.set_ylabel("synapses")
     fig.suptitle(title, fontsize=9)
     return _save(fig, path)
+
+
+def sweep_curves(rows: list[dict], path: Path | None = None, title: str = ""):
+    """A sweep's test accuracy against epoch, one panel per activation, one line
+    per variant with a ± std band over seeds (``rows`` of one data set, as
+    :func:`neurosim.sweep.table` makes them)."""
+    from matplotlib.ticker import MaxNLocator
+    activations = list(dict.fromkeys(r["activation"] for r in rows))
+    fig, axes = plt.subplots(1, len(activations), figsize=(4.5 * len(activations), 3.5),
+                             squeeze=False, sharey=True)
+    for ax, activation in zip(axes[0], activations):
+        mine = [r for r in rows if r["activation"] == activation]
+        for variant in dict.fromkeys(r["variant"] for r in mine):
+            curve = [r for r in mine if r["variant"] == variant]
+            x = [r["epoch"] for r in curve]
+            mean = 100 * np.array([r["mean_test_accuracy"] for r in curve])
+            std = 100 * np.array([r["std_test_accuracy"] for r in curve])
+            line, = ax.plot(x, mean, "o-", ms=3,
+                            label=f"{variant} (n={max(r['seeds'] for r in curve)})")
+            ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+        ax.set_title(activation)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0, 0].set_ylabel("test accuracy (%)")
+    fig.suptitle(title)
+    return _save(fig, path)
