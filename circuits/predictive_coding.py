@@ -143,11 +143,12 @@ AUTHORS = {
     "error_weight_std": 0.05,
 }
 #: ... and its training: 500 inference steps per trial, SGD on the **sum** of a
-#: batch's updates (not the mean: ``batch_mean=False`` on the dense target),
-#: batches of 64, 10 epochs; the readout is the feed-forward pass
-#: (``predict`` with no extra steps).
+#: batch's updates (not the mean: ``batch_mean=False``, a dense-target option),
+#: batches of 64, 10 epochs, plain one-hot labels (``label_off=0``); the readout
+#: is the feed-forward pass (``predict`` with no extra steps). The other keys
+#: are those of :class:`neurosim.training.TrainSettings`.
 AUTHORS_TRAINING = {"steps": 500, "batch_size": 64, "batch_mean": False, "epochs": 10,
-                    "test_steps": 0}
+                    "test_steps": 0, "label_off": 0.0}
 
 
 def check_layers(sizes, activation: str) -> None:

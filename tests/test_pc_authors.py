@@ -21,6 +21,7 @@ from neurosim.circuits.predictive_coding import (AUTHORS, AUTHORS_TRAINING, SWIT
 from neurosim.hardware_targets.brian2 import Brian2Target
 from neurosim.hardware_targets.dense import DenseTarget
 from neurosim.target import predict, train_trial
+from neurosim.training import TrainSettings
 
 SIZES = (12, 8, 6, 4)     # input first
 SEED = 3
@@ -234,6 +235,8 @@ def test_authors_preset_and_refusals():
     assert "clip(2.0 * gated_post * mu0_pre, -clamp, clamp)" in \
         circuit.projections["weights1"].learning_rule
     assert AUTHORS_TRAINING["steps"] == 500 and AUTHORS["inference_rate"] == 0.02
+    settings = TrainSettings(**{k: v for k, v in AUTHORS_TRAINING.items() if k != "batch_mean"})
+    assert settings.check().label_off == 0.0 and settings.batch_size == 64
     assert {"psi_on_prediction", "fixed_predictions", "biases",
             "no_fprime_inference_only"} <= set(SWITCHES)
     with pytest.raises(CircuitError, match="psi_on_prediction .*learned_errors"):
