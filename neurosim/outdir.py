@@ -47,11 +47,28 @@ def _no_constant(name):
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _differing(old: dict, new: dict) -> list[str]:
+    """The settings whose values differ. A setting one side lacks (a run recorded
+    before the option existed) is the same as that option off (False or None)."""
+    keys = []
+    for k in {**old, **new}:
+        if k not in old or k not in new:
+            value = new[k] if k in new else old[k]
+            if value is False or value is None:
+                continue
+        if old.get(k, "(unset)") != new.get(k, "(unset)"):
+            keys.append(k)
+    return keys
+
+
+def same_settings(old: dict, new: dict) -> bool:
+    return not _differing(old, new)
+
+
 def differences(old: dict, new: dict) -> str:
     """The settings that differ, as ``"seed 0 -> 1, epochs 2 -> 3"``."""
-    keys = [k for k in {**old, **new} if old.get(k, "(unset)") != new.get(k, "(unset)")]
     return ", ".join(f"{k} {old.get(k, '(unset)')!r} -> {new.get(k, '(unset)')!r}"
-                     for k in keys) or "none"
+                     for k in _differing(old, new)) or "none"
 
 
 def check_writable(out: Path, need_bytes: int = 1 << 20) -> None:
@@ -114,7 +131,7 @@ def _state(out: Path, config: dict, force: bool) -> str:
     fix = "use --force to replace it, or choose another --out"
     if metrics.exists():
         done = read_json(metrics, fix)
-        if done.get("config") == config:
+        if "config" in done and same_settings(done["config"], config):
             return "done"
         if "config" not in done:
             raise OutputError(f"{metrics} was not written by a neurosim run of this kind; "
@@ -126,7 +143,7 @@ def _state(out: Path, config: dict, force: bool) -> str:
             raise OutputError(f"{checkpoint} has no config.json beside it, so the settings it "
                               f"was made with are unknown and it cannot be resumed; {fix}.")
         old = read_json(recorded, fix)
-        if old != config:
+        if not same_settings(old, config):
             raise OutputError(f"{out} holds an unfinished run with other settings "
                               f"({differences(old, config)}); resume it with the same "
                               f"options, or {fix}.")

@@ -181,6 +181,21 @@ def test_finished_run_is_not_replaced_by_other_settings(tmp_path, capsys):
     assert json.loads((out / "metrics.json").read_text())["config"]["seed"] == 1
 
 
+def test_a_run_recorded_before_an_option_existed_counts_it_as_off(tmp_path, capsys):
+    """A folder trained before a switch was added lacks its key: the switch off is
+    the same run, the switch on is not."""
+    out = tmp_path / "o"
+    assert run_cli(ARGS + ["--out", out], capsys)[0] == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"].pop("learned_errors") is False
+    (out / "metrics.json").write_text(json.dumps(metrics))
+    before = (out / "metrics.json").read_bytes()
+    assert run_cli(ARGS + ["--out", out], capsys)[0] == 0  # "already trained": not rerun
+    assert (out / "metrics.json").read_bytes() == before
+    code, err = run_cli(ARGS + ["--learned-errors", "--out", out], capsys)
+    assert code == 4 and "learned_errors '(unset)' -> True" in err
+
+
 @pytest.mark.parametrize("content,words", [
     ("{not json", "unreadable"), ('{"accuracy": 1}', "not written by a neurosim run"),
     ("[1, 2]", "JSON object"), ('{"config": NaN}', "unreadable")])
