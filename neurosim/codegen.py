@@ -50,9 +50,9 @@ def statements(code: str | None, where: str) -> list[tuple[str, str, str]]:
 def compile_expr(source: str, where: str):
     """``(numpy source, code object)`` of a Brian2 expression, rendered by Brian2's
     ``NumpyNodeRenderer`` and compiled for ``eval``; CircuitError naming ``where``
-    if it cannot be. What both evaluators share: the dense engine writes the
-    numpy source into its generated step loop, Lava's process models ``eval``
-    the code object over a :class:`dict` scope in their workers."""
+    if it cannot be. :class:`Expr` holds both: :class:`Source` writes the numpy
+    source into generated functions, :func:`neurosim.learning.evaluate` ``eval`` s
+    the code object."""
     try:
         numpy = NumpyNodeRenderer().render_expr(source)
         return numpy, compile(numpy, f"<{where}>", "eval")
