@@ -2,8 +2,12 @@
 
 Installed as ``neurosim.circuits``. ``CIRCUITS`` maps names to factories;
 ``RATE_CIRCUITS`` names those trained with the clamp-settle-infer-learn trial
-protocol of :mod:`neurosim.target` (``neurosim train``). The spiking circuits
-bring their own protocols (``circuits.spiking``, ``circuits.spiking_predictive_coding``).
+protocol of :mod:`neurosim.target` (``neurosim train``); ``PROTOCOLS`` gives a
+rate circuit that comes with its authors' protocol the values it was published
+with (circuit keywords and :class:`neurosim.training.TrainSettings` fields,
+``sizes`` input first), which the command line takes as its defaults for that
+circuit. The spiking circuits bring their own protocols (``circuits.spiking``,
+``circuits.spiking_predictive_coding``).
 """
 from functools import partial
 
@@ -15,6 +19,7 @@ from .spiking import dopamine_stdp, reward_task, song_abbott_stdp
 
 CIRCUITS = {
     "relaxed-pc": relaxed_predictive_coding,
+    "authors-pc": authors_predictive_coding,
     "backprop": backprop_network,
     "feedback-alignment": partial(backprop_network, feedback_alignment=True),
     "spiking-pc": spiking_predictive_coding,
@@ -23,10 +28,11 @@ CIRCUITS = {
     "reward-task": reward_task,
 }
 
-RATE_CIRCUITS = {name: CIRCUITS[name] for name in ("relaxed-pc", "backprop",
+RATE_CIRCUITS = {name: CIRCUITS[name] for name in ("relaxed-pc", "authors-pc", "backprop",
                                                    "feedback-alignment")}
+PROTOCOLS = {"authors-pc": {**AUTHORS, **AUTHORS_TRAINING}}
 
-__all__ = ["ACTIVATIONS", "AUTHORS", "AUTHORS_TRAINING", "CIRCUITS", "RATE_CIRCUITS",
+__all__ = ["ACTIVATIONS", "AUTHORS", "AUTHORS_TRAINING", "CIRCUITS", "PROTOCOLS", "RATE_CIRCUITS",
            "authors_predictive_coding", "backprop_network", "dopamine_stdp",
            "relaxed_predictive_coding", "reward_task", "song_abbott_stdp",
            "spiking_predictive_coding", "SWITCHES", "VARIANTS"]

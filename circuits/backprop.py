@@ -40,18 +40,23 @@ target : 1            # clamped during training
 
 def backprop_network(sizes=(784, 300, 100, 10), activation: str = "relu",
                      feedback_alignment: bool = False, learning_rate: float = 0.02,
-                     weight_std: float | None = 0.05 ** 0.5) -> Circuit:
+                     weight_std: float | None = 0.05 ** 0.5,
+                     output_activation: str | None = None) -> Circuit:
     """A ``sizes`` network (input first) trained by backprop, or by feedback
-    alignment with ``feedback_alignment=True``."""
+    alignment with ``feedback_alignment=True``; ``output_activation`` is that of
+    the last layer (default: ``activation``)."""
     check_layers(sizes, activation)
-    f, fprime = (word_substitute(e, {"x": "a"}) for e in ACTIVATIONS[activation])
-    name = "feedback_alignment" if feedback_alignment else "backprop"
-    circuit = Circuit(name, dt=1 * ms, namespace={"lr": learning_rate},
-                      description=f"{'-'.join(map(str, sizes))} {activation} "
-                                  f"{'feedback alignment' if feedback_alignment else 'backprop'}")
+    out_activation = activation if output_activation is None else output_activation
+    check_layers(sizes, out_activation)
+    kind = "feedback alignment" if feedback_alignment else "backprop"
+    output = f" ({out_activation} output)" if out_activation != activation else ""
+    circuit = Circuit(kind.replace(" ", "_"), dt=1 * ms, namespace={"lr": learning_rate},
+                      description=f"{'-'.join(map(str, sizes))} {activation}{output} {kind}")
     top = len(sizes) - 1
     weights = fan_in_uniform if weight_std is None else normal(weight_std)
     for l, n in enumerate(reversed(sizes)):
+        f, fprime = (word_substitute(e, {"x": "a"})
+                     for e in ACTIVATIONS[out_activation if l == 0 else activation])
         eqs = ("h : 1  # clamped input" if l == top else
                (OUTPUT_EQS if l == 0 else HIDDEN_EQS).format(f=f, fprime=fprime))
         circuit.add(Population(f"layer{l}", n, eqs))

@@ -31,6 +31,9 @@ from .outdir import check_writable, claim, write_json
 
 
 CIRCUIT_PARAMETERS = ("inference_rate", "learning_rate", "weight_std")
+#: circuit keywords that only some rate circuits take: passed when given
+#: (not None), refused by a circuit that does not take them
+OPTIONAL_PARAMETERS = ("output_activation", "weight_gain", "update_clip")
 EXIT_CODES = {
     0: "success (or the run was already finished with these settings)",
     2: "bad input: an option, a circuit or target that cannot run, a data file or folder",
@@ -134,6 +137,7 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 def _add_training_options(p) -> None:
     """The options ``train`` and ``sweep`` share (a sweep passes them to every run)."""
+    from neurosim.circuits import ACTIVATIONS
     from neurosim.hardware_targets import TARGETS
     p.add_argument("--hidden", type=_sizes, default=(300, 100),
                    help="hidden layer sizes from the input side, comma-separated")
@@ -147,8 +151,20 @@ def _add_training_options(p) -> None:
                         "±1/sqrt(fan_in); the authors' code uses std 0.05 (the paper's text "
                         "says variance 0.05, std 0.22, which leaves per-sample relu training "
                         "at chance on MNIST)")
+    p.add_argument("--output-activation", choices=sorted(ACTIVATIONS), default=None,
+                   help="activation of the last layer (default: --activation)")
+    p.add_argument("--weight-gain", type=POSITIVE, default=None,
+                   help="factor of the θ and θ̃ increments (authors-pc: 2, the 2 of "
+                        "∂‖ε‖²; default 1)")
+    p.add_argument("--update-clip", type=_number(float, 0), default=None,
+                   help="clip each weight increment to ±this (0: no clip; authors-pc: 50, "
+                        "per sample here where theirs clips the batch sum, and the dense "
+                        "engine's outer-product fast path needs 0)")
     p.add_argument("--steps", type=_number(int, 0), default=100,
                    help="inference steps per training sample (0 for backprop)")
+    p.add_argument("--label-off", type=_number(float, 0, 1), default=None,
+                   help="target value of the wrong classes, in [0, 1) (default 0.1; "
+                        "authors-pc: 0, plain one-hot)")
     p.add_argument("--data-dir", type=_path, default=None,
                    help="data cache (default $NEUROSIM_DATA or ~/.cache/neurosim)")
     p.add_argument("--train-size", type=_number(int, 0), default=2000,
@@ -161,15 +177,23 @@ def _add_training_options(p) -> None:
     b = p.add_argument_group("batched training (targets that declare it, e.g. dense)")
     b.add_argument("--batch-size", type=COUNT, default=1,
                    help="samples per trial; updates are averaged over the batch")
+    b.add_argument("--batch-sum", action="store_true",
+                   help="sum a batch's updates instead of averaging them (authors-pc)")
     b.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
                    help="sgd applies the learning rules as written; adam rescales them")
     b.add_argument("--adam-lr", type=POSITIVE, default=1e-3, help="Adam step size")
     b.add_argument("--float32", action="store_true", help="single precision")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from neurosim.circuits import ACTIVATIONS, CIRCUITS, RATE_CIRCUITS, SWITCHES
+def build_parser(circuit: str | None = None) -> argparse.ArgumentParser:
+    """The command line; with ``circuit``, ``train`` and ``sweep`` take the
+    defaults of that circuit's published protocol where it has one
+    (``neurosim.circuits.PROTOCOLS``: see :func:`parse`)."""
+    from neurosim.circuits import (ACTIVATIONS, CIRCUITS, PROTOCOLS, RATE_CIRCUITS, SWITCHES,
+                                   VARIANTS)
     from neurosim.hardware_targets import TARGETS
+    SWEEP_CIRCUITS = ("relaxed-pc", "authors-pc")   # the circuits of the VARIANTS switches
+    SWEEP_VARIANTS = (*VARIANTS, "backprop")
 
     parser = argparse.ArgumentParser(
         prog="neurosim",
@@ -187,7 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "its checkpoint.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     t.add_argument("--circuit", choices=sorted(RATE_CIRCUITS), default="relaxed-pc",
-                   help="circuit from the library")
+                   help="circuit from the library; authors-pc is relaxed-pc in the form and "
+                        "with the protocol of the authors' code, which then give the "
+                        "defaults of the other options (--hidden 300,100,100, --steps 500, "
+                        "...; see neurosim.circuits.AUTHORS)")
     t.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     g = t.add_argument_group("relaxations (combine freely)")
     for switch, what in SWITCHES.items():
@@ -218,10 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "run folders; a failed point is listed there with its error and the "
                     "exit code is 5.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    from neurosim.circuits import VARIANTS
+    w.add_argument("--circuit", choices=SWEEP_CIRCUITS, default="relaxed-pc",
+                   help="the predictive coding circuit whose variants are swept (authors-pc: "
+                        "its protocol gives the defaults, as for train)")
     grid = w.add_argument_group("the grid (comma-separated lists)")
-    grid.add_argument("--variants", type=_names(VARIANTS, "variant"), default="standard",
-                      help="relaxed-pc variants: " + ", ".join(VARIANTS))
+    grid.add_argument("--variants", type=_names(SWEEP_VARIANTS, "variant"), default="standard",
+                      help="variants: " + ", ".join(SWEEP_VARIANTS) + " (backprop: the "
+                           "backprop network of the same shape, trained with the same "
+                           "options where it takes them)")
     grid.add_argument("--datasets", type=_names(data.DATASETS, "data set"),
                       default="mnist", help="data sets: " + ", ".join(data.DATASETS))
     grid.add_argument("--activations", type=_names(sorted(ACTIVATIONS), "activation"),
@@ -276,7 +307,32 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--data-dir", type=_path, default=None)
     i = dsub.add_parser("info", help="where data sets are cached and whether they verify")
     i.add_argument("--data-dir", type=_path, default=None)
+    if circuit in PROTOCOLS:
+        for command in (t, w):
+            command.set_defaults(**_protocol_defaults(PROTOCOLS[circuit], command))
     return parser
+
+
+def _protocol_defaults(protocol: dict, command) -> dict:
+    """A circuit's published protocol as option defaults: ``sizes`` gives
+    --hidden, ``batch_mean=False`` --batch-sum, a key named like an option that
+    option's default; the other keys (e.g. ``error_weight_std``) are the
+    circuit's or TrainSettings' own defaults (tests/test_cli.py checks both)."""
+    dests = {a.dest for a in command._actions}
+    defaults = {"hidden": tuple(protocol["sizes"][1:-1]), "batch_sum": not protocol["batch_mean"]}
+    defaults.update({k: v for k, v in protocol.items() if k in dests})
+    return defaults
+
+
+def parse(argv=None) -> argparse.Namespace:
+    """Parse the command line; a ``--circuit`` with a published protocol
+    (``authors-pc``) is parsed again with that protocol's defaults, so that
+    every option the user gives still overrides it."""
+    from neurosim.circuits import PROTOCOLS
+    args = build_parser().parse_args(argv)
+    if getattr(args, "circuit", None) in PROTOCOLS:
+        args = build_parser(args.circuit).parse_args(argv)
+    return args
 
 
 def _config(args) -> dict:
@@ -328,9 +384,17 @@ def _dataset(args):
 
 def _settings(args, n_train: int):
     from .training import TrainSettings
+    given = {} if args.label_off is None else {"label_off": args.label_off}
     return TrainSettings(epochs=args.epochs, steps=args.steps, batch_size=args.batch_size,
-                         evaluations_per_epoch=args.evaluations,
-                         seed=args.seed).check(n_train)
+                         evaluations_per_epoch=args.evaluations, seed=args.seed,
+                         **given).check(n_train)
+
+
+def _takes(factory, keyword: str) -> bool:
+    """Whether a circuit factory takes ``keyword`` (one with ``**switches``
+    takes any and names its own the wrong ones)."""
+    parameters = inspect.signature(factory).parameters
+    return keyword in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 def _train(args) -> int:
@@ -342,13 +406,18 @@ def _train(args) -> int:
     out: Path = args.out
     config = _config(args)
     factory = CIRCUITS[args.circuit]
-    accepted = inspect.signature(factory).parameters
-    unsupported = [k for k in SWITCHES if getattr(args, k) and k not in accepted]
+    # switches that are on and optional parameters that are given, as keywords
+    # (those left out keep the circuit's own defaults: authors-pc's differ)
+    given = {k: getattr(args, k) for k in SWITCHES if getattr(args, k)}
+    given.update({k: getattr(args, k) for k in OPTIONAL_PARAMETERS
+                  if getattr(args, k) is not None})
+    unsupported = [k for k in given if not _takes(factory, k)]
     if unsupported:
-        takes = [name for name, f in RATE_CIRCUITS.items()
-                 if unsupported[0] in inspect.signature(f).parameters]
+        takes = [name for name, f in RATE_CIRCUITS.items() if _takes(f, unsupported[0])]
         raise CircuitError(f"--{unsupported[0].replace('_', '-')} applies to "
                            f"{', '.join(takes)}, not to the {args.circuit} circuit.")
+    if given.get("update_clip") == 0:
+        given["update_clip"] = None       # --update-clip 0: no clip
     _check_training_options(args)
     with claim(out, config, args.force) as state:
         if state == "done":
@@ -357,14 +426,14 @@ def _train(args) -> int:
         ds = _dataset(args)
         settings = _settings(args, len(ds.y_train))
         sizes = (ds.x_train.shape[1], *args.hidden, ds.n_classes)
-        kwargs = {k: getattr(args, k) for k in (*SWITCHES, *CIRCUIT_PARAMETERS)
-                  if k in accepted}
+        kwargs = {**{k: getattr(args, k) for k in CIRCUIT_PARAMETERS if _takes(factory, k)},
+                  **given}
         circuit = factory(sizes, args.activation, **kwargs)
         options = {}
         if args.batch_size > 1 or args.optimizer != "sgd" or args.float32:
             # the target declares these options (checked above)
             from .optim import Adam
-            options = {"batch_mean": True}
+            options = {"batch_mean": not args.batch_sum}
             if args.optimizer == "adam":
                 options["optimizer"] = Adam(args.adam_lr)
             if args.float32:
@@ -423,19 +492,24 @@ def _sweep_jobs(args, out: Path) -> list:
     """Each point of the sweep ``args`` with the ``train`` options that run it:
     train's defaults, the sweep's shared options, the point's data set,
     activation, variant switches and seed, ``--out`` its folder under ``out``."""
-    from neurosim.circuits import SWITCHES, VARIANTS
+    from neurosim.circuits import SWITCHES, VARIANTS, backprop_network
     from .sweep import Job, points
 
-    base = vars(build_parser().parse_args(["train"]))
+    base = vars(parse(["train", "--circuit", args.circuit]))
     shared = {k: v for k, v in vars(args).items()
               if k in base and k not in ("command", "out", "force", "no_progress")}
     if shared.get("data_dir") is not None:      # the workers may run in another folder
         shared["data_dir"] = shared["data_dir"].resolve()
+    # backprop of the same shape takes the shared options it has, no inference steps
+    backprop = {"circuit": "backprop", "steps": 0, "inference_rate": base["inference_rate"],
+                **{k: False for k in SWITCHES},
+                **{k: None for k in OPTIONAL_PARAMETERS if not _takes(backprop_network, k)}}
     jobs = []
     for point in points(args.datasets, args.activations, args.variants, args.seeds):
         train = argparse.Namespace(**{
-            **base, **shared, **{k: False for k in SWITCHES}, **VARIANTS[point.variant],
-            "circuit": "relaxed-pc", "dataset": point.dataset, "activation": point.activation,
+            **base, **shared, **VARIANTS.get(point.variant, {}),
+            **(backprop if point.variant == "backprop" else {}),
+            "dataset": point.dataset, "activation": point.activation,
             "seed": point.seed, "out": point.folder(out), "force": False, "no_progress": True})
         jobs.append(Job(point, train, _config(train)))
     return jobs
@@ -560,7 +634,7 @@ def _data(args) -> int:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     try:
         return {"train": _train, "sweep": _sweep, "run": _run,
                 "data": _data}[args.command](args)

@@ -11,6 +11,8 @@ after 20 inference steps and 3 trials of one sample each. The clip bound is
 small so that the clamp of the updates binds (checked), and the learning rate
 large so that an update error would show.
 """
+import json
+
 import numpy as np
 import pytest
 
@@ -252,3 +254,79 @@ def test_authors_preset_and_refusals():
         relaxed_predictive_coding(SIZES, weight_gain=0)
     with pytest.raises(CircuitError, match="'learned_error' is neither a switch"):
         authors_predictive_coding(SIZES, learned_error=True)
+
+
+# --- the authors' protocol on the command line (neurosim train/sweep --circuit authors-pc)
+
+def test_command_line_defaults_are_the_authors_protocol():
+    """Every value of the protocol reaches the run: as an option's default, or
+    (no option for it) as the factory's or TrainSettings' own value; an option
+    the user gives overrides the protocol."""
+    import dataclasses
+    from neurosim.circuits import PROTOCOLS
+    from neurosim.cli import parse
+    args = parse(["train", "--circuit", "authors-pc"])
+    protocol = PROTOCOLS["authors-pc"]
+    assert args.hidden == protocol["sizes"][1:-1] and args.batch_sum
+    settings = {f.name: f.default for f in dataclasses.fields(TrainSettings)}
+    for key, value in protocol.items():
+        if hasattr(args, key):
+            assert getattr(args, key) == value, key
+        elif key in settings:
+            assert settings[key] == value, key
+        else:
+            assert key in AUTHORS or key in ("sizes", "batch_mean"), key
+    given = parse(["train", "--circuit", "authors-pc", "--steps", "20", "--hidden", "7",
+                   "--update-clip", "0", "--label-off", "0.1"])
+    assert (given.steps, given.hidden, given.update_clip, given.label_off) == (20, (7,), 0, 0.1)
+    plain = parse(["train"])
+    assert (plain.steps, plain.batch_sum, plain.fixed_predictions, plain.label_off) == \
+        (100, False, False, None)
+
+
+def test_command_line_authors_run_is_the_api_run(tmp_path):
+    """``neurosim train --circuit authors-pc`` trains exactly what
+    authors_predictive_coding with AUTHORS_TRAINING trains through the API."""
+    from neurosim import data
+    from neurosim.cli import main
+    from neurosim.training import fit
+    opts = ["--dataset", "digits", "--train-size", "1000", "--test-size", "200", "--hidden",
+            "32,16", "--steps", "100", "--epochs", "2", "--evaluations", "1",
+            "--batch-size", "16", "--learning-rate", "0.003"]
+    assert main(["train", "--circuit", "authors-pc", "--activation", "tanh", "--target",
+                 "dense", "--update-clip", "0", *opts, "--no-progress",
+                 "--out", str(tmp_path)]) == 0
+    history = json.loads((tmp_path / "metrics.json").read_text())["history"]
+    ds = data.load("digits").subset(1000, 200, seed=0)
+    circuit = authors_predictive_coding((64, 32, 16, 10), "tanh", update_clip=None,
+                                        learning_rate=0.003)
+    target = DenseTarget(circuit, seed=0, batch_mean=AUTHORS_TRAINING["batch_mean"])
+    settings = TrainSettings(**{**{k: v for k, v in AUTHORS_TRAINING.items()
+                                   if k != "batch_mean"},
+                                "steps": 100, "epochs": 2, "batch_size": 16,
+                                "evaluations_per_epoch": 1})
+    want = fit(target, ds, settings, progress=False)
+    assert [h["test_accuracy"] for h in history] == [h["test_accuracy"] for h in want]
+    assert history[-1]["test_accuracy"] > 0.25         # it learns (chance: 0.1)
+
+
+def test_authors_sweep_points_and_backprop_of_the_same_shape(tmp_path):
+    from neurosim.cli import _sweep_jobs, parse
+    args = parse(["sweep", "--circuit", "authors-pc", "--variants",
+                  "learned_errors,backprop", "--activations", "tanh"])
+    pc, bp = (job.args for job in _sweep_jobs(args, tmp_path))
+    assert (pc.circuit, pc.learned_errors, pc.fixed_predictions, pc.biases, pc.steps) == \
+        ("authors-pc", True, True, True, 500)
+    assert (bp.circuit, bp.steps, bp.learned_errors, bp.fixed_predictions) == \
+        ("backprop", 0, False, False)
+    assert (bp.hidden, bp.output_activation, bp.learning_rate, bp.batch_sum) == \
+        ((300, 100, 100), "linear", 1e-3, True)
+    assert bp.weight_gain is None and bp.update_clip is None   # backprop has neither
+
+
+def test_options_a_circuit_does_not_take_are_refused(tmp_path, capsys):
+    from neurosim.cli import main
+    assert main(["train", "--circuit", "backprop", "--weight-gain", "2",
+                 "--out", str(tmp_path)]) == 2
+    assert "--weight-gain applies to relaxed-pc, authors-pc, not to the backprop" in \
+        capsys.readouterr().err
