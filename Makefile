@@ -13,6 +13,6 @@ run: data
 	$(VENV)/bin/neurosim train --target dense --train-size 0 --test-size 0 --epochs 2 \
 	  --evaluations 4 --batch-size 64 --optimizer adam --float32 --weight-std 0.02 --out $(OUT)
 test: env
-	$(VENV)/bin/python -m pytest -n 2 -m "not slow" -q
+	$(VENV)/bin/python -m pytest -n 2 --dist loadgroup -m "not slow" -q
 clean:
 	rm -rf $(VENV) results build

@@ -74,7 +74,14 @@ def check_cell(model: str, target: str, scale: float) -> None:
     assert ok, f"{model} on {target} differs from the plain Brian2 script: {how}"
 
 
-@pytest.mark.parametrize("model,target", CI_CELLS)
+def by_model(cases):
+    """One model's tests on one xdist worker (``--dist loadgroup``), so that the
+    refusal test reuses the cells its worker already ran (``cell`` is cached)."""
+    cases = [c if isinstance(c, tuple) else (c,) for c in cases]
+    return [pytest.param(*c, marks=pytest.mark.xdist_group(c[0])) for c in cases]
+
+
+@pytest.mark.parametrize("model,target", by_model(CI_CELLS))
 def test_cell(model, target):
     check_cell(model, target, h.CI_SCALE[model])
 
@@ -108,7 +115,7 @@ def test_cell_compiled(model, target):
     check_cell(model, target, h.CI_SCALE[model])
 
 
-@pytest.mark.parametrize("model", h.MODELS)
+@pytest.mark.parametrize("model", by_model(h.MODELS))
 def test_refusals_list_exactly_the_targets_that_run(model):
     # a target the list names must not refuse, and one it leaves out must refuse
     # (cells CI does not run are left out of the comparison)
@@ -131,7 +138,7 @@ def test_brian2_numpy_is_the_plain_script_bit_for_bit():
         assert ok and how == "identical", (model, how)
 
 
-@pytest.mark.parametrize("model", h.MODELS)
+@pytest.mark.parametrize("model", by_model(h.MODELS))
 def test_the_reference_is_not_vacuous(model):
     # a cell can only agree meaningfully if something happens: neurons fire,
     # learned weights move, rates vary (at 100 inputs the STDP neuron never
