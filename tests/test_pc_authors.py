@@ -330,3 +330,13 @@ def test_options_a_circuit_does_not_take_are_refused(tmp_path, capsys):
                  "--out", str(tmp_path)]) == 2
     assert "--weight-gain applies to relaxed-pc, authors-pc, not to the backprop" in \
         capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target_name", [
+    "lava", pytest.param("brian2-cython", marks=pytest.mark.slow),   # compiles: minutes
+    pytest.param("brian2-cpp", marks=pytest.mark.slow)])
+def test_other_targets_match_the_authors_code(target_name):
+    """The fully relaxed authors' formulation on the other floating-point targets."""
+    from neurosim.hardware_targets import make_target
+    circuit = authors_predictive_coding(SIZES, "tanh", **KW, **CASES["fully_relaxed"])
+    check_against_authors(make_target(target_name, circuit, seed=SEED), "fully_relaxed", "tanh")
