@@ -13,9 +13,10 @@ every epoch:
   (ψ on the prediction, fixed predictions, feed-forward initialisation,
   biases, linear output; 784-300-100-100-10, 500 steps at 0.02, SGD 1e-3 on the
   batch sum, plain one-hot labels; ``neurosim.circuits.AUTHORS``), in float32
-  and without its ±50 clamp (``--update-clip 0``: ours would clip each
-  sample's increment, theirs the batch sum, and the per-sample clip costs the
-  dense engine its outer-product fast path).
+  and without its ±50 clamp of the summed updates (``--update-clip 0``): it
+  does not bind there (6,400 MNIST samples with and without it end with
+  identical weights, tanh standard and fully relaxed, relu learned ψ), and the
+  first sweeps ran before neurosim could declare it (``learning_bound``).
 
 backprop is the backprop network of each formulation's shape and options.
 Every run is a folder ``<results>/<formulation>/<dataset>/<activation>/

@@ -73,9 +73,10 @@ protocol :data:`AUTHORS`, :data:`AUTHORS_TRAINING`):
 
 Parameters, not switches: ``output_activation`` (their last layer is linear),
 ``weight_gain`` (their θ, θ̃ increments carry the 2 of ∂‖ε‖², their bias and
-ψ increments do not), ``update_clip`` (``clip`` of each increment; theirs
-clamps the batch-summed increment of θ, θ̃, ψ, so the two agree for one sample
-per trial and, for batches, whenever the clamp does not bind). Their value
+ψ increments do not), ``update_clip`` (their clamp of the batch-summed
+increment of θ, θ̃, ψ: the projections' ``learning_bound``, lr·update_clip on
+the change; their bias is clamped per batch row, ours, one per neuron, on the
+batch sum). Their value
 update's factor 2 is the Euler step: ``inference_rate = 2 * 0.01``; its
 ±1000 clamp is not declared (values are of order 1).
 """
@@ -238,8 +239,9 @@ def relaxed_predictive_coding(
     ``fixed_predictions``, ``biases``, ``no_fprime_inference_only``;
     ``output_activation`` (default: ``activation``) is the f of the prediction
     of the bottom (output) layer; the θ and θ̃ increments are
-    ``lr * clip(weight_gain * Δ, ±update_clip)``, the ψ and bias increments
-    ``lr * clip(Δ, ±update_clip)`` (no clipping with ``update_clip=None``).
+    ``lr * weight_gain * Δ``, the ψ and bias increments ``lr * Δ``, each
+    change (a batch's total) bounded to ±lr·update_clip (the projections'
+    ``learning_bound``; no bound with ``update_clip=None``).
     """
     check_layers(sizes, activation)
     out_activation = activation if output_activation is None else output_activation
@@ -265,8 +267,8 @@ def relaxed_predictive_coding(
     update_clip = _positive("update_clip", update_clip, allow_none=True)
     dt = 1 * ms
     namespace = {"tau": dt / inference_rate, "lr": learning_rate}
-    if update_clip is not None:
-        namespace["clamp"] = update_clip
+    # theirs: lr * clamp(Δ summed over the batch, ±update_clip), a bound on the change
+    bound = None if update_clip is None else learning_rate * update_clip
     circuit = Circuit(
         "relaxed_predictive_coding", dt=dt, namespace=namespace,
         description=f"{'-'.join(map(str, sizes))} {activation} PC, " + (", ".join(
@@ -281,11 +283,9 @@ def relaxed_predictive_coding(
     )
 
     def increment(var, sign, expr, gain=1.0):
-        """``var ±= lr * [clip](gain * expr)``: the plain rule without gain and clip."""
-        inc = expr if gain == 1 else f"{gain!r} * {expr}"
-        if update_clip is not None:
-            inc = f"clip({inc}, -clamp, clamp)"
-        return f"{var} {'+=' if sign > 0 else '-='} lr * {inc}"
+        """``var ±= lr * gain * expr`` (the plain rule without the gain)."""
+        return f"{var} {'+=' if sign > 0 else '-='} lr * " + \
+            (expr if gain == 1 else f"{gain!r} * {expr}")
 
     top = len(sizes) - 1
     weights = fan_in_uniform if weight_std is None else normal(weight_std)
@@ -314,14 +314,14 @@ def relaxed_predictive_coding(
         if not separate_feedback:
             forward += "\nfeedback_pre = w * gated_post : 1 (summed)"
         circuit.add(Projection(f"weights{l + 1}", f"value{l + 1}", f"error{l}", forward,
-                               init={"w": weights},
+                               init={"w": weights}, learning_bound=bound,
                                learning_rule=increment("w", +1, f"{signal}_post * {mu_above}_pre",
                                                        weight_gain)))  # eq. (3)
         if separate_feedback:
             circuit.add(Projection(
                 f"feedback_weights{l + 1}", f"error{l}", f"value{l + 1}",
                 "w : 1\nfeedback_post = w * gated_pre : 1 (summed)",
-                init={"w": weights},
+                init={"w": weights}, learning_bound=bound if learned_feedback else None,
                 learning_rule=increment("w", +1, f"{mu_above}_post * {signal}_pre", weight_gain)
                 if learned_feedback else None))  # (4)
         one_to_one = Projection(f"values{l}" if psi_on_prediction and l > 0 else
@@ -332,19 +332,20 @@ def relaxed_predictive_coding(
             circuit.add(Projection(
                 f"error_weights{l}", f"error{l}", f"error{l}",
                 "w : 1\npredicted_post = w * prediction_pre : 1 (summed)",
-                init={"w": abs_normal(error_weight_std)},
+                init={"w": abs_normal(error_weight_std)}, learning_bound=bound,
                 learning_rule=increment("w", -1, "eps_post * prediction_pre")))  # their sign
         elif learned_errors and l > 0:  # the output (bottom) layer's ψ stays the identity
             circuit.add(Projection(
                 f"error_weights{l}", f"value{l}", f"error{l}",
                 "w : 1\nvalue_post = w * mu_pre : 1 (summed)",
-                init={"w": abs_normal(error_weight_std)},
+                init={"w": abs_normal(error_weight_std)}, learning_bound=bound,
                 learning_rule=increment("w", -1, "eps_post * mu_pre")))  # eq. (8), descending F
         else:
             circuit.add(one_to_one)
         if biases:
             circuit.add(Projection(f"biases{l}", f"error{l}", f"error{l}",
                                    "b : 1\nbias_post = b : 1 (summed)", connect="one_to_one",
+                                   learning_bound=bound,
                                    learning_rule=increment("b", +1, "eps_post")))
         circuit.add(Projection(f"errors{l}", f"error{l}", f"value{l}",
                                "eps_post = eps_pre : 1 (summed)\n"

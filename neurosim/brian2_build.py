@@ -28,6 +28,7 @@ from brian2 import Clock, Network, NeuronGroup, Synapses, prefs, second
 from brian2.units.fundamentalunits import DimensionMismatchError
 
 from .circuit import Circuit, synapse_code
+from .codegen import statements
 from .errors import CircuitError, root_cause
 from .lowering import summed_order
 
@@ -133,7 +134,7 @@ def _build(circuit, weights, sizes, seed, objs) -> None:
         for var, value in weights.get(proj.name, {}).items():
             set_synaptic(s, proj, var, value)
         if proj.learning_rule:
-            op = s.run_regularly(proj.learning_rule, when="groups", order=20,
+            op = s.run_regularly(learning_code(proj), when="groups", order=20,
                                  name=proj.name + "_learn*")
             op.active = False
             objs.learn_ops[proj.name] = op
@@ -218,3 +219,14 @@ def check_with_brian2(circuit: Circuit) -> None:
             raise CircuitError(f"Circuit {circuit.name!r}{where}: {msg} -- {_hint(root)}.") from exc
     finally:
         prefs.codegen.target = old_target
+
+
+def learning_code(proj) -> str:
+    """The Brian2 code of a projection's ``learning_rule``, with its
+    ``learning_bound`` written as a ``clip`` of each increment (Brian2 runs the
+    rule once per trial, for one sample, so that bounds the whole change)."""
+    if proj.learning_bound is None:
+        return proj.learning_rule
+    b = repr(float(proj.learning_bound))
+    return "\n".join(f"{var} {op} clip({expr}, -{b}, {b})" for var, op, expr in
+                      statements(proj.learning_rule, f"Projection {proj.name!r} learning_rule"))

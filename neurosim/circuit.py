@@ -17,6 +17,12 @@ Two additions to Brian2's vocabulary describe trial-based rate circuits:
     ``'w += lr * gated_post * mu_pre'`` (eq. 3 of the relaxed predictive coding
     paper). Continuous plasticity (STDP) is written in ``on_pre``/``on_post``
     or in the model's differential equations, as in Brian2.
+``learning_bound`` (projection)
+    A bound on the change ``learning_rule`` makes to each synaptic value in one
+    application: a target that trains a batch per trial bounds the batch's
+    total (its mean with ``batch_mean``), before an optimiser rescales it
+    (gradient clipping, as ``torch.clamp`` of a summed update). Each variable
+    is then changed by one increment (``+=``/``-=``) of the rule.
 ``plasticity`` (projection)
     A reusable rule object from :mod:`neurosim.plasticity` (``PairSTDP``,
     ``ThreeFactorSTDP``). The declaration keeps it as given
@@ -370,6 +376,7 @@ class Projection:
     delay: object = None
     init: Mapping[str, object] = field(default_factory=dict)
     learning_rule: str | None = None
+    learning_bound: float | None = None
     plasticity: object = None
 
     def __post_init__(self):
@@ -455,7 +462,28 @@ class Projection:
 
     def _check_learning_rule(self):
         where = f"Projection {self.name!r} learning_rule"
-        for var, op, expr in statements(self.learning_rule, where):
+        rule = statements(self.learning_rule, where)
+        bound = self.learning_bound
+        if bound is not None:
+            if isinstance(bound, bool) or not isinstance(bound, (int, float, np.number)) \
+                    or not np.isfinite(bound) or bound <= 0:
+                raise CircuitError(f"Projection {self.name!r}: learning_bound={bound!r}: give "
+                                   "a positive finite number (the largest change one "
+                                   "application of the learning_rule may make), or None.")
+            if not rule:
+                raise CircuitError(f"Projection {self.name!r}: learning_bound={bound!r} bounds "
+                                   "the changes of a learning_rule, and it has none; declare "
+                                   "the rule or leave learning_bound out.")
+            assigned = [var for var, _, _ in rule]
+            for var, op, expr in rule:
+                if op not in ("+=", "-=") or assigned.count(var) > 1:
+                    raise CircuitError(
+                        f"{where}: with learning_bound each variable changes by one "
+                        f"increment, and {var!r} is " + (f"assigned ('{var} {op} {expr}')"
+                                                         if op not in ("+=", "-=") else
+                                                         "incremented more than once")
+                        + "; write its change as one '+=' or '-=' statement.")
+        for var, op, expr in rule:
             if var not in self.parameters:
                 raise CircuitError(
                     f"{where}: '{var} {op} {expr}' assigns to {var!r}, which is not a "

@@ -157,9 +157,9 @@ def _add_training_options(p) -> None:
                    help="factor of the θ and θ̃ increments (authors-pc: 2, the 2 of "
                         "∂‖ε‖²; default 1)")
     p.add_argument("--update-clip", type=_number(float, 0), default=None,
-                   help="clip each weight increment to ±this (0: no clip; authors-pc: 50, "
-                        "per sample here where theirs clips the batch sum, and the dense "
-                        "engine's outer-product fast path needs 0)")
+                   help="bound each weight's change in a trial (a batch's sum) to "
+                        "±learning rate x this, as the authors clamp their updates (0: no "
+                        "bound; authors-pc: 50)")
     p.add_argument("--steps", type=_number(int, 0), default=100,
                    help="inference steps per training sample (0 for backprop)")
     p.add_argument("--label-off", type=_number(float, 0, 1), default=None,

@@ -74,6 +74,8 @@ class LearningRule:
         def step(var, delta):  # the change applied for an increment (the batch sum)
             if batch_mean and B > 1:
                 delta = delta / B
+            if proj.learning_bound is not None:   # bounds the batch's change
+                delta = xp.clip(delta, -proj.learning_bound, proj.learning_bound)
             return delta if optimizer is None else optimizer.step(f"{proj.name}/{var}",
                                                                   delta, xp)
         for var, sign, increment, fast, expr in self.statements:

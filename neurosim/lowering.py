@@ -178,6 +178,7 @@ class ProjectionPlan:
     learning: tuple[Statement, ...]  # learning_rule, subexpressions substituted
     delay: bool
     plasticity: object = None       # the rule; targets map it by type
+    learning_bound: float | None = None   # bound on each change the learning makes
 
 
 @dataclass(frozen=True)
@@ -353,6 +354,7 @@ def lower(circuit: Circuit, update: bool = True) -> Plan:
             on_pre=_statements(circuit, proj, proj.on_pre, "on_pre", implicit_post=True),
             on_post=_statements(circuit, proj, proj.on_post, "on_post", implicit_post=True),
             learning=_statements(circuit, proj, proj.learning_rule, "learning_rule"),
-            delay=proj.delay is not None, plasticity=proj.plasticity)
+            delay=proj.delay is not None, plasticity=proj.plasticity,
+            learning_bound=proj.learning_bound)
     return Plan(circuit.name, pops, projections, tuple(summed),
                 1 + max((s.level for s in summed), default=-1))

@@ -148,6 +148,48 @@ def test_unknown_variable_in_learning_rule():
     check_message(e, "err_post")
 
 
+@pytest.mark.parametrize("kw,fragments", [
+    ({"learning_bound": 0}, ("learning_bound=0", "positive finite number")),
+    ({"learning_bound": float("inf")}, ("learning_bound=inf",)),
+    ({"learning_bound": "1"}, ("learning_bound='1'",)),
+    ({"learning_bound": 0.1, "learning_rule": None}, ("has none", "leave learning_bound out")),
+    ({"learning_bound": 0.1, "learning_rule": "w = w + r_pre"},
+     ("one increment", "assigned ('w = w + r_pre')")),
+    ({"learning_bound": 0.1, "learning_rule": "w += r_pre\nw -= r_post"},
+     ("incremented more than once",)),
+])
+def test_bad_learning_bound(kw, fragments):
+    kw = {"learning_rule": "w += lr * r_pre", **kw}
+    with pytest.raises(CircuitError) as e:
+        Projection("p", "a", "b", "w : 1\nI_post = w * r_pre : 1 (summed)", **kw)
+    check_message(e, "Projection 'p'", *fragments)
+
+
+def test_learning_bound_is_the_same_change_on_every_target():
+    """The bound clips each synapse's change (dense: the batch's, after the mean;
+    Brian2: the one sample's); with a bound that binds for some synapses only."""
+    import numpy as np
+    from neurosim.target import train_trial
+    c = Circuit("c", namespace={"tau": 10 * ms, "lr": 1.0})
+    c.add(Population("a", 3, "r : 1"))
+    c.add(Population("b", 2, "r : 1\nI : 1"))
+    c.add(Projection("p", "a", "b", "w : 1\nI_post = w * r_pre : 1 (summed)",
+                     init={"w": 0.0}, learning_rule="w += lr * r_post * r_pre",
+                     learning_bound=0.25))
+    c.set_io(input=("a", "r"), output=("b", "r"))
+    x, y = np.array([0.1, 0.5, 1.0]), np.array([0.2, 1.0])
+    want = np.clip(np.outer(y, x), -0.25, 0.25)        # (post, pre)
+    for name in ("dense", "brian2-numpy"):
+        target = make_target(name, c, seed=0)
+        train_trial(target, x, y, 1)
+        w = target.get_weights()["p"]["w"].reshape(2, 3)
+        np.testing.assert_allclose(w, want, err_msg=name)
+    dense = make_target("dense", c, seed=0, batch_mean=True)
+    train_trial(dense, np.stack([x, x / 2]), np.stack([y, y]), 1)  # mean 0.75 outer(y, x)
+    np.testing.assert_allclose(dense.get_weights()["p"]["w"].reshape(2, 3),
+                               np.clip(0.75 * np.outer(y, x), -0.25, 0.25))
+
+
 def test_init_for_undeclared_synaptic_variable():
     c = two_pops()
     with pytest.raises(CircuitError, match="unknown synaptic variable 'g'"):
