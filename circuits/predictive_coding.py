@@ -86,7 +86,7 @@ from brian2 import ms
 from brian2.utils.stringtools import word_substitute
 
 from neurosim.circuit import (Circuit, CircuitError, Population, Projection, abs_normal,
-                              fan_in_uniform, normal)
+                              fan_in_uniform, identity, normal)
 
 # f(x) and f'(x) as Brian2 expressions of x.
 ACTIVATIONS = {
@@ -226,6 +226,8 @@ def relaxed_predictive_coding(
     output_activation: str | None = None,
     weight_gain: float = 1.0,
     update_clip: float | None = None,
+    error_weight_init: str = "abs_normal",
+    error_weight_decay: float = 0.0,
 ) -> Circuit:
     """Predictive-coding circuit; every relaxation is a switch.
 
@@ -242,6 +244,13 @@ def relaxed_predictive_coding(
     ``lr * weight_gain * Δ``, the ψ and bias increments ``lr * Δ``, each
     change (a batch's total) bounded to ±lr·update_clip (the projections'
     ``learning_bound``; no bound with ``update_clip=None``).
+
+    Attempts to make the printed learned ψ (eq. 7, ψ on the value) stable:
+    ``error_weight_init="identity"`` starts ψ at standard PC's identity instead
+    of |N(0, error_weight_std²)|, and ``error_weight_decay`` λ > 0 adds a decay
+    to the identity to its rule, ψ ← ψ − lr (ε µᵀ + λ (ψ − I)), which bounds how
+    far learning can move ψ's spectrum from 1 (the identity is a synaptic
+    variable ``w_rest``, so the rule stays local to each synapse).
     """
     check_layers(sizes, activation)
     out_activation = activation if output_activation is None else output_activation
@@ -265,6 +274,18 @@ def relaxed_predictive_coding(
         raise CircuitError(f"inference_rate={inference_rate} must lie in (0, 1] (it is dt/tau).")
     weight_gain = _positive("weight_gain", weight_gain)
     update_clip = _positive("update_clip", update_clip, allow_none=True)
+    if error_weight_init not in ("abs_normal", "identity"):
+        raise CircuitError(f"error_weight_init={error_weight_init!r}: choose 'abs_normal' "
+                           "(the paper's |N(0, error_weight_std²)|) or 'identity'.")
+    if isinstance(error_weight_decay, bool) or not isinstance(error_weight_decay, (int, float)) \
+            or not 0 <= error_weight_decay < float("inf"):
+        raise CircuitError(f"error_weight_decay={error_weight_decay!r} must be a finite "
+                           "number >= 0 (0: no decay).")
+    if (error_weight_init != "abs_normal" or error_weight_decay) and \
+            (not learned_errors or psi_on_prediction):
+        raise CircuitError("error_weight_init and error_weight_decay shape the learned ψ of "
+                           "eq. 7 (ψ on the value): they need learned_errors (or "
+                           "fully_relaxed) without psi_on_prediction.")
     dt = 1 * ms
     namespace = {"tau": dt / inference_rate, "lr": learning_rate}
     # theirs: lr * clamp(Δ summed over the batch, ±update_clip), a bound on the change
@@ -335,11 +356,17 @@ def relaxed_predictive_coding(
                 init={"w": abs_normal(error_weight_std)}, learning_bound=bound,
                 learning_rule=increment("w", -1, "eps_post * prediction_pre")))  # their sign
         elif learned_errors and l > 0:  # the output (bottom) layer's ψ stays the identity
-            circuit.add(Projection(
-                f"error_weights{l}", f"value{l}", f"error{l}",
-                "w : 1\nvalue_post = w * mu_pre : 1 (summed)",
-                init={"w": abs_normal(error_weight_std)}, learning_bound=bound,
-                learning_rule=increment("w", -1, "eps_post * mu_pre")))  # eq. (8), descending F
+            psi = "w : 1\nvalue_post = w * mu_pre : 1 (summed)"
+            init = {"w": identity if error_weight_init == "identity"
+                    else abs_normal(error_weight_std)}
+            change = "eps_post * mu_pre"                               # eq. (8), descending F
+            if error_weight_decay:
+                psi += "\nw_rest : 1  # the identity, where the decay pulls ψ"
+                init["w_rest"] = identity
+                change = f"({change} + {float(error_weight_decay)!r} * (w - w_rest))"
+            circuit.add(Projection(f"error_weights{l}", f"value{l}", f"error{l}", psi,
+                                   init=init, learning_bound=bound,
+                                   learning_rule=increment("w", -1, change)))
         else:
             circuit.add(one_to_one)
         if biases:

@@ -21,7 +21,7 @@ def errors(mu, theta, psi, f, df, no_fprime):
 
 
 def train_trial(x, y, theta, theta_fb, psi, activation, steps, rate, lr,
-                no_fprime=False, learn_fb=False):
+                no_fprime=False, learn_fb=False, psi_decay=0.0):
     """Returns the µ and ε trajectories (state at the start of each step) and
     updates theta, theta_fb, psi in place."""
     f, df = F[activation]
@@ -46,7 +46,8 @@ def train_trial(x, y, theta, theta_fb, psi, activation, steps, rate, lr,
         if learn_fb:
             theta_fb[l] += lr * np.outer(mu[l], gated[l - 1])           # (4)
     for l in psi:
-        psi[l] -= lr * np.outer(eps[l], mu[l])                          # (8), energy-descending
+        psi[l] -= lr * (np.outer(eps[l], mu[l])                         # (8), energy-descending
+                        + psi_decay * (psi[l] - np.eye(len(psi[l]))))   # decay to the identity
     return traj_mu, traj_eps, mu
 
 

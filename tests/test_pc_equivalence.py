@@ -85,6 +85,40 @@ def test_brian2_matches_numpy_reference(switch, activation):
                                atol=ATOL, rtol=0)
 
 
+@pytest.mark.parametrize("target_name", ["dense", "brian2-numpy"])
+def test_psi_at_the_identity_with_decay_matches_numpy_reference(target_name):
+    """The stabilised printed ψ (error_weight_init='identity', error_weight_decay):
+    ψ starts at I and its rule decays it back there, on dense and Brian2."""
+    from neurosim.hardware_targets import make_target
+    decay = 0.5
+    circuit = relaxed_predictive_coding(SIZES, "tanh", inference_rate=RATE, learning_rate=LR,
+                                        learned_errors=True, error_weight_init="identity",
+                                        error_weight_decay=decay)
+    target = make_target(target_name, circuit, seed=SEED)
+    top = len(SIZES) - 1
+    theta, fb, psi = reference_params(target.get_weights(), top)
+    for l in psi:
+        np.testing.assert_array_equal(psi[l], np.eye(SIZES[::-1][l]))
+    rng = np.random.default_rng(7)
+    for trial in range(3):
+        x, y = 2 * rng.random(SIZES[0]), np.eye(SIZES[-1])[trial % SIZES[-1]]
+        traj = train_trial(target, x, y, STEPS, record=[("value1", "mu")])
+        ref_mu, _, _ = ref.train_trial(x, y, theta, fb, psi, "tanh", STEPS, RATE, LR,
+                                       psi_decay=decay)
+        np.testing.assert_allclose(traj[("value1", "mu")], [m[1] for m in ref_mu],
+                                   atol=ATOL, rtol=0)
+    got = target.get_weights()
+    for l in psi:
+        np.testing.assert_allclose(got[f"error_weights{l}"]["w"], psi[l], atol=ATOL, rtol=0)
+        assert np.abs(psi[l] - np.eye(len(psi[l]))).max() > 1e-4    # ψ learned
+    with pytest.raises(Exception, match="error_weight_decay=-1"):
+        relaxed_predictive_coding(SIZES, learned_errors=True, error_weight_decay=-1)
+    with pytest.raises(Exception, match="need learned_errors"):
+        relaxed_predictive_coding(SIZES, error_weight_init="identity")
+    with pytest.raises(Exception, match="error_weight_init='eye'"):
+        relaxed_predictive_coding(SIZES, learned_errors=True, error_weight_init="eye")
+
+
 def test_psi_rule_descends_the_energy():
     """ψ ← ψ − η ε µᵀ lowers F = ½Σ‖ε‖² at fixed µ; the printed sign (+) raises it."""
     circuit = relaxed_predictive_coding(SIZES, "tanh", learned_errors=True, learning_rate=0.01)
