@@ -24,7 +24,8 @@ Every run is a folder ``<results>/<formulation>/<dataset>/<activation>/
 unfinished ones resume), so the reproduction can be completed over several
 sessions and its results committed as they come. Then, from the folders alone:
 ``<results>/<formulation>/table.csv`` (every epoch), ``<results>/table.md``
-(the last epoch, both formulations) and one PNG per paper figure with the epoch
+(the last epoch, both formulations), ``<results>/table_epochs.md`` (every
+epoch, mean ± std (seeds)) and one PNG per paper figure with the epoch
 on the x axis.
 
     python benchmarks/reproduce_relaxed_pc.py                     # the whole grid
@@ -99,6 +100,16 @@ def report(results: Path) -> str:
                      + " | ".join(cell(rows.get((*key, v), [])) for v in VARIANTS) + " |")
     text = "\n".join(lines) + "\n"
     (results / "table.md").write_text(text)
+    epochs = sorted({r["epoch"] for rs in rows.values() for r in rs if r["epoch"]})
+    lines = ["| formulation | data set | activation | variant | "
+             + " | ".join(f"epoch {e}" for e in epochs) + " |",
+             "|---|---|---|---|" + "---|" * len(epochs)]
+    for key in sorted(rows, key=lambda k: (*k[:3], VARIANTS.index(k[3]))):
+        at = {r["epoch"]: r for r in rows[key] if r["epoch"]}
+        lines.append("| " + " | ".join(key) + " | " + " | ".join(
+            f"{100 * at[e]['mean_test_accuracy']:.2f} ± {100 * at[e]['std_test_accuracy']:.2f} "
+            f"({at[e]['seeds']})" if e in at else "–" for e in epochs) + " |")
+    (results / "table_epochs.md").write_text("\n".join(lines) + "\n")
     panels = sorted({k[1:3] for k in rows})
     for name, variant in FIGURES.items():
         fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4),
