@@ -86,6 +86,7 @@ def cell(rows) -> str:
 
 def report(results: Path) -> str:
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     rows = {}
     for formulation in FORMULATIONS:
         if (results / formulation).is_dir():
@@ -112,13 +113,13 @@ def report(results: Path) -> str:
     (results / "table_epochs.md").write_text("\n".join(lines) + "\n")
     panels = sorted({k[1:3] for k in rows})
     for name, variant in FIGURES.items():
-        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4),
+        fig, axes = plt.subplots(1, len(panels), figsize=(max(6.0, 4.2 * len(panels)), 3.8),
                                  squeeze=False, sharey=True)
         for ax, (dataset, activation) in zip(axes[0], panels):
             for formulation, dash in (("authors", "-"), ("printed", "--")):
-                for v, color in ((variant, "C1"), ("standard", "C0"), ("backprop", "C2")):
+                for v, color in (("standard", "C0"), ("backprop", "C2"), (variant, "C1")):
                     curve = [r for r in rows.get((formulation, dataset, activation, v), [])
-                             if r["epoch"] is not None]
+                             if r["epoch"]]     # from the first epoch on, as the paper
                     if not curve:
                         continue
                     x = [r["epoch"] for r in curve]
@@ -129,11 +130,12 @@ def report(results: Path) -> str:
                     ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.15)
             ax.set_title(f"{dataset}, {activation}")
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=6, loc="lower right")
+            ax.legend(fontsize=6, loc="best")
         axes[0, 0].set_ylabel("test accuracy (%)")
-        fig.suptitle(f"{name.split('_', 1)[0]}: {variant} (solid: authors' formulation, "
-                     "dashed: as printed)")
+        fig.suptitle(f"{name.split('_', 1)[0]}: {variant}\n(solid: the authors' formulation, "
+                     "dashed: as printed)", fontsize=9)
         fig.tight_layout()
         fig.savefig(results / f"{name}.png", dpi=110)
         plt.close(fig)
