@@ -304,7 +304,7 @@ def relaxed_predictive_coding(
     )
 
     def increment(var, sign, expr, gain=1.0):
-        """``var ±= lr * gain * expr`` (the plain rule without the gain)."""
+        """``var ±= lr * gain * expr`` (``lr * expr`` for a gain of 1)."""
         return f"{var} {'+=' if sign > 0 else '-='} lr * " + \
             (expr if gain == 1 else f"{gain!r} * {expr}")
 

@@ -317,7 +317,7 @@ def _protocol_defaults(protocol: dict, command) -> dict:
     """A circuit's published protocol as option defaults: ``sizes`` gives
     --hidden, ``batch_mean=False`` --batch-sum, a key named like an option that
     option's default; the other keys (e.g. ``error_weight_std``) are the
-    circuit's or TrainSettings' own defaults (tests/test_cli.py checks both)."""
+    circuit's or TrainSettings' own defaults (tests/test_pc_authors.py checks both)."""
     dests = {a.dest for a in command._actions}
     defaults = {"hidden": tuple(protocol["sizes"][1:-1]), "batch_sum": not protocol["batch_mean"]}
     defaults.update({k: v for k, v in protocol.items() if k in dests})
@@ -501,8 +501,7 @@ def _sweep_jobs(args, out: Path) -> list:
     if shared.get("data_dir") is not None:      # the workers may run in another folder
         shared["data_dir"] = shared["data_dir"].resolve()
     # backprop of the same shape takes the shared options it has, no inference steps
-    backprop = {"circuit": "backprop", "steps": 0, "inference_rate": base["inference_rate"],
-                **{k: False for k in SWITCHES},
+    backprop = {"circuit": "backprop", "steps": 0, **{k: False for k in SWITCHES},
                 **{k: None for k in OPTIONAL_PARAMETERS if not _takes(backprop_network, k)}}
     jobs = []
     for point in points(args.datasets, args.activations, args.variants, args.seeds):
