@@ -33,7 +33,8 @@ from .outdir import check_writable, claim, write_json
 CIRCUIT_PARAMETERS = ("inference_rate", "learning_rate", "weight_std")
 #: circuit keywords that only some rate circuits take: passed when given
 #: (not None), refused by a circuit that does not take them
-OPTIONAL_PARAMETERS = ("output_activation", "weight_gain", "update_clip")
+OPTIONAL_PARAMETERS = ("output_activation", "weight_gain", "update_clip", "error_weight_init",
+                       "error_weight_decay")
 EXIT_CODES = {
     0: "success (or the run was already finished with these settings)",
     2: "bad input: an option, a circuit or target that cannot run, a data file or folder",
@@ -160,6 +161,13 @@ def _add_training_options(p) -> None:
                    help="bound each weight's change in a trial (a batch's sum) to "
                         "±learning rate x this, as the authors clamp their updates (0: no "
                         "bound; authors-pc: 50)")
+    p.add_argument("--error-weight-init", choices=("abs_normal", "identity"), default=None,
+                   help="start of the printed learned ψ (eq. 7): the paper's |N(0, 0.05²)| "
+                        "(default) or the identity")
+    p.add_argument("--error-weight-decay", type=_number(float, 0), default=None,
+                   help="decay λ of the printed learned ψ to the identity, ψ ← ψ − lr(εµᵀ + "
+                        "λ(ψ − I)) (default 0; with --error-weight-init identity, 0.01 "
+                        "keeps it learning: README)")
     p.add_argument("--steps", type=_number(int, 0), default=100,
                    help="inference steps per training sample (0 for backprop)")
     p.add_argument("--label-off", type=_number(float, 0, 1), default=None,
