@@ -137,8 +137,10 @@ def run(jobs: list[Job], task, check, workers: int = 2, scheduler: str | None = 
     from distributed import as_completed
     with _client(workers, scheduler, retries) as client:
         client.register_plugin(_import_circuits_plugin())
-        futures = {client.submit(task, job.args, key=_key(job), pure=False,
-                                 retries=retries): job for job in todo}
+        # in the grid's order: a higher priority runs first (on a LocalCluster; an
+        # existing cluster's scheduler may queue them otherwise)
+        futures = {client.submit(task, job.args, key=_key(job), pure=False, retries=retries,
+                                 priority=len(todo) - i): job for i, job in enumerate(todo)}
         for future in tqdm(as_completed(futures), **bar):
             job = futures[future]
             finish(job, _attempt(future.result, job.args))
@@ -193,8 +195,11 @@ def _client(workers: int, scheduler: str | None, retries: int):
         with client:
             yield client
         return
-    # a task is given up after its worker died more than --retries times
-    with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
+    # a task is given up after its worker died more than --retries times; tasks go to
+    # the workers at once (no scheduler-side queue, which ignores their priorities),
+    # so they run in the grid's order, and work stealing balances the workers
+    with dask.config.set({"distributed.scheduler.allowed-failures": retries,
+                          "distributed.scheduler.worker-saturation": float("inf")}):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None)
     with cluster, Client(cluster) as client:

@@ -63,6 +63,18 @@ def test_localcluster_gives_the_serial_table(tmp_path, serial, capsys):
     assert (out / "table.csv").read_text() == (serial / "table.csv").read_text()
 
 
+def test_points_run_in_the_grid_order(tmp_path):
+    """One worker runs the points in the order the grid lists them (its variants as
+    given, then seeds), so the points a user names first finish first."""
+    out = tmp_path / "order"
+    grid = [a if a != "standard" else "learned_errors,standard" for a in ONE]
+    grid = [a if a != "0" else "0-2" for a in grid]
+    assert main(grid + ["--workers", "1", "--out", str(out)]) == 0
+    finished = sorted(out.glob("digits/relu/*/seed*/metrics.json"), key=lambda p: p.stat().st_mtime_ns)
+    assert [str(p.parent.relative_to(out / "digits/relu")) for p in finished] == \
+        [f"{v}/seed{k}" for v in ("learned_errors", "standard") for k in range(3)]
+
+
 def _running_point(client, out, deadline):
     """(folder, pid) of a run that a worker is processing and that has written its
     first checkpoint (so the rerun resumes from it): the pid is in the run's lock."""
