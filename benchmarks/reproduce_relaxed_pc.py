@@ -17,6 +17,8 @@ every epoch:
   does not bind there (6,400 MNIST samples with and without it end with
   identical weights, tanh standard and fully relaxed, relu learned ψ), and the
   first sweeps ran before neurosim could declare it (``learning_bound``).
+* ``authors-clamped``: the same with the clamp (``learning_bound``), run for
+  the variants that diverge without it (feedback alignment).
 
 backprop is the backprop network of each formulation's shape and options.
 Every run is a folder ``<results>/<formulation>/<dataset>/<activation>/
@@ -46,6 +48,8 @@ FORMULATIONS = {
     "printed": ["--circuit", "relaxed-pc", "--batch-size", "64", "--optimizer", "adam",
                 "--float32", "--weight-std", "0.02"],
     "authors": ["--circuit", "authors-pc", "--float32", "--update-clip", "0"],
+    # the whole protocol, its ±50 clamp included: for the variants that diverge without it
+    "authors-clamped": ["--circuit", "authors-pc", "--float32"],
 }
 VARIANTS = ("standard", "learned_feedback", "no_fprime", "learned_errors", "fully_relaxed",
             "feedback_alignment", "backprop")

@@ -135,22 +135,36 @@ are bit-identical to computing every summed variable at every step).
   ``run`` is still the same; e.g. the feedback into a clamped input layer or a
   quantity read only by ``init`` code. ``last_deferred`` lists them.
 
+Summed variables that are not a product of one-sided factors (``rank_post =
+int(y_pre > y_post)``) are evaluated synapse by synapse, with a ``(B,
+n_post, n_pre)`` (all-to-all) or ``(B, n_syn)`` (sparse) intermediate: meant
+for small projections (a reduction over an output layer), the products above
+stay matrix products.
+
+``rand()`` and ``randn()`` in a population's ``init`` code draw, for each
+sample and neuron, from a seeded stream of that population's own (not
+Brian2's: a random circuit agrees with Brian2 in distribution, not draw by
+draw); the streams' states are part of :meth:`DenseTarget.extra_state`, so a
+resumed run draws what an uninterrupted one would.
+
 Not supported (:meth:`DenseTarget.unsupported` names the construct, and the
 constructor raises :class:`CircuitError` with it and the registered targets
 that accept the circuit): spiking populations (threshold/reset/refractory),
 ``on_pre``/``on_post`` (plasticity rules), delays, synaptic differential
-equations, stochastic equations, random functions, functions in the
-namespace other than TimedArrays, summed variables of all-to-all or sparse
-projections that are not a product of one-sided factors.
+equations, stochastic equations, random functions outside population
+``init`` code and ``poisson()``, functions in the namespace other than
+TimedArrays.
 """
 from __future__ import annotations
+
+import zlib
 
 import numpy as np
 from brian2 import NeuronGroup, Quantity, TimedArray
 from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
 from brian2.core.functions import Function
 from brian2.units.fundamentalunits import get_dimensions
-from brian2.utils.stringtools import get_identifiers
+from brian2.utils.stringtools import get_identifiers, word_substitute
 
 from neurosim.circuit import Circuit, CircuitError, check_constant
 from neurosim.codegen import (RANDOM_FUNCTIONS, Expr, Source, array_namespace, block,
@@ -162,6 +176,18 @@ from neurosim.target import Capabilities, Target, check_steps, parse_record, wei
 __all__ = ["DenseTarget"]
 
 _ALLOWED_FLAGS = {"constant", "summed", "shared"}
+
+
+def _draw_outside_init():
+    raise CircuitError("the dense engine draws rand()/randn() in population init code only.")
+
+
+def _scatter(xp, values, index, n):
+    """``(B, n)``: the ``(B, n_syn)`` ``values`` summed at their synapses' neurons
+    ``index`` (a summed variable of a sparse projection, synapse by synapse)."""
+    B = values.shape[0]
+    flat = (xp.arange(B)[:, None] * n + index[None, :]).ravel()
+    return xp.bincount(flat, weights=values.ravel(), minlength=B * n).reshape(B, n)
 
 
 def _same(a, b) -> bool:
@@ -220,6 +246,13 @@ class DenseTarget(Target):
         self._globals.update({k: self._timed_array(v) for k, (v, kind) in self._namespace.items()
                               if kind == "TimedArray"})
         self._step_globals: list[dict] = []  # the globals of every generated step loop
+        # rand()/randn() of init code: one seeded stream per population (keyed by its
+        # name, so adding a population changes no other draws), drawn in float64
+        # whatever the dtype; not Brian2's stream: statistically equal, not draw by draw
+        self._rngs = {name: np.random.default_rng(
+            np.random.SeedSequence([int(seed), zlib.crc32(name.encode()), 3]))
+            for name in circuit.populations}
+        self._globals.update(rand=_draw_outside_init, randn=_draw_outside_init)
         self._compile()
         self.state: dict[str, dict[str, object]] = {}
         for pop in circuit.populations.values():
@@ -241,13 +274,13 @@ class DenseTarget(Target):
     def unsupported(cls, circuit: Circuit, **options) -> str | None:
         """The first construct the dense engine has no mapping for, or None.
 
-        Cheap (sympy on the summed variables, nothing compiled): spiking
-        populations, flags other than constant/summed/shared, stochastic
-        equations, random functions, functions in the namespace other than
-        TimedArrays, spike-driven synapse code, delays, synaptic differential
-        equations and summed variables of all-to-all or sparse projections
-        that are not a product of one-sided factors."""
+        Cheap (nothing compiled): spiking populations, flags other than
+        constant/summed/shared, stochastic equations, random functions outside
+        population ``init`` code (and ``poisson()``), functions in the
+        namespace other than TimedArrays, spike-driven synapse code, delays and
+        synaptic differential equations."""
         used = set()
+        random = set(RANDOM_FUNCTIONS)
         for pop in circuit.populations.values():
             if pop.threshold or pop.reset or pop.refractory is not None:
                 return (f"Population {pop.name!r}: spikes (threshold/reset/refractory; the "
@@ -258,7 +291,15 @@ class DenseTarget(Target):
                 bad = set(eq.flags) - _ALLOWED_FLAGS
                 if bad:
                     return f"Population {pop.name!r}: the flag(s) {sorted(bad)} of {eq.varname!r}"
-            used |= pop.equations.identifiers | get_identifiers(pop.init or "")
+                drawn = sorted(eq.identifiers & random)
+                if drawn:
+                    return (f"Population {pop.name!r}: the random function {drawn[0]}() in "
+                            f"the equation of {eq.varname!r} (the dense engine draws random "
+                            "numbers in init code only: draw them there into a stored "
+                            "variable)")
+            if "poisson" in get_identifiers(pop.init or ""):
+                return f"Population {pop.name!r}: the random function poisson() in its init"
+            used |= pop.equations.identifiers
         for proj in circuit.projections.values():
             if proj.pre_code or proj.post_code:
                 return (f"Projection {proj.name!r}: spike-driven synapse code (on_pre/on_post"
@@ -269,18 +310,13 @@ class DenseTarget(Target):
                 return (f"Projection {proj.name!r}: synaptic differential equations "
                         f"{sorted(proj.equations.diff_eq_names)} (write plasticity as a "
                         "learning_rule)")
-            used |= proj.equations.identifiers | get_identifiers(proj.learning_rule or "")
-        for s in lower(circuit, update=False).summed:
-            if s.factors is None and circuit.projections[s.projection].kind != "one_to_one":
-                return (f"Projection {s.projection!r}: the summed variable {s.variable} = "
-                        f"{s.expr!r}, which is not a product of the synaptic variables and "
-                        f"factors that each depend on one side only ({s.reason}); the dense "
-                        "engine computes it as a matrix product, like 'x_post = w * f(a_pre) "
-                        "* g(b_post)': split it into separate summed variables or use "
-                        "connect='one_to_one'")
-        random = sorted(used & set(RANDOM_FUNCTIONS))
-        if random:
-            return f"the random function {random[0]}() (the dense engine has no random stream)"
+            ids = proj.equations.identifiers | get_identifiers(proj.learning_rule or "")
+            drawn = sorted(ids & random)
+            if drawn:
+                return (f"Projection {proj.name!r}: the random function {drawn[0]}() in "
+                        "synaptic code (the dense engine draws random numbers in population "
+                        "init code only)")
+            used |= ids
         for key in sorted(used & set(circuit.namespace)):
             value = circuit.namespace[key]
             if isinstance(value, TimedArray):
@@ -330,8 +366,9 @@ class DenseTarget(Target):
         plan = {"proj": proj.name, "var": s.variable, "side": s.side, "base": s.base,
                 "sparse": proj.kind == "sparse", "pop": s.population,
                 "n": self.circuit.populations[s.population].n, "reads": s.reads}
-        if proj.kind == "one_to_one":
-            plan["mode"] = "elementwise"
+        if proj.kind == "one_to_one" or s.factors is None:
+            # not a product of one-sided factors: evaluated synapse by synapse
+            plan["mode"] = "elementwise" if proj.kind == "one_to_one" else "pairwise"
             plan["expr"] = self._proj_expr(s.expr, where, proj)
             return plan
         other = "pre" if s.side == "post" else "post"  # a product: checked by unsupported()
@@ -639,7 +676,8 @@ class DenseTarget(Target):
         variables, as Brian2's numpy templates do for its code objects: the
         results are bit-identical."""
         c = self.circuit
-        src = Source(self.plan.populations, self._subexprs, fit="_w({code}, (_B, {n}))")
+        src = Source(self.plan.populations, self._subexprs, fit="_w({code}, (_B, {n}))",
+                     random=True)
         emit, name = src.lines.append, src.local
 
         def summed(plan, indent):
@@ -650,6 +688,8 @@ class DenseTarget(Target):
                 return src.expr(e, indent, syn=lambda var: name("#W", pname, var))
             if plan["mode"] == "elementwise":
                 return src.write(plan["pop"], plan["base"], code(plan["expr"]), indent)
+            if plan["mode"] == "pairwise":
+                return src.write(plan["pop"], plan["base"], pairwise(plan, proj, indent), indent)
             to_post = plan["side"] == "post"
             n_src = c.populations[proj.source if to_post else proj.target].n
             src_value = None if plan["source"] is None else \
@@ -667,7 +707,41 @@ class DenseTarget(Target):
                 value += f" * {code(plan['target'])}"
             src.write(plan["pop"], plan["base"], value, indent)
 
+        def pairwise(plan, proj, indent):
+            """Every synapse's value, then their sum at each target neuron: ``(B,
+            n_post, n_pre)`` for all-to-all (the layout of its weights), ``(B,
+            n_syn)`` for sparse (pre and post values gathered at each synapse)."""
+            pre, post = c.populations[proj.source].n, c.populations[proj.target].n
+            sparse = proj.kind == "sparse"
+            subs = {}
+            for ident, kind, pop, var, axis in plan["expr"].refs:
+                if kind == "syn":
+                    subs[ident] = name("#W", proj.name, var)
+                elif kind == "t":
+                    subs[ident] = "t"
+                elif var == "N":
+                    subs[ident] = str(c.populations[pop].n)
+                else:
+                    value = (f"_xp.broadcast_to({src.value(pop, var, indent)}, "
+                             f"(_B, {c.populations[pop].n}))")
+                    if sparse:
+                        index = f"_syn_{'ij'[axis - 1]}_{proj.name}"
+                        extra[index] = self._synapses[proj.name][axis - 1]
+                        subs[ident] = f"{value}[:, {index}]"
+                    else:
+                        subs[ident] = f"{value}[:, None, :]" if axis == 1 else f"{value}[:, :, None]"
+            code = f"({word_substitute(plan['expr'].numpy, subs)})"
+            to_post = plan["side"] == "post"
+            if sparse:
+                index = f"_syn_{'j' if to_post else 'i'}_{proj.name}"
+                extra[index] = self._synapses[proj.name][1 if to_post else 0]
+                n_syn = len(self._synapses[proj.name][0])
+                return (f"_scatter(_xp, _xp.broadcast_to({code}, (_B, {n_syn})), {index}, "
+                        f"{post if to_post else pre})")
+            return f"_xp.broadcast_to({code}, (_B, {post}, {pre})).sum(axis={2 if to_post else 1})"
+
         body = "        "
+        extra = {}  # synapse indices that pairwise summed variables gather and scatter at
         chosen_globals = {}  # neuron indices of the recorded variables that choose some
         for plan in self._summed:
             key = (plan["proj"], plan["var"])
@@ -704,11 +778,23 @@ class DenseTarget(Target):
              "    for step in range(n_steps):", *src.lines, "        pass", *stores,
              "    return t"])
         g = dict(self._globals, range=range, _xp=self.xp, _record=list(record), _w=self._fit,
-                 _bc=self._broadcast, _Bsize=lambda: self.B, **chosen_globals,
+                 _bc=self._broadcast, _Bsize=lambda: self.B, **chosen_globals, **extra,
+                 _scatter=_scatter, **self._random_globals(),
                  **{k: self.xp.asarray(v) for k, v in src.globals.items()})
         self._step_globals.append(g)
         exec(compile(source, f"<dense step loop of {c.name}>", "exec"), g)
         return g["_steps"]
+
+    def _random_globals(self) -> dict:
+        """``_rand_<population>()``/``_randn_<population>()`` of the generated code:
+        a ``(B, n)`` draw from the population's stream."""
+        out = {}
+        for pop, rng in self._rngs.items():
+            n = self.circuit.populations[pop].n
+            for fn, draw in (("rand", rng.random), ("randn", rng.standard_normal)):
+                out[f"_{fn}_{pop}"] = (lambda draw=draw, n=n: self.xp.asarray(
+                    draw((self.B, n)), dtype=self.dtype))
+        return out
 
     def _fit(self, value, shape):
         """What ``_write`` stores: ``value`` as a (B, n) array of the target's dtype."""
@@ -734,8 +820,24 @@ class DenseTarget(Target):
         self._tick()
 
     def extra_state(self) -> dict:
-        return self.optimizer.state() if self.optimizer is not None else {}
+        """The optimiser's moments and the random streams' states (a resumed run
+        draws what the uninterrupted one would have drawn)."""
+        out = self.optimizer.state() if self.optimizer is not None else {}
+        for pop, rng in self._rngs.items():
+            st = rng.bit_generator.state  # PCG64: 128-bit state and increment
+            words = [w for v in (st["state"]["state"], st["state"]["inc"])
+                     for w in (v >> 64, v & (2 ** 64 - 1))]
+            out[f"random/{pop}"] = np.array([*words, st["has_uint32"], st["uinteger"]],
+                                            dtype=np.uint64)
+        return out
 
     def load_extra_state(self, state: dict) -> None:
         if self.optimizer is not None:
             self.optimizer.load(state, self.xp, self.dtype)
+        for pop, rng in self._rngs.items():
+            words = state.get(f"random/{pop}")
+            if words is not None:
+                w = [int(x) for x in words]
+                rng.bit_generator.state = {
+                    "bit_generator": "PCG64", "has_uint32": w[4], "uinteger": w[5],
+                    "state": {"state": w[0] << 64 | w[1], "inc": w[2] << 64 | w[3]}}

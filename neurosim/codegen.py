@@ -16,6 +16,8 @@ circuit's namespace.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from brian2 import Quantity
 from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
@@ -30,6 +32,7 @@ from .errors import CircuitError
 #: random functions: each target provides its own stream (Brian2's numpy
 #: implementations take the vectorisation index its code generator adds)
 RANDOM_FUNCTIONS = ("rand", "randn", "poisson")
+_RANDOM_CALL = re.compile(r"\b(rand|randn)\(\)")
 
 
 def statements(code: str | None, where: str) -> list[tuple[str, str, str]]:
@@ -68,7 +71,9 @@ def array_namespace(namespace: dict, dt: float, xp=np, dtype=np.float64) -> dict
     ``int`` returns int32, which would turn float32 arithmetic into float64; the
     values are the same). User functions in the namespace are left out: code
     that calls one fails as an unknown identifier."""
-    g: dict = {"__builtins__": {}}
+    # no builtins (a name the code does not declare fails), but numpy's array methods
+    # import their helpers lazily, at the first call, in the caller's frame
+    g: dict = {"__builtins__": {"__import__": __import__}}
     for name, func in DEFAULT_FUNCTIONS.items():
         if name in RANDOM_FUNCTIONS:
             continue
@@ -180,10 +185,14 @@ class Source:
     (:meth:`value`); a write goes through ``fit``, a format of ``code``, ``n``
     (the population size) and ``old`` (the local's value before the write).
     ``lines`` is the code; ``globals`` the values it needs besides the caller's
-    (neuron indices ``i``)."""
+    (neuron indices ``i``). With ``random``, a block's ``rand()``/``randn()``
+    become calls of ``_rand_<population>()``/``_randn_<population>()``, which
+    the caller provides (one draw per neuron of that population)."""
 
-    def __init__(self, populations: dict, subexprs: dict, fit: str = "{code}"):
+    def __init__(self, populations: dict, subexprs: dict, fit: str = "{code}",
+                 random: bool = False):
         self.populations, self.subexprs, self.fit = populations, subexprs, fit
+        self.random = random
         self.lines: list[str] = []
         self.names: dict[tuple, str] = {}
         self.globals: dict = {}
@@ -240,6 +249,8 @@ class Source:
         scratch = {}
         for var, stored, expr in stmts:
             code = self.expr(expr, indent, scratch)
+            if self.random:
+                code = _RANDOM_CALL.sub(lambda m: f"_{m.group(1)}_{pop}()", code)
             if stored:
                 self.write(pop, var, code, indent)
             else:

@@ -424,7 +424,10 @@ def test_unsupported_names_the_construct_and_the_targets_that_accept_it():
     cases = {
         "Population 'a': spikes": circuit(pop_kw={"threshold": "v > 1", "reset": "v = 0"}),
         "Population 'a': stochastic equations": circuit("dv/dt = -v / tau + xi / sqrt(tau) : 1"),
-        "the random function rand()": circuit(learning_rule="w += 0.01 * rand()"),
+        "Projection 'ab': the random function rand() in synaptic code": circuit(
+            learning_rule="w += 0.01 * rand()"),
+        "Population 'a': the random function randn() in the equation of 'v'": circuit(
+            "dv/dt = (-v + randn()) / tau : 1"),
         "the namespace entry 'f' (Function": circuit(
             "dv/dt = (-v + f(v)) / tau : 1",
             namespace={"f": Function(np.tanh, arg_units=[1], return_unit=1)}),
