@@ -12,6 +12,7 @@ circuit. The spiking circuits bring their own protocols (``circuits.spiking``,
 from functools import partial
 
 from .backprop import backprop_network
+from .brainprop import BRAINPROP, BRAINPROP_TRAINING, brainprop
 from .predictive_coding import (ACTIVATIONS, AUTHORS, AUTHORS_TRAINING, SWITCHES, VARIANTS,
                                 authors_predictive_coding, relaxed_predictive_coding)
 from .spiking_predictive_coding import spiking_predictive_coding
@@ -22,6 +23,7 @@ CIRCUITS = {
     "authors-pc": authors_predictive_coding,
     "backprop": backprop_network,
     "feedback-alignment": partial(backprop_network, feedback_alignment=True),
+    "brainprop": brainprop,
     "spiking-pc": spiking_predictive_coding,
     "song-abbott-stdp": song_abbott_stdp,
     "dopamine-stdp": dopamine_stdp,
@@ -29,10 +31,12 @@ CIRCUITS = {
 }
 
 RATE_CIRCUITS = {name: CIRCUITS[name] for name in ("relaxed-pc", "authors-pc", "backprop",
-                                                   "feedback-alignment")}
-PROTOCOLS = {"authors-pc": {**AUTHORS, **AUTHORS_TRAINING}}
+                                                   "feedback-alignment", "brainprop")}
+PROTOCOLS = {"authors-pc": {**AUTHORS, **AUTHORS_TRAINING},
+             "brainprop": {**BRAINPROP, **BRAINPROP_TRAINING}}
 
-__all__ = ["ACTIVATIONS", "AUTHORS", "AUTHORS_TRAINING", "CIRCUITS", "PROTOCOLS", "RATE_CIRCUITS",
+__all__ = ["ACTIVATIONS", "AUTHORS", "AUTHORS_TRAINING", "BRAINPROP", "BRAINPROP_TRAINING",
+           "brainprop", "CIRCUITS", "PROTOCOLS", "RATE_CIRCUITS",
            "authors_predictive_coding", "backprop_network", "dopamine_stdp",
            "relaxed_predictive_coding", "reward_task", "song_abbott_stdp",
            "spiking_predictive_coding", "SWITCHES", "VARIANTS"]

@@ -17,9 +17,11 @@ feedback weights learned by the same rule); every synapse then learns
 Everything is Brian2 code, so every Brian2 device runs it as it is and the
 dense engine evaluates the same code:
 
-* the Boltzmann draw is the Gumbel-max trick, exact in distribution: each
-  output draws G = −log(−log(U)) in its ``init`` and the selected unit is the
-  one with the highest ``y + explore * temperature * G``;
+* the Boltzmann draw is the Gumbel-max trick, exact in distribution: a
+  ``controller`` population, one neuron per output, draws G = −log(−log(U))
+  in its ``init`` (not the output layer's own: a population whose variable is
+  clamped, the label here, runs no code) and the selected unit is the one
+  with the highest ``y + explore * temperature * G``;
 * "the highest" is a reduction over the output layer, written as a summed
   variable of an output -> output projection: ``rank`` counts the outputs
   that score higher (ties go to the lower index), and the selected unit is the
@@ -43,10 +45,13 @@ from neurosim.circuit import Circuit, CircuitError, Population, Projection, cons
 
 from .predictive_coding import check_layers
 
-#: the paper's fully connected MNIST protocol (section 3; Table 1): learning rate
-#: 1 (their schedule halves it every 100 epochs), weights N(0, 0.1²), batch 128
-BRAINPROP = {"sizes": (784, 1500, 1000, 500, 10), "learning_rate": 1.0, "weight_std": 0.1,
-             "epsilon": 0.02, "temperature": 1.0}
+#: the fully connected MNIST protocol of the authors' code (isapome/BrainProp,
+#: get_architecture.py and main.py): 784-1500-1000-500-10 without biases, weights
+#: N(0, 0.01²), SGD at 0.1 on the batch mean, batch 128 (their schedule halves the
+#: rate every 100 epochs). The paper's text says rate 1 and N(0, 0.1²), which
+#: diverges here within the first epoch (README).
+BRAINPROP = {"sizes": (784, 1500, 1000, 500, 10), "learning_rate": 0.1, "weight_std": 0.01,
+             "epsilon": 0.02, "temperature": 1.0, "biases": False}
 BRAINPROP_TRAINING = {"steps": 0, "batch_size": 128, "batch_mean": True, "label_off": 0.0,
                       "test_steps": 0}
 
@@ -66,7 +71,7 @@ fb = int(rank < 0.5) : 1         # φ (g = 1): 1 at the selected unit only
 a : 1
 bias : 1
 target : 1                       # one-hot label, clamped during training
-gumbel : 1                       # G = -log(-log(U)), drawn each trial
+gumbel : 1                       # G, from the controller
 explore : 1                      # 1 on the trials the controller explores
 rank : 1                         # outputs that score higher (ties: lower index)
 rpe : 1
@@ -79,11 +84,11 @@ expected : 1                     # y_s: the selected unit's activity
 """
 
 
-def brainprop(sizes=BRAINPROP["sizes"], learning_rate: float = BRAINPROP["learning_rate"],
+def brainprop(sizes=BRAINPROP["sizes"], activation: str = "relu",
+              learning_rate: float = BRAINPROP["learning_rate"],
               weight_std: float = BRAINPROP["weight_std"], epsilon: float = BRAINPROP["epsilon"],
               temperature: float = BRAINPROP["temperature"], learned_feedback: bool = False,
-              feedback_decay: float = 0.0, biases: bool = True,
-              activation: str = "relu") -> Circuit:
+              feedback_decay: float = 0.0, biases: bool = BRAINPROP["biases"]) -> Circuit:
     """BrainProp on a ``sizes`` network (input first): relu hidden layers, linear
     outputs, Max-Boltzmann selection (``epsilon``, ``temperature``), the RPE
     carried by the ``dopamine`` population, attention feedback through the
@@ -121,7 +126,9 @@ def brainprop(sizes=BRAINPROP["sizes"], learning_rate: float = BRAINPROP["learni
         if l == top:
             circuit.add(Population(f"layer{l}", n, "h : 1  # clamped input"))
         elif l == 0:
-            circuit.add(Population("layer0", n, OUTPUT_EQS, init="gumbel = -log(-log(rand()))"))
+            circuit.add(Population("layer0", n, OUTPUT_EQS))
+            circuit.add(Population("controller", n, "noise : 1  # G = -log(-log(U))",
+                                   init="noise = -log(-log(rand()))"))
         else:
             circuit.add(Population(f"layer{l}", n, HIDDEN_EQS))
     circuit.add(Population("dopamine", 1, DOPAMINE_EQS, init="explore = int(rand() < epsilon)"))
@@ -145,6 +152,8 @@ def brainprop(sizes=BRAINPROP["sizes"], learning_rate: float = BRAINPROP["learni
                                    init={"b": constant(0.0)},
                                    learning_rule="b += lr * rpe_post * fb_post"))
     # the Max-Boltzmann controller: the highest score wins (a reduction over the outputs)
+    circuit.add(Projection("draws", "controller", "layer0", "gumbel_post = noise_pre : 1 (summed)",
+                           connect="one_to_one"))
     circuit.add(Projection("selection", "layer0", "layer0",
                            "rank_post = int(score_pre > score_post) + int(score_pre == "
                            "score_post) * int(i_pre < i_post) : 1 (summed)",

@@ -34,7 +34,7 @@ CIRCUIT_PARAMETERS = ("inference_rate", "learning_rate", "weight_std")
 #: circuit keywords that only some rate circuits take: passed when given
 #: (not None), refused by a circuit that does not take them
 OPTIONAL_PARAMETERS = ("output_activation", "weight_gain", "update_clip", "error_weight_init",
-                       "error_weight_decay")
+                       "error_weight_decay", "epsilon", "temperature", "feedback_decay")
 EXIT_CODES = {
     0: "success (or the run was already finished with these settings)",
     2: "bad input: an option, a circuit or target that cannot run, a data file or folder",
@@ -168,6 +168,14 @@ def _add_training_options(p) -> None:
                    help="decay λ of the printed learned ψ to the identity, ψ ← ψ − lr(εµᵀ + "
                         "λ(ψ − I)) (default 0; with --error-weight-init identity, 0.01 "
                         "keeps it learning: README)")
+    p.add_argument("--epsilon", type=_number(float, 0, 1), default=None,
+                   help="brainprop: probability of a Boltzmann draw instead of the most "
+                        "active output (default 0.02)")
+    p.add_argument("--temperature", type=POSITIVE, default=None,
+                   help="brainprop: temperature of the Boltzmann draw (default 1)")
+    p.add_argument("--feedback-decay", type=_number(float, 0), default=None,
+                   help="brainprop --learned-feedback: weight decay λ of the forward and "
+                        "feedback weights, which makes them converge (default 0)")
     p.add_argument("--steps", type=_number(int, 0), default=100,
                    help="inference steps per training sample (0 for backprop)")
     p.add_argument("--label-off", type=_number(float, 0, 1), default=None,
