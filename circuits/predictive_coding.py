@@ -82,6 +82,8 @@ update's factor 2 is the Euler step: ``inference_rate = 2 * 0.01``; its
 """
 from __future__ import annotations
 
+import inspect
+
 from brian2 import ms
 from brian2.utils.stringtools import word_substitute
 
@@ -401,3 +403,18 @@ def authors_predictive_coding(sizes=AUTHORS["sizes"], activation: str = AUTHORS[
     kw["no_fprime_inference_only"] = relaxed or switches.get("no_fprime", False)
     kw.update(switches)
     return relaxed_predictive_coding(sizes, activation, **kw)
+
+
+def _authors_signature() -> inspect.Signature:
+    """The keywords authors_predictive_coding takes, as its signature (what
+    ``inspect.signature`` and the command line read): the switches, then the
+    protocol values of :data:`AUTHORS` with their defaults."""
+    P = inspect.Parameter
+    params = [P(k, P.POSITIONAL_OR_KEYWORD, default=AUTHORS[k]) for k in ("sizes", "activation")]
+    params += [P(k, P.KEYWORD_ONLY, default=False) for k in SWITCHES if k not in AUTHORS]
+    params += [P(k, P.KEYWORD_ONLY, default=v) for k, v in AUTHORS.items()
+               if k not in ("sizes", "activation")]
+    return inspect.Signature(params, return_annotation=Circuit)
+
+
+authors_predictive_coding.__signature__ = _authors_signature()

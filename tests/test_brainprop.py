@@ -184,3 +184,32 @@ def test_lava_refuses_the_reduction_by_name():
         make_target("lava", brainprop(SIZES))
     msg = str(err.value)
     assert "Projection 'selection'" in msg and "dense" in msg and "brian2-numpy" in msg, msg
+
+
+def test_command_line_protocol_and_training(tmp_path, capsys):
+    """``neurosim train --circuit brainprop`` takes the authors' protocol as its
+    defaults, trains on dense (well above chance on the digits in 10 epochs),
+    and refuses the options of other circuits by name."""
+    from neurosim.circuits import BRAINPROP, BRAINPROP_TRAINING
+    from neurosim.cli import main, parse
+    from neurosim.outdir import read_json
+    args = parse(["train", "--circuit", "brainprop"])
+    assert args.hidden == BRAINPROP["sizes"][1:-1] and not args.batch_sum
+    for key in ("learning_rate", "weight_std", "epsilon", "temperature", "steps",
+                "batch_size", "label_off"):
+        assert getattr(args, key) == {**BRAINPROP, **BRAINPROP_TRAINING}[key], key
+    out = tmp_path / "bp"
+    assert main(["train", "--circuit", "brainprop", "--dataset", "digits", "--target", "dense",
+                 "--hidden", "64", "--train-size", "1200", "--test-size", "300", "--epochs",
+                 "10", "--weight-std", "0.1", "--learning-rate", "0.2", "--batch-size", "16",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert read_json(out / "metrics.json", "")["final_test_accuracy"] > 0.7
+    for circuit, option, message in (
+            ("brainprop", ["--fully-relaxed"], "--fully-relaxed applies to relaxed-pc, "
+                                               "authors-pc, not to the brainprop circuit"),
+            ("relaxed-pc", ["--epsilon", "0.1"], "--epsilon applies to brainprop, not to the "
+                                                 "relaxed-pc circuit")):
+        capsys.readouterr()
+        assert main(["train", "--circuit", circuit, "--dataset", "digits", "--out",
+                     str(tmp_path / "x"), *option]) == 2
+        assert message in capsys.readouterr().err

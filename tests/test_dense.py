@@ -181,7 +181,10 @@ def test_run_optimisations_are_used_and_change_nothing(monkeypatch):
     assert ("errors0", "eps_post") not in fast.unread_summed()
 
 
-def test_non_separable_summed_variable_is_refused():
+def test_non_separable_summed_variable_is_computed_per_synapse():
+    """A sum of terms or a factor mixing both sides is not a matrix product: the
+    dense engine evaluates it synapse by synapse (no longer refused), and gets
+    what the sum over the weight matrix's synapses gives."""
     def circuit(expr):
         c = Circuit("mixed")
         c.add(Population("a", 3, "a : 1\nc : 1"))
@@ -190,14 +193,16 @@ def test_non_separable_summed_variable_is_refused():
                          init={"w": normal(0.1)}))
         return c
 
-    with pytest.raises(CircuitError) as err:
-        DenseTarget(circuit("w * a_pre * b_post + c_pre"))
-    msg = str(err.value)
-    assert "'ab'" in msg and "x_post" in msg and "a_pre" in msg and "sum of terms" in msg
-    assert "w * f(a_pre) * g(b_post)" in msg  # what is supported
-    with pytest.raises(CircuitError, match=r"'a_pre \+ b_post'.*post and pre variables"):
-        DenseTarget(circuit("w * (a_pre + b_post)"))
-    DenseTarget(circuit("-2 * w * a_pre * tanh(b_post)"))  # separable: accepted
+    a, cc, b = np.array([0.5, -1.0, 2.0]), np.array([1.0, 2.0, 3.0]), np.array([0.3, -0.7])
+    for expr, want in (("w * a_pre * b_post + c_pre", lambda W: W @ a * b + cc.sum()),
+                       ("w * (a_pre + b_post)", lambda W: (W * (a[None] + b[:, None])).sum(1)),
+                       ("-2 * w * a_pre * tanh(b_post)", lambda W: -2 * (W @ a) * np.tanh(b))):
+        t = DenseTarget(circuit(expr), seed=1)
+        for pop, var, value in (("a", "a", a), ("a", "c", cc), ("b", "b", b)):
+            t.set(pop, var, value)
+        t.settle()
+        np.testing.assert_allclose(t.get("b", "x"), want(t.get_weights()["ab"]["w"]),
+                                   atol=1e-12, err_msg=expr)
 
 
 def generic_circuit(rule="w += lr * s_post * r_pre\nw = clip(w, -wmax, wmax)"):
@@ -575,3 +580,80 @@ def test_timed_arrays_like_brian2():
     want, got = brian.run(20, record=[("a", "v")]), dense.run(20, record=[("a", "v")])
     np.testing.assert_allclose(got[("a", "v")], want[("a", "v")], atol=ATOL, rtol=0)
     assert got[("a", "v")][-1].max() < 0.5
+
+
+def test_summed_variables_that_are_not_products_match_brian2():
+    """A summed variable that is not a product of one-sided factors (a comparison
+    across a projection, a sum of terms, i and N of either side) is evaluated
+    synapse by synapse: sparse and all-to-all, into post and into pre, as Brian2
+    computes it, for one sample and row by row for a batch."""
+    c = Circuit("pairs")
+    c.add(Population("out", 5, "y : 1\nrank : 1\nm : 1\nwin = int(rank < 0.5) : 1"))
+    c.add(Population("src", 4, "x : 1\nback : 1"))
+    c.add(Projection("cmp", "out", "out", "rank_post = int(y_pre > y_post) + int(y_pre == "
+                     "y_post) * int(i_pre < i_post) : 1 (summed)", connect={"condition": "i != j"}))
+    c.add(Projection("sp", "src", "out", "w : 1\nm_post = w * exp(x_pre - y_post) + i_pre * "
+                     "N_post : 1 (summed)", connect={"p": 0.6}, init={"w": normal(1.0)}))
+    c.add(Projection("dense_pairs", "out", "src", "v : 1\nback_post = v * (y_pre - x_post)**2 "
+                     "+ i_post : 1 (summed)", init={"v": normal(1.0)}))
+    assert DenseTarget.unsupported(c) is None
+    rng = np.random.default_rng(5)
+    y = np.stack([[0.3, 2.0, 2.0, -1.0, 0.5], rng.normal(size=5), rng.normal(size=5)])
+    x = rng.normal(size=(3, 4))
+    batch = DenseTarget(c, seed=2)
+    batch.set("out", "y", y)
+    batch.set("src", "x", x)
+    batch.settle()
+    for b in range(3):
+        want = {}
+        for T in (Brian2Target, DenseTarget):
+            t = T(c, seed=2)
+            t.set("out", "y", y[b])
+            t.set("src", "x", x[b])
+            t.settle()
+            got = {(p, v): t.get(p, v) for p, v in
+                   (("out", "rank"), ("out", "win"), ("out", "m"), ("src", "back"))}
+            for key, value in want.items():
+                np.testing.assert_allclose(got[key], value, atol=1e-12, err_msg=str(key))
+            want = got
+        for key, value in want.items():
+            np.testing.assert_allclose(batch.get(*key)[b], value, atol=1e-12, err_msg=str(key))
+    np.testing.assert_array_equal(batch.get("out", "rank")[0], [3, 0, 1, 4, 2])  # ties: index
+
+
+def test_random_init_draws_a_seeded_stream_per_population():
+    """rand()/randn() in init code: a draw per sample and neuron with the right
+    distribution, the same for the same seed (float32 too: drawn in float64),
+    another for another seed, another at each trial; the stream's state is in
+    extra_state, so a target restored from it draws what the first one draws."""
+    c = Circuit("noise")
+    c.add(Population("p", 3, "u : 1\nz : 1\ng = -log(-log(u)) : 1", init="u = rand()\nz = 2 * randn()"))
+    c.add(Population("q", 2, "u : 1", init="u = rand()"))
+
+    def draw(target, B=4000):
+        target.set("p", "u", np.zeros((B, 3)))
+        target.settle()
+        return target.get("p", "u"), target.get("p", "z")
+
+    t = DenseTarget(c, seed=1)
+    u, z = draw(t)
+    n = u.size
+    assert 0 <= u.min() and u.max() < 1 and abs(u.mean() - 0.5) < 5 * np.sqrt(1 / 12 / n)
+    assert abs(z.mean()) < 5 * 2 / np.sqrt(n) and abs(z.std() - 2) < 0.05
+    assert abs(np.corrcoef(z[:, 0], z[:, 1])[0, 1]) < 0.06            # neurons independent
+    assert abs(np.corrcoef(z[:-1, 0], z[1:, 0])[0, 1]) < 0.06          # samples independent
+    g = t.get("p", "g")                                    # Gumbel: mean = Euler's gamma
+    assert abs(g.mean() - 0.5772) < 5 * 1.2825 / np.sqrt(n)
+    np.testing.assert_array_equal(draw(DenseTarget(c, seed=1))[1], z)
+    np.testing.assert_allclose(draw(DenseTarget(c, seed=1, dtype=np.float32))[1], z, atol=1e-6)
+    assert not np.allclose(draw(DenseTarget(c, seed=2))[1], z)
+    state = t.extra_state()
+    nxt = draw(t)[1]
+    assert not np.allclose(nxt, z)                                      # a new trial
+    restored = DenseTarget(c, seed=5)
+    restored.load_extra_state(state)
+    np.testing.assert_array_equal(draw(restored)[1], nxt)
+    with pytest.raises(CircuitError, match="poisson"):
+        c2 = Circuit("pois")
+        c2.add(Population("p", 2, "k : 1", init="k = poisson(3)"))
+        DenseTarget(c2)

@@ -334,7 +334,8 @@ def test_options_a_circuit_does_not_take_are_refused(tmp_path, capsys):
     from neurosim.cli import main
     assert main(["train", "--circuit", "authors-pc", "--learned-errors", "--target", "dense",
                  "--error-weight-init", "identity", "--out", str(tmp_path)]) == 2
-    assert "'error_weight_init' is neither a switch" in capsys.readouterr().err
+    assert "--error-weight-init applies to relaxed-pc, not to the authors-pc" in \
+        capsys.readouterr().err
     assert main(["train", "--circuit", "backprop", "--weight-gain", "2",
                  "--out", str(tmp_path)]) == 2
     assert "--weight-gain applies to relaxed-pc, authors-pc, not to the backprop" in \
