@@ -13,6 +13,7 @@ from functools import partial
 
 from .backprop import backprop_network
 from .brainprop import BRAINPROP, BRAINPROP_TRAINING, brainprop
+from .node_perturbation import NODE_PERTURBATION, NODE_PERTURBATION_TRAINING, node_perturbation
 from .predictive_coding import (ACTIVATIONS, AUTHORS, AUTHORS_TRAINING, SWITCHES, VARIANTS,
                                 authors_predictive_coding, relaxed_predictive_coding)
 from .spiking_predictive_coding import spiking_predictive_coding
@@ -24,6 +25,7 @@ CIRCUITS = {
     "backprop": backprop_network,
     "feedback-alignment": partial(backprop_network, feedback_alignment=True),
     "brainprop": brainprop,
+    "node-perturbation": node_perturbation,
     "spiking-pc": spiking_predictive_coding,
     "song-abbott-stdp": song_abbott_stdp,
     "dopamine-stdp": dopamine_stdp,
@@ -31,12 +33,15 @@ CIRCUITS = {
 }
 
 RATE_CIRCUITS = {name: CIRCUITS[name] for name in ("relaxed-pc", "authors-pc", "backprop",
-                                                   "feedback-alignment", "brainprop")}
+                                                   "feedback-alignment", "brainprop",
+                                                   "node-perturbation")}
 PROTOCOLS = {"authors-pc": {**AUTHORS, **AUTHORS_TRAINING},
-             "brainprop": {**BRAINPROP, **BRAINPROP_TRAINING}}
+             "brainprop": {**BRAINPROP, **BRAINPROP_TRAINING},
+             "node-perturbation": {**NODE_PERTURBATION, **NODE_PERTURBATION_TRAINING}}
 
 __all__ = ["ACTIVATIONS", "AUTHORS", "AUTHORS_TRAINING", "BRAINPROP", "BRAINPROP_TRAINING",
-           "brainprop", "CIRCUITS", "PROTOCOLS", "RATE_CIRCUITS",
+           "brainprop", "CIRCUITS", "NODE_PERTURBATION", "NODE_PERTURBATION_TRAINING",
+           "node_perturbation", "PROTOCOLS", "RATE_CIRCUITS",
            "authors_predictive_coding", "backprop_network", "dopamine_stdp",
            "relaxed_predictive_coding", "reward_task", "song_abbott_stdp",
            "spiking_predictive_coding", "SWITCHES", "VARIANTS"]

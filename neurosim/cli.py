@@ -34,7 +34,8 @@ CIRCUIT_PARAMETERS = ("inference_rate", "learning_rate", "weight_std")
 #: circuit keywords that only some rate circuits take: passed when given
 #: (not None), refused by a circuit that does not take them
 OPTIONAL_PARAMETERS = ("output_activation", "weight_gain", "update_clip", "error_weight_init",
-                       "error_weight_decay", "epsilon", "temperature", "feedback_decay")
+                       "error_weight_decay", "epsilon", "temperature", "feedback_decay",
+                       "feedback", "feedback_learning_rate", "noise")
 EXIT_CODES = {
     0: "success (or the run was already finished with these settings)",
     2: "bad input: an option, a circuit or target that cannot run, a data file or folder",
@@ -176,6 +177,14 @@ def _add_training_options(p) -> None:
     p.add_argument("--feedback-decay", type=_number(float, 0), default=None,
                    help="brainprop --learned-feedback: weight decay λ of the forward and "
                         "feedback weights, which makes them converge (default 0)")
+    p.add_argument("--feedback", choices=("perturbation", "fixed", "reciprocal"), default=None,
+                   help="node-perturbation: what carries the error down: B learned by node "
+                        "perturbation (default), B fixed (feedback alignment), or the forward "
+                        "weights (backprop)")
+    p.add_argument("--feedback-learning-rate", type=_number(float, 0), default=None,
+                   help="node-perturbation: learning rate of B")
+    p.add_argument("--noise", type=POSITIVE, default=None,
+                   help="node-perturbation: std c_h of the hidden layers' perturbation")
     p.add_argument("--steps", type=_number(int, 0), default=100,
                    help="inference steps per training sample (0 for backprop)")
     p.add_argument("--label-off", type=_number(float, 0, 1), default=None,
