@@ -70,7 +70,7 @@ def backprop_network(sizes=(784, 300, 100, 10), activation: str = "relu",
         if feedback_alignment and l + 1 < top:
             circuit.add(Projection(f"feedback_weights{l + 1}", f"layer{l}", f"layer{l + 1}",
                                    "b : 1\nback_post = b * delta_pre : 1 (summed)",
-                                   init={"b": weights}))
+                                   init={"b": weights}, feedback_of=f"weights{l + 1}"))
     circuit.set_io(input=(f"layer{top}", "h"), output=("layer0", "target"),
                    readout=("layer0", "h"))
     return circuit

@@ -145,6 +145,7 @@ def brainprop(sizes=BRAINPROP["sizes"], activation: str = "relu",
             circuit.add(Projection(
                 f"feedback{l + 1}", f"layer{l}", f"layer{l + 1}",
                 "b : 1\nphi_post = b * fb_pre : 1 (summed)", init={"b": normal(weight_std)},
+                feedback_of=f"weights{l + 1}",
                 learning_rule="b += lr * rpe_pre * fb_pre * h_post" + decay.format(w="b")))
         if biases:
             circuit.add(Projection(f"biases{l}", f"layer{l}", f"layer{l}",

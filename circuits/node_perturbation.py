@@ -135,6 +135,7 @@ def node_perturbation(sizes=NODE_PERTURBATION["sizes"],
             circuit.add(Projection(
                 f"feedback{l + 1}", f"layer{l}", f"layer{l + 1}",
                 "b : 1\nback_post = b * err_pre : 1 (summed)", init={"b": spread},
+                feedback_of=f"weights{l + 1}",
                 learning_rule=("b -= lr_b * (back_post - lam_post) * err_pre"
                                if feedback == "perturbation" else None)))
         if biases:

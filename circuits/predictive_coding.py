@@ -345,6 +345,7 @@ def relaxed_predictive_coding(
                 f"feedback_weights{l + 1}", f"error{l}", f"value{l + 1}",
                 "w : 1\nfeedback_post = w * gated_pre : 1 (summed)",
                 init={"w": weights}, learning_bound=bound if learned_feedback else None,
+                feedback_of=f"weights{l + 1}",
                 learning_rule=increment("w", +1, f"{mu_above}_post * {signal}_pre", weight_gain)
                 if learned_feedback else None))  # (4)
         one_to_one = Projection(f"values{l}" if psi_on_prediction and l > 0 else

@@ -23,6 +23,12 @@ Two additions to Brian2's vocabulary describe trial-based rate circuits:
     total (its mean with ``batch_mean``), before an optimiser rescales it
     (gradient clipping, as ``torch.clamp`` of a summed update). Each variable
     is then changed by one increment (``+=``/``-=``) of the rule.
+``feedback_of`` (projection)
+    The name of the forward projection whose error signals this one carries
+    backwards (a learned or random feedback matrix B standing in for Wᵀ):
+    its source and target are the forward projection's target and source,
+    both all-to-all with one synaptic variable. It changes nothing in a run;
+    training reports how B aligns with W (:mod:`neurosim.alignment`).
 ``plasticity`` (projection)
     A reusable rule object from :mod:`neurosim.plasticity` (``PairSTDP``,
     ``ThreeFactorSTDP``). The declaration keeps it as given
@@ -378,6 +384,7 @@ class Projection:
     learning_rule: str | None = None
     learning_bound: float | None = None
     plasticity: object = None
+    feedback_of: str | None = None
 
     def __post_init__(self):
         _check_name("Projection", self.name)
@@ -667,6 +674,8 @@ class Circuit:
                         f"Projection {item.name!r}: its plasticity rule's constant {key!r} "
                         f"is already in the namespace of circuit {self.name!r}; rename the "
                         "projection or the namespace entry.")
+            if item.feedback_of is not None:
+                self._check_feedback(item)
             self.namespace.update(item.rule_namespace)
             self.projections[item.name] = item
         else:
@@ -675,6 +684,24 @@ class Circuit:
         self.revision += 1
         self._drawn.clear()
         return item
+
+    def _check_feedback(self, item: Projection) -> None:
+        forward = self.projections.get(item.feedback_of)
+        where = f"Projection {item.name!r}: feedback_of={item.feedback_of!r}"
+        if forward is None:
+            raise CircuitError(f"{where} names no declared projection; declare the forward "
+                               f"projection first (declared: {sorted(self.projections)}).")
+        if (forward.source, forward.target) != (item.target, item.source):
+            raise CircuitError(
+                f"{where}: a feedback projection runs the other way, from {forward.target!r} "
+                f"to {forward.source!r}, but this one runs from {item.source!r} to "
+                f"{item.target!r}.")
+        for proj in (item, forward):
+            if proj.kind != "all" or len(proj.parameters) != 1:
+                raise CircuitError(
+                    f"{where}: the forward and the feedback projection must both be "
+                    f"all-to-all with one synaptic variable (the matrices W and B that are "
+                    f"compared); {proj.name!r} is {proj.kind!r} with {proj.parameters}.")
 
     def set_io(self, input: tuple[str, str] | None = None,
                output: tuple[str, str] | None = None,

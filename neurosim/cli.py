@@ -425,7 +425,7 @@ def _takes(factory, keyword: str) -> bool:
 def _train(args) -> int:
     from neurosim.circuits import CIRCUITS, RATE_CIRCUITS, SWITCHES
     from neurosim.hardware_targets import make_target
-    from .plots import learning_curve
+    from .plots import alignment_curves, learning_curve
     from .training import fit
 
     out: Path = args.out
@@ -489,10 +489,15 @@ def _train(args) -> int:
         atomic_write_bytes(out / "metrics.csv", table.getvalue().encode())
         learning_curve(history, out / "learning_curve.png",
                        title=f"{ds.name}: {circuit.description}")
+        pictures = "learning_curve.png"
+        if any("/" in key for key in history[0]):   # feedback projections: their alignment
+            alignment_curves(history, out / "alignment.png",
+                             title=f"{ds.name}: {circuit.description}")
+            pictures += ", alignment.png"
         write_json(out / "metrics.json", metrics)   # last: its presence means finished
         checkpoint.unlink(missing_ok=True)  # finished: only an unfinished run keeps one
     print(f"test accuracy {history[-1]['test_accuracy']:.4f} after {len(ds.y_train)} x "
-          f"{args.epochs} samples; wrote {out}/metrics.json, metrics.csv, learning_curve.png")
+          f"{args.epochs} samples; wrote {out}/metrics.json, metrics.csv, {pictures}")
     return 0
 
 

@@ -27,6 +27,27 @@ def learning_curve(history: list[dict], path: Path | None = None, title: str = "
     return _save(fig, path)
 
 
+def alignment_curves(history: list[dict], path: Path | None = None, title: str = ""):
+    """The alignment measures of each feedback projection (``neurosim.alignment``)
+    against training samples seen: relative error, angle, sign congruence."""
+    from .alignment import MEASURES
+    labels = {"relative_error": "‖W − Bᵀ‖ / ‖W‖", "angle": "angle to backprop's signal (°)",
+              "sign_congruence": "sign congruence"}
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
+    samples = [h["samples"] for h in history]
+    for ax, measure in zip(axes, MEASURES):
+        for key in sorted(k for k in history[0] if k.startswith(measure + "/")):
+            values = [np.nan if h.get(key) is None else h[key] for h in history]
+            ax.plot(samples, values, "o-", ms=3, label=key.split("/", 1)[1])
+        ax.set_xlabel("training samples seen")
+        ax.set_ylabel(labels[measure])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
 def trajectories(traces: dict, dt_ms: float = 1.0, path: Path | None = None, title: str = ""):
     """One panel per recorded (population, variable): every neuron over time."""
     fig, axes = plt.subplots(len(traces), 1, figsize=(6, 2.0 * len(traces)), sharex=True,

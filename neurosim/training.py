@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import alignment
 from .circuit import check_seed
 from .data import atomic_write_bytes
 from .errors import CheckpointError, CircuitError, DivergenceError
@@ -173,7 +174,9 @@ def _deferred_interrupt():
 def fit(target: Target, dataset, settings: TrainSettings, checkpoint: Path | None = None,
         progress: bool = True, record=None) -> list[dict]:
     """Train ``target`` on ``dataset``; returns the learning curve (one dict per
-    evaluation: epoch, samples seen, test accuracy, elapsed seconds).
+    evaluation: epoch, samples seen, test accuracy, elapsed seconds, and for a
+    circuit with feedback projections their :mod:`neurosim.alignment` measures,
+    of the last training trial before the evaluation).
 
     ``record`` (JSON-able, e.g. the command line's settings) is saved in every
     checkpoint, and a checkpoint is resumed only with the same ``record``."""
@@ -190,6 +193,7 @@ def fit(target: Target, dataset, settings: TrainSettings, checkpoint: Path | Non
                            f"{target.capabilities.batch} sample(s) at a time; use a target "
                            f"that runs batches: {', '.join(able) or 'none is registered'}.")
     state = {"epoch": 0, "index": 0, "history": [], "elapsed": 0.0, "record": record}
+    feedback = alignment.pairs(target.circuit)   # feedback projections: their alignment
     if checkpoint is not None and checkpoint.exists():
         state = load_checkpoint(checkpoint, target, record)
         if state["epoch"] > s.epochs or state["index"] >= n or (
@@ -199,8 +203,10 @@ def fit(target: Target, dataset, settings: TrainSettings, checkpoint: Path | Non
                                   f"run ({s.epochs} epoch(s) of {n} samples); delete it (or "
                                   "pass --force) to start the run over.")
     else:
+        aligned = alignment.measures(target, trained=False, found=feedback)
         acc = evaluate(target, dataset.x_test, dataset.y_test, s.test_steps)
-        state["history"].append({"epoch": 0, "samples": 0, "test_accuracy": acc, "seconds": 0.0})
+        state["history"].append({"epoch": 0, "samples": 0, "test_accuracy": acc, "seconds": 0.0,
+                                 **aligned})
     total = s.epochs * n
     bar = tqdm(total=total, initial=state["epoch"] * n + state["index"], disable=not progress,
                desc="train", unit="sample")
@@ -221,11 +227,12 @@ def fit(target: Target, dataset, settings: TrainSettings, checkpoint: Path | Non
                 state.update(epoch=epoch if done < n else epoch + 1, index=done % n,
                              elapsed=time.perf_counter() - start)
                 if i // s.batch_size + 1 in eval_at:
+                    aligned = alignment.measures(target, found=feedback)  # before the test
                     acc = evaluate(target, dataset.x_test, dataset.y_test, s.test_steps)
                     state["elapsed"] = time.perf_counter() - start
                     state["history"].append({"epoch": epoch + 1, "samples": epoch * n + done,
                                              "test_accuracy": acc,
-                                             "seconds": round(state["elapsed"], 2)})
+                                             "seconds": round(state["elapsed"], 2), **aligned})
                     bar.set_postfix(test_accuracy=f"{acc:.3f}")
                     if checkpoint is not None:
                         save_checkpoint(checkpoint, target, state)
