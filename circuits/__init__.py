@@ -39,7 +39,21 @@ PROTOCOLS = {"authors-pc": {**AUTHORS, **AUTHORS_TRAINING},
              "brainprop": {**BRAINPROP, **BRAINPROP_TRAINING},
              "node-perturbation": {**NODE_PERTURBATION, **NODE_PERTURBATION_TRAINING}}
 
-__all__ = ["ACTIVATIONS", "AUTHORS", "AUTHORS_TRAINING", "BRAINPROP", "BRAINPROP_TRAINING",
+#: the variants ``neurosim sweep`` runs for each circuit: name -> the train options
+#: that make it (``backprop``, where a circuit does not define it: the backprop
+#: network of the same shape with the options it takes; a mapping with
+#: ``circuit='backprop'`` adjusts that network)
+SWEEP_VARIANTS = {
+    "relaxed-pc": VARIANTS,
+    "authors-pc": VARIANTS,
+    "node-perturbation": {"node_perturbation": {"feedback": "perturbation"},
+                          "feedback_alignment": {"feedback": "fixed"},
+                          "backprop": {"feedback": "reciprocal"}},
+    "brainprop": {"brainprop": {}, "learned_feedback": {"learned_feedback": True},
+                  "backprop": {"circuit": "backprop", "output_activation": "linear"}},
+}
+
+__all__ = ["SWEEP_VARIANTS", "ACTIVATIONS", "AUTHORS", "AUTHORS_TRAINING", "BRAINPROP", "BRAINPROP_TRAINING",
            "brainprop", "CIRCUITS", "NODE_PERTURBATION", "NODE_PERTURBATION_TRAINING",
            "node_perturbation", "PROTOCOLS", "RATE_CIRCUITS",
            "authors_predictive_coding", "backprop_network", "dopamine_stdp",

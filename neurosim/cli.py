@@ -214,11 +214,12 @@ def build_parser(circuit: str | None = None) -> argparse.ArgumentParser:
     """The command line; with ``circuit``, ``train`` and ``sweep`` take the
     defaults of that circuit's published protocol where it has one
     (``neurosim.circuits.PROTOCOLS``: see :func:`parse`)."""
-    from neurosim.circuits import (ACTIVATIONS, CIRCUITS, PROTOCOLS, RATE_CIRCUITS, SWITCHES,
-                                   VARIANTS)
+    from neurosim.circuits import (ACTIVATIONS, CIRCUITS, PROTOCOLS, RATE_CIRCUITS,
+                                   SWEEP_VARIANTS as CIRCUIT_VARIANTS, SWITCHES)
     from neurosim.hardware_targets import TARGETS
-    SWEEP_CIRCUITS = ("relaxed-pc", "authors-pc")   # the circuits of the VARIANTS switches
-    SWEEP_VARIANTS = (*VARIANTS, "backprop")
+    SWEEP_CIRCUITS = tuple(CIRCUIT_VARIANTS)
+    SWEEP_VARIANTS = tuple(dict.fromkeys(v for vs in CIRCUIT_VARIANTS.values() for v in vs))
+    SWEEP_VARIANTS += ("backprop",) * ("backprop" not in SWEEP_VARIANTS)
 
     parser = argparse.ArgumentParser(
         prog="neurosim",
@@ -271,8 +272,10 @@ def build_parser(circuit: str | None = None) -> argparse.ArgumentParser:
                     "exit code is 5.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     w.add_argument("--circuit", choices=SWEEP_CIRCUITS, default="relaxed-pc",
-                   help="the predictive coding circuit whose variants are swept (authors-pc: "
-                        "its protocol gives the defaults, as for train)")
+                   help="the circuit whose variants are swept (one with a published "
+                        "protocol takes it as its defaults, as for train); its variants: "
+                        + "; ".join(f"{c}: {', '.join(dict.fromkeys([*v, 'backprop']))}"
+                                    for c, v in CIRCUIT_VARIANTS.items()))
     grid = w.add_argument_group("the grid (comma-separated lists)")
     grid.add_argument("--variants", type=_names(SWEEP_VARIANTS, "variant"), default="standard",
                       help="variants: " + ", ".join(SWEEP_VARIANTS) + " (backprop: the "
@@ -335,6 +338,8 @@ def build_parser(circuit: str | None = None) -> argparse.ArgumentParser:
     if circuit in PROTOCOLS:
         for command in (t, w):
             command.set_defaults(**_protocol_defaults(PROTOCOLS[circuit], command))
+    if circuit in CIRCUIT_VARIANTS:   # the sweep's default variant: the circuit's first
+        w.set_defaults(variants=(next(iter(CIRCUIT_VARIANTS[circuit])),))
     return parser
 
 
@@ -522,8 +527,14 @@ def _sweep_jobs(args, out: Path) -> list:
     """Each point of the sweep ``args`` with the ``train`` options that run it:
     train's defaults, the sweep's shared options, the point's data set,
     activation, variant switches and seed, ``--out`` its folder under ``out``."""
-    from neurosim.circuits import SWITCHES, VARIANTS, backprop_network
+    from neurosim.circuits import SWEEP_VARIANTS, SWITCHES, backprop_network
     from .sweep import Job, points
+
+    own = SWEEP_VARIANTS[args.circuit]
+    unknown = [v for v in args.variants if v not in own and v != "backprop"]
+    if unknown:
+        raise CircuitError(f"--variants: {unknown[0]!r} is not a variant of {args.circuit}; "
+                           f"its variants are {', '.join(dict.fromkeys([*own, 'backprop']))}.")
 
     base = vars(parse(["train", "--circuit", args.circuit]))
     shared = {k: v for k, v in vars(args).items()
@@ -535,9 +546,11 @@ def _sweep_jobs(args, out: Path) -> list:
                 **{k: None for k in OPTIONAL_PARAMETERS if not _takes(backprop_network, k)}}
     jobs = []
     for point in points(args.datasets, args.activations, args.variants, args.seeds):
+        options = own.get(point.variant)
+        if options is None or options.get("circuit") == "backprop":    # the generic backprop
+            options = {**backprop, **(options or {})}
         train = argparse.Namespace(**{
-            **base, **shared, **VARIANTS.get(point.variant, {}),
-            **(backprop if point.variant == "backprop" else {}),
+            **base, **shared, **options,
             "dataset": point.dataset, "activation": point.activation,
             "seed": point.seed, "out": point.folder(out), "force": False, "no_progress": True})
         jobs.append(Job(point, train, _config(train)))

@@ -195,3 +195,26 @@ def test_failed_run_is_in_the_table_and_the_exit_code(tmp_path, capsys):
     assert json.loads((out / "digits/relu/standard/seed1/failed.json").read_text())[
         "config"]["seed"] == 1
     assert main(ONE + ["--table-only", "--out", str(out)]) == 5     # still failed, from files
+
+
+def test_each_circuit_sweeps_its_own_variants(tmp_path, capsys):
+    """node-perturbation's variants are its feedback modes (its backprop the same
+    circuit with reciprocal feedback), brainprop's backprop is the backprop
+    network with a linear output; a variant of another circuit is refused."""
+    from neurosim.cli import _sweep_jobs, parse
+    args = parse(["sweep", "--circuit", "node-perturbation", "--variants",
+                  "node_perturbation,feedback_alignment,backprop", "--activations", "sigmoid"])
+    jobs = {j.point.variant: j.args for j in _sweep_jobs(args, tmp_path)}
+    assert {v: (a.circuit, a.feedback) for v, a in jobs.items()} == {
+        "node_perturbation": ("node-perturbation", "perturbation"),
+        "feedback_alignment": ("node-perturbation", "fixed"),
+        "backprop": ("node-perturbation", "reciprocal")}
+    assert all(a.hidden == (50, 20) and a.batch_size == 32 for a in jobs.values())
+    assert parse(["sweep", "--circuit", "brainprop"]).variants == ("brainprop",)
+    args = parse(["sweep", "--circuit", "brainprop", "--variants", "learned_feedback,backprop"])
+    jobs = {j.point.variant: j.args for j in _sweep_jobs(args, tmp_path)}
+    assert jobs["learned_feedback"].learned_feedback and jobs["backprop"].circuit == "backprop"
+    assert jobs["backprop"].output_activation == "linear" and jobs["backprop"].epsilon is None
+    assert main(["sweep", "--circuit", "brainprop", "--variants", "fully_relaxed",
+                 "--out", str(tmp_path / "x"), "--workers", "0"]) == 2
+    assert "'fully_relaxed' is not a variant of brainprop" in capsys.readouterr().err
