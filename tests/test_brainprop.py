@@ -62,7 +62,10 @@ def batches(seed, n, B):
         yield rng.random((B, SIZES[0])), np.eye(SIZES[-1])[rng.integers(SIZES[-1], size=B)]
 
 
-@pytest.mark.parametrize("target,B", [("dense", 6), ("brian2-numpy", 1)])
+@pytest.mark.parametrize("target,B", [
+    ("dense", 6), ("brian2-numpy", 1),
+    pytest.param("brian2-cpp", 1, marks=pytest.mark.slow),     # compiles: minutes
+    pytest.param("brian2-cython", 1, marks=pytest.mark.slow)])
 def test_brainprop_matches_numpy(target, B):
     """Greedy BrainProp, several trials: selections, δ and every weight as in the
     numpy implementation, with weights large enough that δ, φ and the relu

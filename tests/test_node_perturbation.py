@@ -57,7 +57,9 @@ def reference(W, bias, B, x, y, xin, feedback, lr=LR, lr_b=LR_B, c=NOISE):
 
 
 @pytest.mark.parametrize("feedback", ["perturbation", "fixed", "reciprocal"])
-@pytest.mark.parametrize("target,n", [("dense", 7), ("brian2-numpy", 1)])
+@pytest.mark.parametrize("target,n", [
+    ("dense", 7), ("brian2-numpy", 1),
+    pytest.param("brian2-cpp", 1, marks=pytest.mark.slow)])    # compiles: minutes
 def test_node_perturbation_matches_numpy(target, n, feedback):
     c = node_perturbation(SIZES, feedback=feedback, learning_rate=LR,
                           feedback_learning_rate=LR_B, noise=NOISE)
