@@ -11,6 +11,8 @@ three alignment curves per layer and the test error, mean ± std).
 
     python benchmarks/reproduce_node_perturbation.py                # 5 seeds, 10 epochs
     python benchmarks/reproduce_node_perturbation.py --report       # table and figure only
+    python benchmarks/reproduce_node_perturbation.py --learning-rate 0.1 \
+        --feedback-learning-rate 0.002 --results benchmarks/results/node_perturbation_lr0.1
 """
 import argparse
 import csv
@@ -50,9 +52,12 @@ def report(results: Path) -> str:
     epochs = max((len(c["test_accuracy"]) for c in data.values()), default=0)
     lines = ["| variant | " + " | ".join(f"epoch {e}" for e in range(1, epochs)) + " |",
              "|---|" + "---|" * (epochs - 1)]
+    lines[0] = lines[0].replace(" |", " | diverged |", 1)
+    lines[1] += "---|"
     for variant, c in data.items():
         err = 100 * (1 - c["test_accuracy"])
-        lines.append(f"| {variant} | " + " | ".join(
+        diverged = len(list((results / "mnist" / "sigmoid" / variant).glob("seed*/diverged.json")))
+        lines.append(f"| {variant} | {diverged}/{diverged + err.shape[1]} | " + " | ".join(
             f"{err[e].mean():.2f} ± {err[e].std():.2f} ({err.shape[1]})" for e in range(1, len(err)))
             + " |")
     lines += ["", "After the last epoch (mean ± std over seeds):", "",
@@ -110,6 +115,8 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
+    ap.add_argument("--learning-rate", default="0.2", help="of W (batch mean)")
+    ap.add_argument("--feedback-learning-rate", default="0.005", help="of B (batch mean)")
     ap.add_argument("--report", action="store_true", help="only write the table and figure")
     ap.add_argument("--results", type=Path,
                     default=Path(__file__).parent / "results" / "node_perturbation")
@@ -120,6 +127,8 @@ def main() -> int:
                          "--datasets", "mnist", "--activations", "sigmoid", "--seeds", args.seeds,
                          "--epochs", str(args.epochs), "--evaluations", "1", "--train-size", "0",
                          "--test-size", "0", "--target", "dense", "--out", str(args.results),
+                         "--learning-rate", args.learning_rate,
+                         "--feedback-learning-rate", args.feedback_learning_rate,
                          *(["--scheduler", args.scheduler] if args.scheduler else
                            ["--workers", str(args.workers)])])
     print(report(args.results))
