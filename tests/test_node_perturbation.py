@@ -56,29 +56,48 @@ def reference(W, bias, B, x, y, xin, feedback, lr=LR, lr_b=LR_B, c=NOISE):
     return new_W, new_bias, new_B
 
 
+def matches_numpy(target, n, feedback):
+    c = node_perturbation(SIZES, feedback=feedback, learning_rate=LR,
+                          feedback_learning_rate=LR_B, noise=NOISE)
+    t = make_target(target, c, seed=2, **({"batch_mean": True} if n > 1 else {}))
+    try:
+        start = params(t)
+        rng = np.random.default_rng(3)
+        for _ in range(3):
+            x, y = rng.random((n, SIZES[0])), np.eye(SIZES[-1])[rng.integers(SIZES[-1], size=n)]
+            W, bias, B = params(t)
+            train_trial(t, x if n > 1 else x[0], y if n > 1 else y[0], 0)
+            xin = {j: np.atleast_2d(t.get(f"layer{K - j}", "xin")) for j in range(1, K)}
+            assert all(np.abs(v).max() > 0 for v in xin.values())      # noise was drawn
+            want = reference(W, bias, B, x, y, xin, feedback)
+            for got, exp in zip(params(t), want):
+                for g, e in zip(got, exp):
+                    if e is not None:
+                        np.testing.assert_allclose(g, e, atol=1e-10, rtol=0)
+        if feedback == "fixed":
+            assert all(np.array_equal(a, b) for a, b in zip(params(t)[2][1:], start[2][1:]))
+    finally:
+        t.close()
+    return {"matches": True}
+
+
 @pytest.mark.parametrize("feedback", ["perturbation", "fixed", "reciprocal"])
 @pytest.mark.parametrize("target,n", [
     ("dense", 7), ("brian2-numpy", 1),
     pytest.param("brian2-cpp", 1, marks=pytest.mark.slow)])    # compiles: minutes
 def test_node_perturbation_matches_numpy(target, n, feedback):
-    c = node_perturbation(SIZES, feedback=feedback, learning_rate=LR,
-                          feedback_learning_rate=LR_B, noise=NOISE)
-    t = make_target(target, c, seed=2, **({"batch_mean": True} if n > 1 else {}))
-    rng = np.random.default_rng(3)
-    for _ in range(3):
-        x, y = rng.random((n, SIZES[0])), np.eye(SIZES[-1])[rng.integers(SIZES[-1], size=n)]
-        W, bias, B = params(t)
-        train_trial(t, x if n > 1 else x[0], y if n > 1 else y[0], 0)
-        xin = {j: np.atleast_2d(t.get(f"layer{K - j}", "xin")) for j in range(1, K)}
-        assert all(np.abs(v).max() > 0 for v in xin.values())      # noise was drawn
-        want = reference(W, bias, B, x, y, xin, feedback)
-        for got, exp in zip(params(t), want):
-            for g, e in zip(got, exp):
-                if e is not None:
-                    np.testing.assert_allclose(g, e, atol=1e-10, rtol=0)
-    if feedback == "fixed":
-        assert all(np.array_equal(a, b) for a, b in zip(params(t)[2][1:],
-                                                        params(make_target(target, c, seed=2))[2][1:]))
+    matches_numpy(target, n, feedback)
+
+
+def case_lava():   # in a fresh interpreter: Lava forks its workers
+    return matches_numpy("lava", 1, "perturbation")
+
+
+def test_lava_matches_numpy():
+    """Lava (floating point) runs the same circuit: its own noise stream, the same
+    updates given the noise it drew."""
+    from isolated import case_runner
+    assert case_runner(__file__, 300.0)("lava") == {"matches": True}
 
 
 def test_lambda_estimates_the_gradient():
@@ -161,3 +180,8 @@ def test_command_line_protocol_and_training(tmp_path, capsys):
                  str(tmp_path / "x"), "--feedback", "fixed"]) == 2
     assert "--feedback applies to node-perturbation, not to the brainprop" in \
         capsys.readouterr().err
+
+
+if __name__ == "__main__":
+    from isolated import main
+    main(globals())
