@@ -218,7 +218,12 @@ class Target(ABC):
     @abstractmethod
     def settle(self) -> None:
         """Run every free population's ``init`` code until it has propagated
-        (one step per population with ``init``, at least one step)."""
+        (one step per population with ``init``, at least one step). A step
+        computes the summed variables first, so after ``settle`` they reflect
+        the state before the last ``init`` ran: with random draws in ``init``
+        (``rand()``), read what depends on them after ``learn`` or ``run``,
+        which compute them first. A clamped population runs no code, its
+        ``init`` included: draw in a population that is not clamped."""
 
     @abstractmethod
     def run(self, n_steps: int, record=()) -> dict[tuple[str, str], np.ndarray]:
