@@ -143,8 +143,9 @@ def test_selection_is_max_boltzmann(epsilon, temperature):
 
 
 def test_brian2_explores_like_dense():
-    """Brian2 runs the same random controller with its own stream: 300 trials of
+    """Brian2 runs the same random controller with its own stream: 150 trials of
     the exploring controller select each output about as often as softmax."""
+    trials = 150
     y = np.array([0.0, 1.0, 0.5])
     c = brainprop((2, 3), epsilon=1.0)
     t = make_target("brian2-numpy", c, seed=1,
@@ -152,12 +153,12 @@ def test_brian2_explores_like_dense():
     t.clamp("layer1", "h", [1.0, 0.0])
     t.clamp("layer0", "target", np.zeros(3))
     counts = np.zeros(3)
-    for _ in range(300):
+    for _ in range(trials):
         t.settle()
         counts += t.get("layer0", "fb")
     p = np.exp(y) / np.exp(y).sum()
-    assert counts.sum() == 300
-    assert np.all(np.abs(counts / 300 - p) < 5 * np.sqrt(p * (1 - p) / 300)), (counts, p)
+    assert counts.sum() == trials
+    assert np.all(np.abs(counts / trials - p) < 5 * np.sqrt(p * (1 - p) / trials)), (counts, p)
 
 
 def test_predict_reads_the_linear_output():
