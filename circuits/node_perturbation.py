@@ -45,7 +45,7 @@ from brian2.utils.stringtools import word_substitute
 
 from neurosim.circuit import Circuit, CircuitError, Population, Projection, constant, normal
 
-from .predictive_coding import ACTIVATIONS, check_layers
+from .predictive_coding import ACTIVATIONS, check_layers, hidden_activations
 
 FEEDBACK = ("perturbation", "fixed", "reciprocal")
 NODE_PERTURBATION = {"sizes": (784, 50, 20, 10), "activation": "sigmoid",
@@ -98,8 +98,10 @@ def node_perturbation(sizes=NODE_PERTURBATION["sizes"],
                       noise: float = NODE_PERTURBATION["noise"], biases: bool = True) -> Circuit:
     """The node-perturbation network on ``sizes`` (input first), or with
     ``feedback='fixed'``/``'reciprocal'`` the same network trained by feedback
-    alignment/backprop (see the module doc); ``noise`` is c_h."""
-    check_layers(sizes, activation)
+    alignment/backprop (see the module doc); ``noise`` is c_h. ``activation`` is
+    that of every hidden layer, or one per hidden layer from the input side joined
+    by '-' (the autoencoder of the paper's Fig. 3: ``tanh-linear-tanh``)."""
+    hidden = hidden_activations(sizes, activation)
     check_layers(sizes, output_activation)
     if feedback not in FEEDBACK:
         raise CircuitError(f"node_perturbation: feedback={feedback!r}; choose one of "
@@ -118,7 +120,7 @@ def node_perturbation(sizes=NODE_PERTURBATION["sizes"],
         if l == top:
             circuit.add(Population(f"layer{l}", n, "h : 1  # clamped input\nhn = h : 1"))
             continue
-        f, fprime = ACTIVATIONS[output_activation if l == 0 else activation]
+        f, fprime = ACTIVATIONS[output_activation if l == 0 else hidden[top - 1 - l]]
         clean, perturbed = (word_substitute(f, {"x": v}) for v in ("(a + bias)", "(an + bias)"))
         eqs = (OUTPUT_EQS if l == 0 else HIDDEN_EQS).format(
             f=clean, fn=perturbed, fprime=word_substitute(fprime, {"x": "(a + bias)"}))

@@ -157,11 +157,32 @@ AUTHORS_TRAINING = {"steps": 500, "batch_size": 64, "batch_mean": False, "epochs
 def check_layers(sizes, activation: str) -> None:
     """Layer sizes (input first) and activation of a layered rate circuit."""
     if activation not in ACTIVATIONS:
+        if all(part in ACTIVATIONS for part in str(activation).split("-")):
+            raise CircuitError(f"activation {activation!r}: one activation per hidden layer "
+                               "is taken by node-perturbation; this circuit takes one for "
+                               f"all its layers, one of {sorted(ACTIVATIONS)}.")
         raise CircuitError(f"Unknown activation {activation!r}; choose one of "
                            f"{sorted(ACTIVATIONS)}.")
     if len(sizes) < 2 or any(int(n) != n or n < 1 for n in sizes):
         raise CircuitError(f"sizes={sizes!r}: give at least two positive layer sizes, "
                            "input first, e.g. (784, 300, 100, 10).")
+
+
+def hidden_activations(sizes, activation: str) -> list[str]:
+    """One activation per hidden layer of ``sizes`` (input side first): ``activation``
+    names one for all, or one per hidden layer joined by '-' (``tanh-linear-tanh``)."""
+    parts = str(activation).split("-")
+    unknown = [part for part in parts if part not in ACTIVATIONS]
+    if unknown:
+        raise CircuitError(f"Unknown activation {unknown[0]!r} in {activation!r}; choose one "
+                           f"of {sorted(ACTIVATIONS)}, or one per hidden layer joined by '-'.")
+    check_layers(sizes, parts[0])
+    hidden = len(sizes) - 2
+    if len(parts) not in (1, hidden):
+        raise CircuitError(f"activation {activation!r} names {len(parts)} activations for "
+                           f"the {hidden} hidden layer(s) of sizes {tuple(sizes)}; give one "
+                           f"for all, or {hidden} joined by '-'.")
+    return parts * hidden if len(parts) == 1 else parts
 
 
 VALUE_EQS = """

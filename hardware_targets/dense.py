@@ -178,6 +178,13 @@ __all__ = ["DenseTarget"]
 _ALLOWED_FLAGS = {"constant", "summed", "shared"}
 
 
+def unit_interval(u: np.ndarray, dtype) -> np.ndarray:
+    """Uniform float64 draws in [0, 1) as ``dtype``, still in [0, 1) as Brian2's
+    rand(): a draw within 2^-25 of 1 rounds to 1.0 in single precision (and
+    -log(-log(rand())) would be infinite), so it is kept just below."""
+    return np.minimum(u.astype(dtype), np.nextafter(np.array(1, dtype), np.array(0, dtype)))
+
+
 def _draw_outside_init():
     raise CircuitError("the dense engine draws rand()/randn() in population init code only.")
 
@@ -791,9 +798,10 @@ class DenseTarget(Target):
         out = {}
         for pop, rng in self._rngs.items():
             n = self.circuit.populations[pop].n
-            for fn, draw in (("rand", rng.random), ("randn", rng.standard_normal)):
-                out[f"_{fn}_{pop}"] = (lambda draw=draw, n=n: self.xp.asarray(
-                    draw((self.B, n)), dtype=self.dtype))
+            out[f"_rand_{pop}"] = lambda rng=rng, n=n: self.xp.asarray(
+                unit_interval(rng.random((self.B, n)), self.dtype))
+            out[f"_randn_{pop}"] = lambda rng=rng, n=n: self.xp.asarray(
+                rng.standard_normal((self.B, n)), dtype=self.dtype)
         return out
 
     def _fit(self, value, shape):

@@ -48,6 +48,11 @@ EXIT_CODES = {
 }
 
 
+#: what a finished train run keeps of its target: the trained weights (and the
+#: target's extra state), as :func:`neurosim.training.load_checkpoint` reads them
+WEIGHTS = "weights.npz"
+
+
 def _sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(s) for s in text.split(",") if s.strip())
@@ -103,12 +108,31 @@ def _names(choices, what: str):
             raise argparse.ArgumentTypeError(f"{text!r}: give one or more {what}s, "
                                              "comma-separated")
         for name in names:
-            if name not in choices:
+            if not callable(choices) and name not in choices:
                 raise argparse.ArgumentTypeError(f"{name!r} is not a known {what}; choose "
                                                  f"from {', '.join(choices)}")
+        if callable(choices):           # a type that checks each name
+            names = [choices(name) for name in names]
         _distinct(names, text)
         return tuple(names)
     parse.__name__ = what.replace(" ", "-") + "-list"
+    return parse
+
+
+def _activation(choices):
+    """An argparse ``type``: an activation from ``choices``, or one per hidden layer
+    from the input side joined by '-' (``tanh-linear-tanh``; the circuits that take
+    per-layer activations say so, the others refuse them by name)."""
+    def parse(text: str) -> str:
+        parts = text.split("-")
+        for part in parts:
+            if part not in choices:
+                raise argparse.ArgumentTypeError(
+                    f"{text!r}: {part!r} is not a known activation; choose from "
+                    f"{', '.join(choices)}, or one per hidden layer joined by '-' "
+                    "(e.g. tanh-linear-tanh)")
+        return text
+    parse.__name__ = "activation"
     return parse
 
 
@@ -141,6 +165,7 @@ def _add_training_options(p) -> None:
     """The options ``train`` and ``sweep`` share (a sweep passes them to every run)."""
     from neurosim.circuits import ACTIVATIONS
     from neurosim.hardware_targets import TARGETS
+    from .training import TASKS
     p.add_argument("--hidden", type=_sizes, default=(300, 100),
                    help="hidden layer sizes from the input side, comma-separated")
     p.add_argument("--inference-rate", type=_number(float, 0, 1, open_low=True), default=0.1,
@@ -187,6 +212,11 @@ def _add_training_options(p) -> None:
                    help="node-perturbation: std c_h of the hidden layers' perturbation")
     p.add_argument("--steps", type=_number(int, 0), default=100,
                    help="inference steps per training sample (0 for backprop)")
+    p.add_argument("--task", choices=tuple(TASKS), default=None,
+                   help="classification (default): the output learns the labels, the test "
+                        "metric is accuracy; reconstruction: an autoencoder, the last layer "
+                        "as large as the input learns the input, the test metric is the mean "
+                        "squared error per input element")
     p.add_argument("--label-off", type=_number(float, 0, 1), default=None,
                    help="target value of the wrong classes, in [0, 1) (default 0.1; "
                         "authors-pc: 0, plain one-hot)")
@@ -232,7 +262,8 @@ def build_parser(circuit: str | None = None) -> argparse.ArgumentParser:
         "train", help="train a rate circuit on a data set",
         description="Train a rate circuit with the paper's protocol (both ends clamped, "
                     "inference steps, one weight update per sample) and write config.json, "
-                    "metrics.json, metrics.csv and learning_curve.png to --out. A finished "
+                    "metrics.json, metrics.csv, learning_curve.png and the trained weights "
+                    "(weights.npz) to --out. A finished "
                     "run with the same settings is skipped; an interrupted one resumes from "
                     "its checkpoint.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -241,7 +272,9 @@ def build_parser(circuit: str | None = None) -> argparse.ArgumentParser:
                         "with the protocol of the authors' code, which then give the "
                         "defaults of the other options (--hidden 300,100,100, --steps 500, "
                         "...; see neurosim.circuits.AUTHORS)")
-    t.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
+    t.add_argument("--activation", type=_activation(sorted(ACTIVATIONS)), default="relu",
+                   help="activation of the hidden layers: " + ", ".join(sorted(ACTIVATIONS))
+                        + ", or one per hidden layer joined by '-' (node-perturbation)")
     g = t.add_argument_group("relaxations (combine freely)")
     for switch, what in SWITCHES.items():
         g.add_argument("--" + switch.replace("_", "-"), action="store_true", help=what)
@@ -283,7 +316,8 @@ def build_parser(circuit: str | None = None) -> argparse.ArgumentParser:
                            "options where it takes them)")
     grid.add_argument("--datasets", type=_names(data.DATASETS, "data set"),
                       default="mnist", help="data sets: " + ", ".join(data.DATASETS))
-    grid.add_argument("--activations", type=_names(sorted(ACTIVATIONS), "activation"),
+    grid.add_argument("--activations", type=_names(_activation(sorted(ACTIVATIONS)),
+                                                   "activation"),
                       default="relu", help="activations: " + ", ".join(sorted(ACTIVATIONS)))
     grid.add_argument("--seeds", type=_seeds, default="0",
                       help="seeds: integers and ranges, e.g. 0-4 or 0,3,7-9")
@@ -417,7 +451,7 @@ def _settings(args, n_train: int):
     given = {} if args.label_off is None else {"label_off": args.label_off}
     return TrainSettings(epochs=args.epochs, steps=args.steps, batch_size=args.batch_size,
                          evaluations_per_epoch=args.evaluations, seed=args.seed,
-                         **given).check(n_train)
+                         task=args.task or "classification", **given).check(n_train)
 
 
 def _takes(factory, keyword: str) -> bool:
@@ -427,14 +461,10 @@ def _takes(factory, keyword: str) -> bool:
     return keyword in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
-def _train(args) -> int:
+def _circuit_keywords(args):
+    """The circuit factory of the train options ``args`` and its keywords; an
+    option the circuit does not take is refused, naming the circuits that do."""
     from neurosim.circuits import CIRCUITS, RATE_CIRCUITS, SWITCHES
-    from neurosim.hardware_targets import make_target
-    from .plots import alignment_curves, learning_curve
-    from .training import fit
-
-    out: Path = args.out
-    config = _config(args)
     factory = CIRCUITS[args.circuit]
     # switches that are on and optional parameters that are given, as keywords
     # (those left out keep the circuit's own defaults: authors-pc's differ)
@@ -448,6 +478,58 @@ def _train(args) -> int:
                            f"{', '.join(takes)}, not to the {args.circuit} circuit.")
     if given.get("update_clip") == 0:
         given["update_clip"] = None       # --update-clip 0: no clip
+    return factory, {**{k: getattr(args, k) for k in CIRCUIT_PARAMETERS if _takes(factory, k)},
+                     **given}
+
+
+def _build(args, ds):
+    """The layer sizes, circuit and target of the train options ``args`` for the
+    data set ``ds`` (sizes from the data and ``--hidden``)."""
+    from neurosim.hardware_targets import make_target
+    factory, kwargs = _circuit_keywords(args)
+    sizes = (ds.x_train.shape[1], *args.hidden,
+             ds.x_train.shape[1] if args.task == "reconstruction" else ds.n_classes)
+    circuit = factory(sizes, args.activation, **kwargs)
+    options = {}
+    if args.batch_size > 1 or args.optimizer != "sgd" or args.float32:
+        # the target declares these options (checked by _check_training_options)
+        from .optim import Adam
+        options = {"batch_mean": not args.batch_sum}
+        if args.optimizer == "adam":
+            options["optimizer"] = Adam(args.adam_lr)
+        if args.float32:
+            options["dtype"] = np.float32
+    return sizes, circuit, make_target(args.target, circuit, seed=args.seed, **options)
+
+
+def load_run(folder: Path):
+    """The target of a finished ``neurosim train`` (or sweep point) folder with its
+    trained weights, and the data set it was trained on (the same subsets):
+    ``(target, dataset)``, e.g. to look at a hidden layer's activity."""
+    from .outdir import read_json
+    from .training import load_checkpoint
+    folder = Path(folder)
+    fix = f"train it first (neurosim train --out {folder})"
+    config = read_json(folder / "config.json", fix)
+    if not (folder / WEIGHTS).exists():
+        raise OutputError(f"{folder} holds no {WEIGHTS} (an unfinished run, or one "
+                          f"finished before runs kept their weights); {fix}.")
+    args = argparse.Namespace(**{**vars(parse(["train", "--circuit", config["circuit"]])),
+                                 **config})
+    args.hidden = tuple(args.hidden)
+    ds = _dataset(args)
+    target = _build(args, ds)[2]
+    load_checkpoint(folder / WEIGHTS, target)
+    return target, ds
+
+
+def _train(args) -> int:
+    from .plots import alignment_curves, learning_curve
+    from .training import TASKS, fit
+
+    out: Path = args.out
+    config = _config(args)
+    _circuit_keywords(args)           # options the circuit does not take: before anything
     _check_training_options(args)
     with claim(out, config, args.force) as state:
         if state == "done":
@@ -455,20 +537,7 @@ def _train(args) -> int:
             return 0
         ds = _dataset(args)
         settings = _settings(args, len(ds.y_train))
-        sizes = (ds.x_train.shape[1], *args.hidden, ds.n_classes)
-        kwargs = {**{k: getattr(args, k) for k in CIRCUIT_PARAMETERS if _takes(factory, k)},
-                  **given}
-        circuit = factory(sizes, args.activation, **kwargs)
-        options = {}
-        if args.batch_size > 1 or args.optimizer != "sgd" or args.float32:
-            # the target declares these options (checked above)
-            from .optim import Adam
-            options = {"batch_mean": not args.batch_sum}
-            if args.optimizer == "adam":
-                options["optimizer"] = Adam(args.adam_lr)
-            if args.float32:
-                options["dtype"] = np.float32
-        target = make_target(args.target, circuit, seed=args.seed, **options)
+        sizes, circuit, target = _build(args, ds)
         check_writable(out, _checkpoint_bytes(target))
         write_json(out / "config.json", config)
         checkpoint = out / "checkpoint.npz"
@@ -481,10 +550,11 @@ def _train(args) -> int:
         except DivergenceError as exc:
             write_json(out / "diverged.json", {"config": config, "error": str(exc)})
             raise
+        metric = TASKS[settings.task]
         metrics = {"config": config, "circuit": circuit.description, "target": target.name,
                    "sizes": list(sizes), "train_samples": len(ds.y_train),
                    "test_samples": len(ds.y_test),
-                   "final_test_accuracy": history[-1]["test_accuracy"],
+                   f"final_{metric}": history[-1][metric],
                    "seconds_this_session": round(time.perf_counter() - t0, 2),
                    "history": history}
         table = io.StringIO(newline="")
@@ -500,8 +570,12 @@ def _train(args) -> int:
                              title=f"{ds.name}: {circuit.description}")
             pictures += ", alignment.png"
         write_json(out / "metrics.json", metrics)   # last: its presence means finished
-        checkpoint.unlink(missing_ok=True)  # finished: only an unfinished run keeps one
-    print(f"test accuracy {history[-1]['test_accuracy']:.4f} after {len(ds.y_train)} x "
+        # finished: the last checkpoint holds the trained weights (its last evaluation
+        # is the end of training); only an unfinished run keeps a checkpoint
+        if checkpoint.exists():
+            checkpoint.replace(out / WEIGHTS)
+            pictures += f", {WEIGHTS}"
+    print(f"{metric.replace('_', ' ')} {history[-1][metric]:.4f} after {len(ds.y_train)} x "
           f"{args.epochs} samples; wrote {out}/metrics.json, metrics.csv, {pictures}")
     return 0
 
@@ -568,7 +642,7 @@ def _sweep_task(args) -> dict:
     except NeurosimError as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
     metrics = read_json(args.out / "metrics.json", "run the sweep again")
-    return {"final_test_accuracy": metrics["final_test_accuracy"]}
+    return {k: v for k, v in metrics.items() if k.startswith("final_")}
 
 
 def _sweep_check(args) -> None:

@@ -3,7 +3,8 @@ by a run with other settings, strict JSON, room on the disk checked first.
 
 A run folder holds ``config.json`` (the settings), ``metrics.json`` (written
 when the run finishes, with the settings under ``"config"``) and, while the run
-is unfinished, ``checkpoint.npz``. :func:`claim` is what the command line does
+is unfinished, ``checkpoint.npz``, which becomes ``weights.npz`` (the trained
+weights) when it finishes. :func:`claim` is what the command line does
 before any long work: it checks the folder can be written and has room, takes
 an exclusive lock for the life of the run, and compares the settings with what
 the folder already holds.
@@ -125,7 +126,7 @@ def _state(out: Path, config: dict, force: bool) -> str:
     metrics, recorded, checkpoint = (out / "metrics.json", out / "config.json",
                                      out / "checkpoint.npz")
     if force:
-        for path in (metrics, checkpoint, out / "diverged.json"):
+        for path in (metrics, checkpoint, out / "diverged.json", out / "weights.npz"):
             path.unlink(missing_ok=True)
         return "new"
     fix = "use --force to replace it, or choose another --out"

@@ -15,13 +15,20 @@ def _save(fig, path):
     return fig
 
 
+#: a learning curve's metric -> (its axis label, the factor it is shown with)
+METRICS = {"test_accuracy": ("test accuracy (%)", 100),
+           "test_mse": ("test reconstruction error (MSE per input element)", 1)}
+
+
 def learning_curve(history: list[dict], path: Path | None = None, title: str = ""):
-    """Test accuracy against training samples seen."""
+    """The test metric (accuracy, or reconstruction error) against training
+    samples seen."""
+    metric = next(m for m in METRICS if m in history[0])
+    label, factor = METRICS[metric]
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot([h["samples"] for h in history], [100 * h["test_accuracy"] for h in history],
-            "o-")
+    ax.plot([h["samples"] for h in history], [factor * h[metric] for h in history], "o-")
     ax.set_xlabel("training samples seen")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel(label)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     return _save(fig, path)
@@ -107,9 +114,9 @@ def weight_histogram(weights: dict, wmax: dict | None = None, bins: int = 20,
 
 
 def sweep_curves(rows: list[dict], path: Path | None = None, title: str = ""):
-    """A sweep's test accuracy against epoch, one panel per activation, one line
-    per variant with a ± std band over seeds (``rows`` of one data set, as
-    :func:`neurosim.sweep.table` makes them)."""
+    """A sweep's test metric (accuracy or reconstruction error) against epoch, one
+    panel per activation, one line per variant with a ± std band over seeds
+    (``rows`` of one data set, as :func:`neurosim.sweep.table` makes them)."""
     from matplotlib.ticker import MaxNLocator
     activations = list(dict.fromkeys(r["activation"] for r in rows))
     fig, axes = plt.subplots(1, len(activations), figsize=(4.5 * len(activations), 3.5),
@@ -119,8 +126,10 @@ def sweep_curves(rows: list[dict], path: Path | None = None, title: str = ""):
         for variant in dict.fromkeys(r["variant"] for r in mine):
             curve = [r for r in mine if r["variant"] == variant]
             x = [r["epoch"] for r in curve]
-            mean = 100 * np.array([r["mean_test_accuracy"] for r in curve])
-            std = 100 * np.array([r["std_test_accuracy"] for r in curve])
+            metric = curve[0]["metric"]
+            factor = METRICS[metric][1]
+            mean = factor * np.array([r[f"mean_{metric}"] for r in curve])
+            std = factor * np.array([r[f"std_{metric}"] for r in curve])
             line, = ax.plot(x, mean, "o-", ms=3,
                             label=f"{variant} (n={max(r['seeds'] for r in curve)})")
             ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
@@ -129,6 +138,6 @@ def sweep_curves(rows: list[dict], path: Path | None = None, title: str = ""):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    axes[0, 0].set_ylabel("test accuracy (%)")
+    axes[0, 0].set_ylabel(" / ".join(dict.fromkeys(METRICS[r["metric"]][0] for r in rows)))
     fig.suptitle(title)
     return _save(fig, path)

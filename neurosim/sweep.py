@@ -45,7 +45,8 @@ from .outdir import _state, check_writable, read_json, write_json
 FAILED = "failed.json"   # a point that failed: its settings and error (the table lists it)
 TABLE = "table.csv"
 COLUMNS = ("dataset", "activation", "variant", "epoch", "seeds", "mean_test_accuracy",
-           "std_test_accuracy", "failed_seeds", "errors")
+           "std_test_accuracy", "failed_seeds", "errors", "metric", "mean_test_mse",
+           "std_test_mse")
 
 
 @dataclass(frozen=True)
@@ -206,15 +207,35 @@ def _client(workers: int, scheduler: str | None, retries: int):
         yield client
 
 
+def seed_curves(folder: Path) -> dict:
+    """Column -> (epochs, seeds) array, from the ``metrics.csv`` of every finished
+    ``seed<k>`` run under ``folder`` (one variant of a sweep): the last evaluation
+    of each epoch (epoch 0 is before training), cut to the epochs every seed has
+    reached; blank cells (a measure undefined there) are NaN. Empty without runs."""
+    runs = []
+    for path in sorted(Path(folder).glob("seed*/metrics.json")):
+        with open(path.with_name("metrics.csv"), newline="") as f:
+            last = {int(r["epoch"]): r for r in csv.DictReader(f)}
+        runs.append([last[e] for e in sorted(last)])
+    if not runs:
+        return {}
+    n = min(len(r) for r in runs)
+    keys = [k for k in runs[0][0] if k not in ("epoch", "samples", "seconds")]
+    return {k: np.array([[np.nan if r[e][k] == "" else float(r[e][k]) for r in runs]
+                         for e in range(n)]) for k in keys}
+
+
 def table(out: Path) -> dict:
     """Rewrite ``out/table.csv`` and ``out/<dataset>.png`` from the run folders
     under ``out`` alone. Returns ``rows`` (one per data set, activation, variant
-    and epoch: test accuracy at the end of that epoch, mean and std over the
-    finished seeds; epoch 0 is before training), ``failed`` ((folder, error) of
+    and epoch: the test metric at the end of that epoch, mean and std over the
+    finished seeds, as ``mean_<metric>``/``std_<metric>``, ``metric`` naming it:
+    ``test_accuracy``, or ``test_mse`` for reconstruction; epoch 0 is before
+    training), ``failed`` ((folder, error) of
     the points with a failed.json), ``unfinished`` (folders with neither result)
     and ``written`` (the files)."""
     from neurosim.circuits import VARIANTS
-    from .plots import sweep_curves
+    from .plots import METRICS, sweep_curves
 
     out = Path(out)
     folders = sorted((p for p in out.glob("*/*/*/seed*") if p.is_dir() and p.name[4:].isdigit()),
@@ -225,15 +246,18 @@ def table(out: Path) -> dict:
     groups, failed, unfinished = {}, [], []
     for folder in folders:
         dataset, activation, variant = folder.relative_to(out).parts[:3]
-        group = groups.setdefault((dataset, activation, variant), {"acc": [], "errors": []})
+        group = groups.setdefault((dataset, activation, variant),
+                                  {"acc": [], "errors": [], "metric": "test_accuracy"})
         fix = f"delete {folder} and run the sweep again"
         if (folder / "metrics.json").exists():
             metrics = read_json(folder / "metrics.json", fix)
             try:   # the last evaluation of each epoch is the one at its end
-                group["acc"].append({h["epoch"]: h["test_accuracy"] for h in metrics["history"]})
-            except (KeyError, TypeError):
+                history = metrics["history"]
+                group["metric"] = next(m for m in METRICS if m in history[0])
+                group["acc"].append({h["epoch"]: h[group["metric"]] for h in history})
+            except (KeyError, TypeError, IndexError, StopIteration):
                 raise OutputError(f"{folder / 'metrics.json'} has no learning curve (history "
-                                  f"of epoch and test_accuracy); {fix}.") from None
+                                  f"of epoch and {' or '.join(METRICS)}); {fix}.") from None
         elif (folder / FAILED).exists():
             error = str(read_json(folder / FAILED, fix).get("error"))
             failed.append((folder, error))
@@ -245,18 +269,20 @@ def table(out: Path) -> dict:
     for (dataset, activation, variant), group in sorted(
             groups.items(), key=lambda kv: (*kv[0][:2], order.get(kv[0][2], len(order)),
                                             kv[0][2])):
+        metric = group["metric"]
         common = {"dataset": dataset, "activation": activation, "variant": variant,
-                  "failed_seeds": len(group["errors"]), "errors": " | ".join(group["errors"])}
+                  "failed_seeds": len(group["errors"]), "errors": " | ".join(group["errors"]),
+                  "metric": metric, **{f"{s}_{m}": None for m in METRICS
+                                       for s in ("mean", "std")}}
         epochs = sorted({e for acc in group["acc"] for e in acc})
         if not epochs and group["errors"]:
-            rows.append({**common, "epoch": None, "seeds": 0, "mean_test_accuracy": None,
-                         "std_test_accuracy": None})
+            rows.append({**common, "epoch": None, "seeds": 0})
         for epoch in epochs:
             values = np.array([acc[epoch] for acc in group["acc"] if epoch in acc])
             rows.append({**common, "epoch": epoch, "seeds": len(values),
                          # population std over seeds, as benchmarks/reproduce_relaxed_pc.py
-                         "mean_test_accuracy": float(values.mean()),
-                         "std_test_accuracy": float(values.std())})
+                         f"mean_{metric}": float(values.mean()),
+                         f"std_{metric}": float(values.std())})
     text = io.StringIO(newline="")
     writer = csv.DictWriter(text, fieldnames=COLUMNS)
     writer.writeheader()

@@ -28,6 +28,13 @@ from .data import atomic_write_bytes
 from .errors import CheckpointError, CircuitError, DivergenceError
 from .target import Target, predict, train_trial
 
+#: what a circuit is trained to do -> the test metric its learning curve records:
+#: ``classification`` trains the output towards the (smoothed one-hot) label and
+#: measures the readout's argmax against it; ``reconstruction`` trains it towards
+#: the input itself (an autoencoder: the output layer as large as the input) and
+#: measures the mean squared error per input element
+TASKS = {"classification": "test_accuracy", "reconstruction": "test_mse"}
+
 
 @dataclass
 class TrainSettings:
@@ -38,6 +45,7 @@ class TrainSettings:
     evaluations_per_epoch: int = 4
     batch_size: int = 1         # samples per trial (targets with capabilities.batch > 1)
     seed: int = 0
+    task: str = "classification"   # or "reconstruction" (TASKS)
 
     def check(self, n_train: int | None = None) -> "TrainSettings":
         """Refuse settings that would train nothing or report something else than
@@ -57,6 +65,9 @@ class TrainSettings:
             check_seed(self.seed)
         except CircuitError as exc:
             raise CircuitError(f"TrainSettings.{exc} (--seed)") from None
+        if self.task not in TASKS:
+            raise CircuitError(f"TrainSettings.task={self.task!r} (--task): choose one of "
+                               f"{', '.join(TASKS)}.")
         if not (isinstance(self.label_off, (int, float)) and 0 <= self.label_off < 1):
             raise CircuitError(f"TrainSettings.label_off={self.label_off!r}: give a number in "
                                "[0, 1) (the target value of the wrong classes).")
@@ -81,19 +92,24 @@ def encode_labels(labels: np.ndarray, n_classes: int, off: float) -> np.ndarray:
 
 
 def evaluate(target: Target, x: np.ndarray, y: np.ndarray, steps: int = 0,
-             progress: bool = False, batch: int = 1000) -> float:
-    """Test accuracy: the readout's argmax against the labels (in batches where
-    the target runs batches)."""
+             progress: bool = False, batch: int = 1000, task: str = "classification") -> float:
+    """The test metric of ``task`` (:data:`TASKS`), in batches where the target
+    runs batches: for classification the accuracy of the readout's argmax against
+    the labels ``y``; for reconstruction the mean squared error of the readout
+    against the input ``x`` (``y`` unused)."""
     batch = max(1, min(batch, target.capabilities.batch))
-    correct = 0
-    for start in tqdm(range(0, len(y), batch), desc="test", leave=False, disable=not progress):
+    total = 0.0
+    for start in tqdm(range(0, len(x), batch), desc="test", leave=False, disable=not progress):
         xb = x[start:start + batch]
-        out = predict(target, xb if batch > 1 else xb[0], steps)
+        out = np.atleast_2d(predict(target, xb if batch > 1 else xb[0], steps))
         if not np.all(np.isfinite(out)):
             raise DivergenceError(f"{target.circuit.name}: the prediction became NaN or "
                                   "infinite; the run diverged.")
-        correct += int(np.sum(np.argmax(np.atleast_2d(out), axis=-1) == y[start:start + batch]))
-    return correct / len(y)
+        if task == "reconstruction":
+            total += float(np.sum((out - xb.reshape(out.shape)) ** 2)) / xb[0].size
+        else:
+            total += int(np.sum(np.argmax(out, axis=-1) == y[start:start + batch]))
+    return total / len(x)
 
 
 def save_checkpoint(path: Path, target: Target, state: dict) -> None:
@@ -174,7 +190,8 @@ def _deferred_interrupt():
 def fit(target: Target, dataset, settings: TrainSettings, checkpoint: Path | None = None,
         progress: bool = True, record=None) -> list[dict]:
     """Train ``target`` on ``dataset``; returns the learning curve (one dict per
-    evaluation: epoch, samples seen, test accuracy, elapsed seconds, and for a
+    evaluation: epoch, samples seen, the task's test metric (``test_accuracy`` or
+    ``test_mse``, :data:`TASKS`), elapsed seconds, and for a
     circuit with feedback projections their :mod:`neurosim.alignment` measures,
     of the last training trial before the evaluation).
 
@@ -183,7 +200,18 @@ def fit(target: Target, dataset, settings: TrainSettings, checkpoint: Path | Non
     n = len(dataset.y_train)
     s = settings.check(n)
     batches = math.ceil(n / s.batch_size)
-    labels = encode_labels(dataset.y_train, dataset.n_classes, s.label_off)
+    metric = TASKS[s.task]
+    if s.task == "reconstruction":      # the input is the target
+        size, want = target.circuit.population(target.circuit.output[0]).n, \
+            dataset.x_train[0].size
+        if size != want:
+            raise CircuitError(f"task 'reconstruction' (--task): the output population "
+                               f"{target.circuit.output[0]!r} has {size} neurons and "
+                               f"{dataset.name}'s inputs {want} elements; make the last layer "
+                               f"as large as the input ({want}).")
+        labels = dataset.x_train
+    else:
+        labels = encode_labels(dataset.y_train, dataset.n_classes, s.label_off)
     # evaluate after these batches of each epoch (distinct, as there are at least as many)
     eval_at = set(np.linspace(0, batches, s.evaluations_per_epoch + 1, dtype=int)[1:])
     if s.batch_size > target.capabilities.batch:
@@ -204,8 +232,8 @@ def fit(target: Target, dataset, settings: TrainSettings, checkpoint: Path | Non
                                   "pass --force) to start the run over.")
     else:
         aligned = alignment.measures(target, trained=False, found=feedback)
-        acc = evaluate(target, dataset.x_test, dataset.y_test, s.test_steps)
-        state["history"].append({"epoch": 0, "samples": 0, "test_accuracy": acc, "seconds": 0.0,
+        acc = evaluate(target, dataset.x_test, dataset.y_test, s.test_steps, task=s.task)
+        state["history"].append({"epoch": 0, "samples": 0, metric: acc, "seconds": 0.0,
                                  **aligned})
     total = s.epochs * n
     bar = tqdm(total=total, initial=state["epoch"] * n + state["index"], disable=not progress,
@@ -228,12 +256,13 @@ def fit(target: Target, dataset, settings: TrainSettings, checkpoint: Path | Non
                              elapsed=time.perf_counter() - start)
                 if i // s.batch_size + 1 in eval_at:
                     aligned = alignment.measures(target, found=feedback)  # before the test
-                    acc = evaluate(target, dataset.x_test, dataset.y_test, s.test_steps)
+                    acc = evaluate(target, dataset.x_test, dataset.y_test, s.test_steps,
+                                   task=s.task)
                     state["elapsed"] = time.perf_counter() - start
                     state["history"].append({"epoch": epoch + 1, "samples": epoch * n + done,
-                                             "test_accuracy": acc,
+                                             metric: acc,
                                              "seconds": round(state["elapsed"], 2), **aligned})
-                    bar.set_postfix(test_accuracy=f"{acc:.3f}")
+                    bar.set_postfix({metric: f"{acc:.4g}"})
                     if checkpoint is not None:
                         save_checkpoint(checkpoint, target, state)
                 if interrupted():

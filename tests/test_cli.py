@@ -22,6 +22,7 @@ def test_train_writes_metrics_and_skips_when_done(tmp_path, capsys):
     assert (out / "metrics.csv").read_text().startswith("epoch,samples,test_accuracy")
     assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
     assert not (out / "checkpoint.npz").exists()          # finished runs keep no checkpoint
+    assert (out / "weights.npz").exists()                 # but their trained weights
     capsys.readouterr()
     mtime = (out / "metrics.json").stat().st_mtime_ns
     assert main(ARGS + ["--out", str(out)]) == 0

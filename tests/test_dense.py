@@ -17,7 +17,7 @@ from neurosim.circuit import Circuit, CircuitError, Population, Projection, cons
 from neurosim.circuits.predictive_coding import relaxed_predictive_coding
 from neurosim.hardware_targets import TARGETS, make_target
 from neurosim.hardware_targets.brian2 import Brian2Target
-from neurosim.hardware_targets.dense import DenseTarget
+from neurosim.hardware_targets.dense import DenseTarget, unit_interval
 from neurosim.optim import Adam
 from neurosim.target import predict, train_trial
 from neurosim.training import evaluate
@@ -653,6 +653,13 @@ def test_random_init_draws_a_seeded_stream_per_population():
     restored = DenseTarget(c, seed=5)
     restored.load_extra_state(state)
     np.testing.assert_array_equal(draw(restored)[1], nxt)
+    # single precision keeps rand() in [0, 1): a float64 draw just below 1 rounds to
+    # 1.0 in float32, where -log(-log(u)) is infinite (and 0 * inf a NaN)
+    edge = np.array([0.0, 0.5, 1 - 2.0 ** -30])
+    assert np.float32(edge[-1]) == 1.0
+    kept = unit_interval(edge, np.float32)
+    assert kept.dtype == np.float32 and kept.max() < 1 and np.isfinite(-np.log(-np.log(kept[1:]))).all()
+    np.testing.assert_array_equal(unit_interval(edge, np.float64), edge)
     with pytest.raises(CircuitError, match="poisson"):
         c2 = Circuit("pois")
         c2.add(Population("p", 2, "k : 1", init="k = poisson(3)"))

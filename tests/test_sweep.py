@@ -46,7 +46,8 @@ def serial(tmp_path_factory):
 def test_serial_sweep_writes_the_table_and_figure(serial):
     lines = (serial / "table.csv").read_text().splitlines()
     assert lines[0] == ("dataset,activation,variant,epoch,seeds,mean_test_accuracy,"
-                        "std_test_accuracy,failed_seeds,errors")
+                        "std_test_accuracy,failed_seeds,errors,metric,mean_test_mse,std_test_mse")
+    assert all(row.split(",")[-3:] == ["test_accuracy", "", ""] for row in lines[1:])
     # one row per variant and epoch (0 = before training, 1), both seeds in each
     assert [row.split(",")[:5] for row in lines[1:]] == [
         ["digits", "relu", v, e, "2"] for v in ("standard", "learned_errors") for e in "01"]
