@@ -50,7 +50,8 @@ SWEEP_VARIANTS = {
                           "feedback_alignment": {"feedback": "fixed"},
                           "backprop": {"feedback": "reciprocal"}},
     "brainprop": {"brainprop": {}, "learned_feedback": {"learned_feedback": True},
-                  "backprop": {"circuit": "backprop", "output_activation": "linear"}},
+                  # the paper's error backprop: softmax outputs, cross-entropy
+                  "backprop": {"circuit": "backprop", "output_activation": "softmax"}},
 }
 
 __all__ = ["SWEEP_VARIANTS", "ACTIVATIONS", "AUTHORS", "AUTHORS_TRAINING", "BRAINPROP", "BRAINPROP_TRAINING",

@@ -14,6 +14,13 @@ protocol (with zero inference steps).
 With ``lr`` per sample, the update ``w -= lr * delta_post * h_pre`` is
 exactly stochastic gradient descent; at an equilibrium with small errors the
 predictive coding update of the same network coincides with it.
+
+``output_activation='softmax'`` trains a softmax output on the cross-entropy
+instead (δ = h − target at the output), as classifiers trained by backprop
+usually are (BrainProp's comparison, Pozzi et al. 2020). The softmax is
+written as a reduction over the output layer, a summed variable of an output
+-> output projection, in the form that cannot overflow to NaN:
+h_i = 1 / Σ_j exp(a_j − a_i) (a term that overflows makes h_i = 0, its limit).
 """
 from __future__ import annotations
 
@@ -36,6 +43,13 @@ delta = (h - target) * ({fprime}) : 1   # ∂(½‖h − target‖²)/∂a
 a : 1
 target : 1            # clamped during training
 """
+SOFTMAX_EQS = """
+h = 1 / Z : 1         # softmax: exp(a_i) / Σ_j exp(a_j)
+delta = h - target : 1   # ∂(cross-entropy)/∂a of a softmax output
+a : 1
+Z : 1                 # Σ_j exp(a_j − a_i), from the softmax projection
+target : 1            # clamped during training
+"""
 
 
 def backprop_network(sizes=(784, 300, 100, 10), activation: str = "relu",
@@ -44,10 +58,13 @@ def backprop_network(sizes=(784, 300, 100, 10), activation: str = "relu",
                      output_activation: str | None = None) -> Circuit:
     """A ``sizes`` network (input first) trained by backprop, or by feedback
     alignment with ``feedback_alignment=True``; ``output_activation`` is that of
-    the last layer (default: ``activation``)."""
+    the last layer (default: ``activation``), or ``'softmax'`` with the
+    cross-entropy loss."""
     check_layers(sizes, activation)
     out_activation = activation if output_activation is None else output_activation
-    check_layers(sizes, out_activation)
+    softmax = out_activation == "softmax"
+    if not softmax:
+        check_layers(sizes, out_activation)
     kind = "feedback alignment" if feedback_alignment else "backprop"
     output = f" ({out_activation} output)" if out_activation != activation else ""
     circuit = Circuit(kind.replace(" ", "_"), dt=1 * ms, namespace={"lr": learning_rate},
@@ -56,10 +73,13 @@ def backprop_network(sizes=(784, 300, 100, 10), activation: str = "relu",
     weights = fan_in_uniform if weight_std is None else normal(weight_std)
     for l, n in enumerate(reversed(sizes)):
         f, fprime = (word_substitute(e, {"x": "a"})
-                     for e in ACTIVATIONS[out_activation if l == 0 else activation])
-        eqs = ("h : 1  # clamped input" if l == top else
+                     for e in ACTIVATIONS[activation if l or softmax else out_activation])
+        eqs = ("h : 1  # clamped input" if l == top else SOFTMAX_EQS if l == 0 and softmax else
                (OUTPUT_EQS if l == 0 else HIDDEN_EQS).format(f=f, fprime=fprime))
         circuit.add(Population(f"layer{l}", n, eqs))
+    if softmax:
+        circuit.add(Projection("softmax", "layer0", "layer0",
+                               "Z_post = exp(a_pre - a_post) : 1 (summed)"))
     for l in range(top):
         model = "w : 1\na_post = w * h_pre : 1 (summed)"
         if not feedback_alignment and l + 1 < top:

@@ -157,6 +157,11 @@ AUTHORS_TRAINING = {"steps": 500, "batch_size": 64, "batch_mean": False, "epochs
 def check_layers(sizes, activation: str) -> None:
     """Layer sizes (input first) and activation of a layered rate circuit."""
     if activation not in ACTIVATIONS:
+        if activation == "softmax":
+            raise CircuitError("activation 'softmax' (an output trained on the cross-entropy) "
+                               "is taken by backprop and feedback-alignment as their "
+                               f"output_activation; this circuit takes one of "
+                               f"{sorted(ACTIVATIONS)}.")
         if all(part in ACTIVATIONS for part in str(activation).split("-")):
             raise CircuitError(f"activation {activation!r}: one activation per hidden layer "
                                "is taken by node-perturbation; this circuit takes one for "

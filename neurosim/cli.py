@@ -178,8 +178,10 @@ def _add_training_options(p) -> None:
                         "±1/sqrt(fan_in); the authors' code uses std 0.05 (the paper's text "
                         "says variance 0.05, std 0.22, which leaves per-sample relu training "
                         "at chance on MNIST)")
-    p.add_argument("--output-activation", choices=sorted(ACTIVATIONS), default=None,
-                   help="activation of the last layer (default: --activation)")
+    p.add_argument("--output-activation", choices=sorted(ACTIVATIONS) + ["softmax"],
+                   default=None,
+                   help="activation of the last layer (default: --activation); softmax "
+                        "(backprop, feedback-alignment): trained on the cross-entropy")
     p.add_argument("--weight-gain", type=POSITIVE, default=None,
                    help="factor of the θ and θ̃ increments (authors-pc: 2, the 2 of "
                         "∂‖ε‖²; default 1)")
@@ -318,7 +320,8 @@ def build_parser(circuit: str | None = None) -> argparse.ArgumentParser:
                       default="mnist", help="data sets: " + ", ".join(data.DATASETS))
     grid.add_argument("--activations", type=_names(_activation(sorted(ACTIVATIONS)),
                                                    "activation"),
-                      default="relu", help="activations: " + ", ".join(sorted(ACTIVATIONS)))
+                      default="relu", help="activations: " + ", ".join(sorted(ACTIVATIONS))
+                      + ", or one per hidden layer joined by '-' (node-perturbation)")
     grid.add_argument("--seeds", type=_seeds, default="0",
                       help="seeds: integers and ranges, e.g. 0-4 or 0,3,7-9")
     w.add_argument("--epochs", type=COUNT, default=1,
