@@ -4,9 +4,9 @@ BrainProp against error backprop of the same shape, 784-1500-1000-500-10 relu.
 One ``neurosim sweep --circuit brainprop`` over the variants and seeds with the
 authors' protocol (``neurosim.circuits.BRAINPROP``: batch 128, the batch mean,
 no biases, SGD at 0.1, weights N(0, 0.01²), Max-Boltzmann ε = 0.02), the test
-accuracy after every epoch. ``backprop`` is the backprop network of the same
-shape and options with linear outputs and the squared error (the paper's EBP
-has softmax outputs and cross-entropy). The authors train up to 500 epochs,
+accuracy after every epoch. ``backprop`` is the paper's error backprop: the backprop
+network of the same shape and options with softmax outputs trained on the
+cross-entropy. The authors train up to 500 epochs,
 halve the rate every 100 and stop a run after 45 epochs without a better
 validation accuracy; they report the epochs to that plateau (BrainProp 51 ±
 19, EBP 33 ± 19) and the accuracy there (98.68 ± 0.07 against 98.54 ± 0.16;
