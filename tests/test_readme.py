@@ -15,3 +15,4 @@ def test_readme_python_examples_run():
     assert ns["pc"].population("error0").n == 10
     assert ns["rec"][("E", "v")].shape == (1000, 3) and len(ns["rec"][("E", "spikes")])
     assert len(ns["i"]) == len(ns["delays"]) > 0
+    assert ns["latent"].shape == (100, 2) and ns["reconstruction"].shape == (100, 64)
