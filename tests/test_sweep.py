@@ -201,7 +201,7 @@ def test_failed_run_is_in_the_table_and_the_exit_code(tmp_path, capsys):
 def test_each_circuit_sweeps_its_own_variants(tmp_path, capsys):
     """node-perturbation's variants are its feedback modes (its backprop the same
     circuit with reciprocal feedback), brainprop's backprop is the backprop
-    network with a linear output; a variant of another circuit is refused."""
+    network with a softmax output (the paper's); a variant of another circuit is refused."""
     from neurosim.cli import _sweep_jobs, parse
     args = parse(["sweep", "--circuit", "node-perturbation", "--variants",
                   "node_perturbation,feedback_alignment,backprop", "--activations", "sigmoid"])
@@ -215,7 +215,7 @@ def test_each_circuit_sweeps_its_own_variants(tmp_path, capsys):
     args = parse(["sweep", "--circuit", "brainprop", "--variants", "learned_feedback,backprop"])
     jobs = {j.point.variant: j.args for j in _sweep_jobs(args, tmp_path)}
     assert jobs["learned_feedback"].learned_feedback and jobs["backprop"].circuit == "backprop"
-    assert jobs["backprop"].output_activation == "linear" and jobs["backprop"].epsilon is None
+    assert jobs["backprop"].output_activation == "softmax" and jobs["backprop"].epsilon is None
     assert main(["sweep", "--circuit", "brainprop", "--variants", "fully_relaxed",
                  "--out", str(tmp_path / "x"), "--workers", "0"]) == 2
     assert "'fully_relaxed' is not a variant of brainprop" in capsys.readouterr().err
