@@ -16,8 +16,9 @@ the first epoch whose test accuracy is within ``--plateau`` (0.1 percentage
 points) of the best it reached within the budget.
 
 Run folders ``<results>/mnist/relu/<variant>/seed<k>/`` resume where they
-stopped (same options, the budget included), so the runs can be spread over
-several sessions; ``--seeds 0`` first gives both variants one seed early. From the folders
+stopped, so the runs can be spread over several sessions (a larger
+``--epochs`` continues finished runs); ``--seeds 0`` first gives both variants
+one seed early. From the folders
 alone: ``<results>/table.md`` and ``<results>/table1_curves.png``.
 
     python benchmarks/reproduce_brainprop.py                  # 3 seeds, 60 epochs each

@@ -27,7 +27,7 @@ import numpy as np
 from . import data
 from .data import atomic_write_bytes
 from .errors import CircuitError, DataError, DivergenceError, NeurosimError, OutputError
-from .outdir import check_writable, claim, write_json
+from .outdir import WEIGHTS, check_writable, claim, write_json
 
 
 CIRCUIT_PARAMETERS = ("inference_rate", "learning_rate", "weight_std")
@@ -46,11 +46,6 @@ EXIT_CODES = {
        "       are written",
     130: "interrupted (Ctrl-C); the same command resumes from the checkpoint",
 }
-
-
-#: what a finished train run keeps of its target: the trained weights (and the
-#: target's extra state), as :func:`neurosim.training.load_checkpoint` reads them
-WEIGHTS = "weights.npz"
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -542,8 +537,13 @@ def _train(args) -> int:
         settings = _settings(args, len(ds.y_train))
         sizes, circuit, target = _build(args, ds)
         check_writable(out, _checkpoint_bytes(target))
-        write_json(out / "config.json", config)
         checkpoint = out / "checkpoint.npz"
+        if state == "extend":   # finished with fewer epochs: on from its trained weights
+            if not checkpoint.exists():
+                (out / WEIGHTS).replace(checkpoint)
+            (out / "metrics.json").unlink()          # no longer finished
+            state = "resume"
+        write_json(out / "config.json", config)
         if state == "resume":
             print(f"resuming from {checkpoint}")
         t0 = time.perf_counter()

@@ -4,7 +4,8 @@ by a run with other settings, strict JSON, room on the disk checked first.
 A run folder holds ``config.json`` (the settings), ``metrics.json`` (written
 when the run finishes, with the settings under ``"config"``) and, while the run
 is unfinished, ``checkpoint.npz``, which becomes ``weights.npz`` (the trained
-weights) when it finishes. :func:`claim` is what the command line does
+weights) when it finishes. A finished run given more epochs (and nothing else
+changed) continues from those weights. :func:`claim` is what the command line does
 before any long work: it checks the folder can be written and has room, takes
 an exclusive lock for the life of the run, and compares the settings with what
 the folder already holds.
@@ -24,6 +25,10 @@ from pathlib import Path
 
 from .data import atomic_write_bytes
 from .errors import OutputError
+
+#: what a finished train run keeps of its target: the trained weights (and the
+#: target's extra state), as :func:`neurosim.training.load_checkpoint` reads them
+WEIGHTS = "weights.npz"
 
 
 def write_json(path: Path, obj) -> None:
@@ -66,6 +71,16 @@ def same_settings(old: dict, new: dict) -> bool:
     return not _differing(old, new)
 
 
+def more_epochs(old: dict, new: dict) -> bool:
+    """Whether the settings ``new`` are ``old`` with a larger epoch budget and
+    nothing else changed: a run of ``old`` continues into one of ``new`` (an
+    epoch's sample order depends on the seed and the epoch alone, and the dense
+    engine checkpoints its random streams, so there it ends where a run of
+    ``new`` from the start would)."""
+    return _differing(old, new) == ["epochs"] and all(
+        isinstance(c.get("epochs"), int) for c in (old, new)) and new["epochs"] > old["epochs"]
+
+
 def differences(old: dict, new: dict) -> str:
     """The settings that differ, as ``"seed 0 -> 1, epochs 2 -> 3"``."""
     return ", ".join(f"{k} {old.get(k, '(unset)')!r} -> {new.get(k, '(unset)')!r}"
@@ -95,8 +110,9 @@ def check_writable(out: Path, need_bytes: int = 1 << 20) -> None:
 @contextlib.contextmanager
 def claim(out: Path, config: dict, force: bool, need_bytes: int = 1 << 20):
     """Hold ``out`` for one run; yields ``'done'`` (a finished run with these
-    settings is there), ``'resume'`` (an unfinished one with these settings) or
-    ``'new'``. Raises :class:`OutputError` if the folder cannot be written or
+    settings is there), ``'resume'`` (an unfinished one with these settings, or
+    with fewer epochs), ``'extend'`` (a finished one with fewer epochs, whose
+    ``weights.npz`` the caller turns back into its checkpoint) or ``'new'``. Raises :class:`OutputError` if the folder cannot be written or
     lacks ``need_bytes`` of room, if another run holds it (an ``fcntl`` lock on
     ``out/.lock``, released by the system even if that run is killed), or if it
     holds results or a checkpoint of other settings and ``force`` is false.
@@ -126,7 +142,7 @@ def _state(out: Path, config: dict, force: bool) -> str:
     metrics, recorded, checkpoint = (out / "metrics.json", out / "config.json",
                                      out / "checkpoint.npz")
     if force:
-        for path in (metrics, checkpoint, out / "diverged.json", out / "weights.npz"):
+        for path in (metrics, checkpoint, out / "diverged.json", out / WEIGHTS):
             path.unlink(missing_ok=True)
         return "new"
     fix = "use --force to replace it, or choose another --out"
@@ -137,6 +153,9 @@ def _state(out: Path, config: dict, force: bool) -> str:
         if "config" not in done:
             raise OutputError(f"{metrics} was not written by a neurosim run of this kind; "
                               f"{fix}.")
+        if more_epochs(done["config"], config) and ((out / WEIGHTS).exists()
+                                                    or checkpoint.exists()):
+            return "extend"
         raise OutputError(f"{out} holds a finished run with other settings "
                           f"({differences(done['config'], config)}); {fix}.")
     if checkpoint.exists():
@@ -144,7 +163,7 @@ def _state(out: Path, config: dict, force: bool) -> str:
             raise OutputError(f"{checkpoint} has no config.json beside it, so the settings it "
                               f"was made with are unknown and it cannot be resumed; {fix}.")
         old = read_json(recorded, fix)
-        if not same_settings(old, config):
+        if not same_settings(old, config) and not more_epochs(old, config):
             raise OutputError(f"{out} holds an unfinished run with other settings "
                               f"({differences(old, config)}); resume it with the same "
                               f"options, or {fix}.")

@@ -163,12 +163,20 @@ def load_checkpoint(path: Path, target: Target, record=None) -> dict:
         raise CheckpointError(f"checkpoint {path} lacks "
                               + (", ".join(missing) if missing else "a valid loop state")
                               + f"; {fix}.")
-    if record is not None and state.get("record") != record:
+    if record is not None and not _continues(state.get("record"), record):
         raise CheckpointError(f"checkpoint {path} was made with other settings "
                               f"({state.get('record')!r}); resume with those, or {fix}.")
     target.set_weights(weights)
     target.load_extra_state(extra)
     return state
+
+
+def _continues(saved, record) -> bool:
+    """Whether a checkpoint saved with ``saved`` goes on in a run of ``record``: the
+    same settings, but for a larger epoch budget (fit checks the position)."""
+    if isinstance(saved, dict) and isinstance(record, dict):
+        saved, record = ({k: v for k, v in r.items() if k != "epochs"} for r in (saved, record))
+    return saved == record
 
 
 @contextlib.contextmanager

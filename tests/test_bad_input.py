@@ -227,8 +227,8 @@ def interrupted_run(out, capsys, monkeypatch, extra=()):
 def test_unfinished_run_resumes_only_with_its_own_settings(tmp_path, capsys, monkeypatch):
     out = tmp_path / "o"
     interrupted_run(out, capsys, monkeypatch)
-    code, err = run_cli(ARGS + ["--epochs", "2", "--out", out], capsys)
-    assert code == 4 and "unfinished run with other settings (epochs 1 -> 2)" in err
+    code, err = run_cli(ARGS + ["--seed", "3", "--out", out], capsys)
+    assert code == 4 and "unfinished run with other settings (seed 0 -> 3)" in err
     assert run_cli(ARGS + ["--out", out], capsys)[0] == 0
     resumed = json.loads((out / "metrics.json").read_text())
     assert run_cli(ARGS + ["--out", tmp_path / "whole"], capsys)[0] == 0

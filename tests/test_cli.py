@@ -77,6 +77,33 @@ def test_finished_run_is_redone_with_other_settings_only_with_force(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["config"]["seed"] == 1
 
 
+@pytest.mark.parametrize("finished", [True, False])
+def test_more_epochs_continue_a_run_to_where_a_longer_run_ends(tmp_path, capsys, finished):
+    """--epochs 3 on a run of 1 epoch (finished: from its weights.npz; or stopped at
+    its checkpoint) goes on from there and ends exactly where a 3-epoch run from
+    the start ends: the same weights and learning curve. Fewer epochs than a
+    finished run are other settings (exit 4)."""
+    import numpy as np
+    short, full = tmp_path / "short", tmp_path / "full"
+    assert main(DENSE + ["--epochs", "1", "--out", str(short)]) == 0
+    if not finished:       # as a run of 1 epoch that was stopped at its last checkpoint
+        (short / "weights.npz").replace(short / "checkpoint.npz")
+        (short / "metrics.json").unlink()
+    assert main(DENSE + ["--epochs", "3", "--out", str(short)]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert main(DENSE + ["--epochs", "3", "--out", str(full)]) == 0
+    got, want = (json.loads((f / "metrics.json").read_text()) for f in (short, full))
+    assert [h["epoch"] for h in got["history"]] == [0, 1, 1, 2, 2, 3, 3]
+    for g, w in zip(got["history"], want["history"]):
+        assert (g["samples"], g["test_accuracy"]) == (w["samples"], w["test_accuracy"])
+    with np.load(short / "weights.npz") as a, np.load(full / "weights.npz") as b:
+        weights = [k for k in b.files if not k.startswith("__")]
+        assert weights and all(np.array_equal(a[k], b[k]) for k in weights)
+    assert json.loads((short / "config.json").read_text())["epochs"] == 3
+    assert main(DENSE + ["--epochs", "2", "--out", str(short)]) == 4
+    assert "epochs 3 -> 2" in capsys.readouterr().err
+
+
 def test_train_offers_only_rate_circuits(capsys):
     """Spiking circuits have their own protocols; `train` refuses them by name."""
     with pytest.raises(SystemExit) as exc:
