@@ -96,7 +96,8 @@ POSITIVE = _number(float, 0, open_low=True)
 
 
 def _names(choices, what: str):
-    """An argparse ``type``: a comma-separated list of distinct names from ``choices``."""
+    """An argparse ``type``: a comma-separated list of distinct names from ``choices``
+    (or each parsed by ``choices``, an argparse type, e.g. :func:`_activation`)."""
     def parse(text: str) -> tuple[str, ...]:
         names = [n.strip() for n in text.split(",") if n.strip()]
         if not names:
