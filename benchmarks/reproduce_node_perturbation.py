@@ -139,6 +139,7 @@ def report_autoencoder(results: Path, shown: int = 2000) -> str:
                             alpha=0.2)
     ax.set_xlabel("epoch")
     ax.set_ylabel("test reconstruction error (MSE)")
+    ax.set_yscale("log")
     ax.set_title("a: reconstruction loss", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
