@@ -158,7 +158,7 @@ def report_autoencoder(results: Path, shown: int = 2000) -> str:
         scatters.append(ax)
         points = ax.scatter(latent[:, 0], latent[:, 1], c=ds.y_test[:shown], cmap="tab10", s=3,
                             vmin=-0.5, vmax=9.5)
-        ax.set_title(f"b: the 2-unit bottleneck, {variant}", fontsize=9)
+        ax.set_title(f"b: the 2-unit bottleneck\n{variant.replace('_', ' ')}", fontsize=9)
         ax = fig.add_subplot(grid[1, col])
         side = int(round(np.sqrt(x.shape[1])))
         pairs = [np.vstack([x[i].reshape(side, side), out[i].reshape(side, side)])
