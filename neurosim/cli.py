@@ -244,6 +244,7 @@ def build_parser(circuit: str | None = None) -> argparse.ArgumentParser:
     (``neurosim.circuits.PROTOCOLS``: see :func:`parse`)."""
     from neurosim.circuits import (ACTIVATIONS, CIRCUITS, PROTOCOLS, RATE_CIRCUITS,
                                    SWEEP_VARIANTS as CIRCUIT_VARIANTS, SWITCHES)
+    from neurosim.circuits.brian2_examples import EXAMPLES
     from neurosim.hardware_targets import TARGETS
     SWEEP_CIRCUITS = tuple(CIRCUIT_VARIANTS)
     SWEEP_VARIANTS = tuple(dict.fromkeys(v for vs in CIRCUIT_VARIANTS.values() for v in vs))
@@ -360,6 +361,27 @@ def build_parser(circuit: str | None = None) -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true",
                    help="replace the results of --out made with other settings")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    x = sub.add_parser(
+        "export-nir", help="export a spiking circuit as a NIR graph",
+        description="Write a spiking circuit from the library, or a conformance model, as a "
+                    "NIR file (HDF5, nir.write), with its weights and synapses for --seed. "
+                    "LIF and current-based LIF populations become LIF/CubaLIF nodes, Poisson "
+                    "sources Input nodes, spike projections Linear (and Delay) nodes; what "
+                    "NIR cannot describe is refused by name. What the export leaves out "
+                    "(plasticity, refractory periods with --drop-refractory) is printed. "
+                    "neurosim.nir_graph.from_nir reads it back as a circuit.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    x.add_argument("circuit", choices=sorted({*CIRCUITS, *EXAMPLES}),
+                   help="circuit from the library or conformance model")
+    x.add_argument("--scale", type=POSITIVE, default=1.0,
+                   help="size of a conformance model (0 < scale <= 1)")
+    x.add_argument("--seed", type=SEED, default=0)
+    x.add_argument("--drop-refractory", action="store_true",
+                   help="export refractory populations without their refractory period "
+                        "(NIR has none)")
+    x.add_argument("--out", type=_path, default=Path("results/circuit.nir"),
+                   help="the NIR file to write")
 
     d = sub.add_parser("data", help="fetch and inspect data sets")
     dsub = d.add_subparsers(dest="data_command", required=True)
@@ -753,10 +775,33 @@ def _data(args) -> int:
     return 0
 
 
+def _export_nir(args) -> int:
+    import warnings
+    from neurosim.circuits import CIRCUITS
+    from neurosim.circuits.brian2_examples import EXAMPLES
+    from neurosim.nir_graph import write
+
+    if args.circuit in EXAMPLES:
+        if args.scale > 1:
+            raise CircuitError(f"--scale {args.scale}: give 0 < scale <= 1.")
+        circuit = EXAMPLES[args.circuit][0](scale=args.scale, seed=args.seed)
+    else:
+        circuit = CIRCUITS[args.circuit]()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():  # the notes are printed below
+        warnings.simplefilter("ignore", UserWarning)
+        graph = write(args.out, circuit, seed=args.seed, drop_refractory=args.drop_refractory)
+    kinds = ", ".join(f"{k}: {type(v).__name__}" for k, v in graph.nodes.items())
+    print(f"{args.out}: NIR graph of {circuit.name} ({kinds})")
+    for note in filter(None, str(graph.metadata.get("neurosim_notes", "")).split("; ")):
+        print(f"  note: {note}")
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse(argv)
     try:
-        return {"train": _train, "sweep": _sweep, "run": _run,
+        return {"train": _train, "sweep": _sweep, "run": _run, "export-nir": _export_nir,
                 "data": _data}[args.command](args)
     except (CircuitError, DataError) as exc:
         return _fail(exc, 2)
