@@ -708,6 +708,8 @@ def _run_into(args, circuit, spiking, n_steps, config) -> int:
 
     dt = float(circuit.dt)
     target = make_target(args.target, circuit, seed=args.seed)
+    for name, how in getattr(target, "deployment", dict)().items():
+        print(f"{name}: {how}")
     bounds = np.linspace(0, n_steps, min(args.chunks, n_steps) + 1).astype(int)
     spikes = {name: [] for name in spiking}
     t0 = time.perf_counter()

@@ -30,10 +30,12 @@ from brian2.core.namespace import DEFAULT_CONSTANTS, DEFAULT_UNITS
 from brian2.equations.equations import DIFFERENTIAL_EQUATION, SUBEXPRESSION
 from brian2.parsing.sympytools import str_to_sympy
 
-from .circuit import Circuit
+from .circuit import Circuit, CircuitError
 from .codegen import statements
+from .lowering import product
 
-__all__ = ["Current", "LIFForm", "lif_form", "is_spike_source", "constants", "unit_name"]
+__all__ = ["Current", "LIFForm", "lif_form", "is_spike_source", "constants", "unit_name",
+           "spike_input", "is_plastic", "synapse_pairs", "jump_matrix"]
 
 
 @dataclass(frozen=True)
@@ -203,3 +205,60 @@ def _lif(circuit, pop, refractory) -> LIFForm:
     return LIFForm(pop.name, n, v, tau, v_leak, v_threshold, v_reset, out,
                    unit_name(pop.equations[v].dim),
                    None if pop.refractory is None else float(pop.refractory))
+
+
+# --- spike projections -----------------------------------------------------------------
+
+def spike_input(plan, proj, where: str):
+    """``(variable, statement)`` of a spike projection: the one on_pre line that adds
+    a weight (synaptic variables and constants only) to a variable of the target;
+    CircuitError (prefixed ``where``) for anything else."""
+    pp = plan.projections[proj.name]
+    lines = [st for st in pp.on_pre if st.var.endswith("_post")]
+    if pp.on_post and any(st.var.endswith("_pre") for st in pp.on_post) or len(lines) != 1 \
+            or lines[0].op not in ("+=", "-=") or lines[0].factors is None \
+            or lines[0].factors["pre"] or lines[0].factors["post"]:
+        raise CircuitError(f"{where}: a spike must add a weight to one variable of "
+                           f"{proj.target!r} ('x_post += w'; got on_pre={proj.on_pre!r}, "
+                           f"on_post={proj.on_post!r}).")
+    return lines[0].var[:-5], lines[0]
+
+
+def is_plastic(pp) -> bool:
+    """A projection plan whose weights change (a rule, learning, on_post code, or
+    on_pre code beyond its one transmission line)."""
+    return bool(pp.plasticity is not None or pp.learning or pp.on_post or len(pp.on_pre) > 1)
+
+
+def synapse_pairs(circuit, proj, seed):
+    """``(pre, post)`` indices of every synapse, in the order of synaptic arrays."""
+    n_pre, n_post = circuit.population(proj.source).n, circuit.population(proj.target).n
+    if proj.kind == "all":
+        j, i = np.meshgrid(np.arange(n_post), np.arange(n_pre), indexing="ij")
+        return i.ravel(), j.ravel()
+    if proj.kind == "one_to_one":
+        return np.arange(n_pre), np.arange(n_pre)
+    return circuit.synapses(proj.name, seed)
+
+
+def jump_matrix(circuit, proj, stmt, syn: dict, seed) -> np.ndarray:
+    """``(n_post, n_pre)``: the jump a spike of each source neuron makes in the
+    target variable of ``stmt`` (:func:`spike_input`), several synapses between
+    one pair added up; ``syn``: the projection's synaptic arrays."""
+    expr = str_to_sympy(product(stmt.factors, "syn", "scalar") or "1")
+    if stmt.op == "-=":
+        expr = -expr
+    env = constants(circuit, circuit.population(proj.target))
+    for name, values in syn.items():
+        env[name] = np.asarray(values, float).ravel()
+    missing = [str(s) for s in expr.free_symbols if str(s) not in env]
+    if missing:
+        raise CircuitError(f"Projection {proj.name!r}: the weight {stmt.expr!r} reads "
+                           f"{missing}, which are not constants or synaptic variables.")
+    symbols = sorted(expr.free_symbols, key=str)
+    value = np.asarray(sympy.lambdify(symbols, expr, "numpy")(*(env[str(s)] for s in symbols)),
+                       float)
+    i, j = synapse_pairs(circuit, proj, seed)
+    matrix = np.zeros((circuit.population(proj.target).n, circuit.population(proj.source).n))
+    np.add.at(matrix, (j, i), np.broadcast_to(value, i.shape))
+    return matrix

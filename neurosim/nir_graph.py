@@ -49,13 +49,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import sympy
 from brian2 import second
-from brian2.parsing.sympytools import str_to_sympy
 
 from .circuit import Circuit, CircuitError, Population, Projection
-from .lowering import lower, product
-from .neuron_forms import constants, is_spike_source, lif_form, unit_name
+from .lowering import lower
+from .neuron_forms import (is_plastic, is_spike_source, jump_matrix, lif_form, spike_input,
+                           synapse_pairs, unit_name)
 
 __all__ = ["to_nir", "from_nir", "write", "read"]
 
@@ -141,14 +140,7 @@ def _transmission(plan, proj, forms, inputs):
     if proj.target not in forms:
         raise CircuitError(f"{where}: its target {proj.target!r} is a Poisson source; "
                            "NIR's Input takes no input.")
-    lines = [st for st in pp.on_pre if st.var.endswith("_post")]
-    if pp.on_post and any(st.var.endswith("_pre") for st in pp.on_post) or len(lines) != 1 \
-            or lines[0].op != "+=" or lines[0].factors is None \
-            or lines[0].factors["pre"] or lines[0].factors["post"]:
-        raise CircuitError(f"{where}: a spike must add a weight to one variable of "
-                           f"{proj.target!r} ('x_post += w'; got on_pre={proj.on_pre!r}, "
-                           f"on_post={proj.on_post!r}).")
-    return lines[0].var[:-5], lines[0]
+    return spike_input(plan, proj, where)
 
 
 def _groups(form):
@@ -204,13 +196,10 @@ def _projection(nir, circuit, plan, proj, seed, weights, forms, inputs, nodes, e
     # a jump of w in v is w * tau / r in NIR's continuous equations (r = 1 for LIF);
     # one in the current w * tau_syn / w_in (w_in = 1)
     scale = form.tau if var == form.v else form.currents[0].tau
-    value = _jumps(circuit, proj, line, weights.get(proj.name, {}), seed)
-    i, j = _pairs(circuit, proj, seed)
-    matrix = np.zeros((form.n, n_pre))
-    np.add.at(matrix, (j, i), np.broadcast_to(value, i.shape))
+    matrix = jump_matrix(circuit, proj, line, weights.get(proj.name, {}), seed)
     matrix *= scale[:, None]
-    plastic = bool(pp.plasticity is not None or pp.learning or pp.on_post
-                   or len(pp.on_pre) > 1)
+    i, j = synapse_pairs(circuit, proj, seed)
+    plastic = is_plastic(pp)
     meta = {KEY + "projection": proj.name, KEY + "plastic": int(plastic)}
     if plastic:
         notes.append(f"projection {proj.name!r} is plastic: exported with its current "
@@ -249,32 +238,6 @@ def _per(delays, index, n):
     out = np.zeros(n)
     out[index] = delays
     return out if np.array_equal(out[index], delays) else None
-
-
-def _pairs(circuit, proj, seed):
-    n_pre, n_post = circuit.population(proj.source).n, circuit.population(proj.target).n
-    if proj.kind == "all":
-        j, i = np.meshgrid(np.arange(n_post), np.arange(n_pre), indexing="ij")
-        return i.ravel(), j.ravel()
-    if proj.kind == "one_to_one":
-        return np.arange(n_pre), np.arange(n_pre)
-    return circuit.synapses(proj.name, seed)
-
-
-def _jumps(circuit, proj, line, syn, seed):
-    """The jump each synapse makes (synapse order, flattened)."""
-    expr = str_to_sympy(product(line.factors, "syn", "scalar") or "1")
-    env = constants(circuit, circuit.population(proj.target))
-    for name, values in syn.items():
-        env[name] = np.asarray(values, float).ravel()
-    symbols = sorted(expr.free_symbols, key=str)
-    missing = [str(s) for s in symbols if str(s) not in env]
-    if missing:
-        raise CircuitError(f"NIR export: projection {proj.name!r}: the weight "
-                           f"{line.expr!r} reads {missing}, which are not constants or "
-                           "synaptic variables.")
-    return np.asarray(sympy.lambdify(symbols, expr, "numpy")(*(env[str(s)] for s in symbols)),
-                      float)
 
 
 # --- import ----------------------------------------------------------------------------

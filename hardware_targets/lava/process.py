@@ -118,49 +118,49 @@ class _PopulationStep:
     """One Lava step of a population (shared by the floating and fixed models)."""
 
     def _setup(self):
-        s = self.spec = self.proc_params["spec"]
-        self.g = array_namespace(s.namespace, s.dt)
-        self.g["N"] = s.n
+        s = self._spec = self.proc_params["spec"]
+        self._g = array_namespace(s.namespace, s.dt)
+        self._g["N"] = s.n
         # Brian2's numpy rand()/randn() take the vectorisation index its code
         # generator adds; here one seeded stream per population (not Brian2's
         # stream: random circuits agree in distribution, not spike by spike)
-        rng = self.rng = np.random.default_rng(s.seed)
-        self.g["rand"] = lambda: rng.random(s.n)
-        self.g["randn"] = lambda: rng.standard_normal(s.n)
+        rng = self._rng = np.random.default_rng(s.seed)
+        self._g["rand"] = lambda: rng.random(s.n)
+        self._g["randn"] = lambda: rng.standard_normal(s.n)
         # fixed point: the running rounding-error estimate of every stored value,
         # the largest magnitude of each variable so far, and the integers last
         # written (a value that differs was set by the host: exact)
-        self.err = {v: np.zeros(s.n) for v in s.stored}
-        self.scale = dict.fromkeys(s.stored, 0.0)
-        self.last = {}
-        self.gain = {}  # var -> factor on its error estimate for this Lava step's write
-        code = _Code(s.plan, self.g)
-        self.update = code.block(s.plan.update, "state update")
-        self.init = code.block(s.plan.init, "init")
-        self.reset = code.block(s.plan.reset, "reset", masked=True)
-        self.threshold = code.value(s.plan.threshold, "threshold") if s.plan.threshold else None
-        self.outs = [(port, level, code.value(expr, f"message {expr!r}"))
+        self._err = {v: np.zeros(s.n) for v in s.stored}
+        self._scale = dict.fromkeys(s.stored, 0.0)
+        self._last = {}
+        self._gain = {}  # var -> factor on its error estimate for this Lava step's write
+        code = _Code(s.plan, self._g)
+        self._update = code.block(s.plan.update, "state update")
+        self._init = code.block(s.plan.init, "init")
+        self._reset = code.block(s.plan.reset, "reset", masked=True)
+        self._threshold = code.value(s.plan.threshold, "threshold") if s.plan.threshold else None
+        self._outs = [(port, level, code.value(expr, f"message {expr!r}"))
                      for port, level, expr in s.outputs]
-        self.ins = [(port, level, var, op, code.value(factor, f"input factor {factor!r}"))
+        self._ins = [(port, level, var, op, code.value(factor, f"input factor {factor!r}"))
                     for port, level, var, op, factor in s.inputs]
-        self.spiked = np.zeros(s.n, dtype=bool)
-        self.traces = [np.zeros(s.n) for _ in s.traces]
+        self._spiked = np.zeros(s.n, dtype=bool)
+        self._traces = [np.zeros(s.n) for _ in s.traces]
         self.trace_y2 = [code.value(y2, "trace") for _k, _decay, _jump, y2, _y3 in s.traces]
-        self.params_seen = None
+        self._params_seen = None
 
     def _load_params(self):
         """Numeric namespace values from the ``_params`` Var, which the host sets
         before a run when the circuit's namespace has changed."""
-        self.params_seen = np.array(self._params, dtype=float)
-        for name, start, shape in self.spec.params:
-            values = self.params_seen[start:start + math.prod(shape)]
-            self.g[name] = float(values[0]) if shape == () else values.reshape(shape)
+        self._params_seen = np.array(self._params, dtype=float)
+        for name, start, shape in self._spec.params:
+            values = self._params_seen[start:start + math.prod(shape)]
+            self._g[name] = float(values[0]) if shape == () else values.reshape(shape)
 
     def _to_int(self, x, key):
         """Fixed point: round ``x`` to the grid of 24-bit integers; a value outside
         raises (or, with overflow='warn', saturates and is counted in ``_overflow``)."""
         x = np.asarray(x, dtype=float)
-        k = np.round(x * 2.0 ** self.spec.frac_bits)
+        k = np.round(x * 2.0 ** self._spec.frac_bits)
         bad = ~(np.abs(k) <= _STATE_MAX)  # NaN too
         if bad.any():
             self._saturated(key, x[bad])
@@ -168,7 +168,7 @@ class _PopulationStep:
         return k.astype(np.int64)
 
     def _saturated(self, key, values):
-        s = self.spec
+        s = self._spec
         index, what = s.checked[key]
         odd = values[~np.isfinite(values)]
         worst = float(odd[0] if odd.size else values[np.argmax(np.abs(values))])
@@ -187,77 +187,77 @@ class _PopulationStep:
         update evaluated once more per variable, on ``state`` with that variable
         raised by one step ``q``, with the same random draws (``draws``: the
         generator's state before the update)."""
-        s = self.spec
+        s = self._spec
         q = 2.0 ** -s.frac_bits
-        after = self.rng.bit_generator.state
+        after = self._rng.bit_generator.state
         gains = {}
         for var, value in written.items():
-            self.rng.bit_generator.state = draws
-            raised = self.update(dict(state, **{var: state[var] + q}))[var]
+            self._rng.bit_generator.state = draws
+            raised = self._update(dict(state, **{var: state[var] + q}))[var]
             gains[var] = np.minimum(1.0, np.nan_to_num(np.abs(raised - value) / q, nan=1.0))
-        self.rng.bit_generator.state = after
+        self._rng.bit_generator.state = after
         return gains
 
     def _store(self, old, new):
         """Fixed point: store the values written in this Lava step on the grid and
         update their rounding-error estimates ``e <- gain * e + |residual|`` (package
         doc, Fixed point); an estimate beyond the tolerance raises or is counted."""
-        s = self.spec
+        s = self._spec
         scale = 2.0 ** s.frac_bits
         for var, x in old.items():
-            self.scale[var] = max(self.scale[var], float(np.max(np.abs(x))) / scale)
+            self._scale[var] = max(self._scale[var], float(np.max(np.abs(x))) / scale)
         for var, value in new.items():
             k = self._to_int(value, var)
-            err = self.err[var]
-            if var in self.last:
-                err[old[var] != self.last[var]] = 0.0
+            err = self._err[var]
+            if var in self._last:
+                err[old[var] != self._last[var]] = 0.0
             held = np.abs(value) * scale <= _STATE_MAX  # saturation is an overflow
-            err[:] = self.gain.get(var, 1.0) * err + np.where(held, np.abs(value - k / scale),
+            err[:] = self._gain.get(var, 1.0) * err + np.where(held, np.abs(value - k / scale),
                                                               0.0)
-            self.scale[var] = max(self.scale[var],
+            self._scale[var] = max(self._scale[var],
                                   float(np.max(np.where(held, np.abs(value), 0.0))))
-            self.last[var] = k
+            self._last[var] = k
             setattr(self, var, k)
-            over = err > max(s.tolerance * self.scale[var], _ROUNDING_FLOOR / scale)
+            over = err > max(s.tolerance * self._scale[var], _ROUNDING_FLOOR / scale)
             if over.any():
                 self._stalled(var, float(err.max()), int(over.sum()))
 
     def _stalled(self, var, err, count):
-        s = self.spec
+        s = self._spec
         fit = min([_STATE_BITS - 1] + [math.floor(math.log2(_STATE_MAX / x))
-                                       for x in self.scale.values() if x > 0])
+                                       for x in self._scale.values() if x > 0])
         index, what = s.checked[var]
         if s.overflow == "raise":
             step = (self.time_step - 1) // s.K
             raise FixedPointOverflow(
-                _rounding_error(what, err, self.scale[var], s.tolerance, s.frac_bits, fit) +
+                _rounding_error(what, err, self._scale[var], s.tolerance, s.frac_bits, fit) +
                 f" (Lava stopped at step {step} of the target.)")
         # per variable [estimates beyond, the first (what 'raise' reports: its fix
         # holds for the stall that follows too), its scale, fit, the largest since]
         row = self._rounding[5 * index:5 * index + 5]
         if not row[0]:
-            row[1:4] = err, self.scale[var], fit
+            row[1:4] = err, self._scale[var], fit
         row[0] += count
         row[4] = max(row[4], err)
 
     def _ties(self):
         """The ports that tie the circuit's disconnected parts into one Lava graph
         (see ``LavaTarget._tie``): zeros sent, received and dropped."""
-        for port, kind in self.spec.ports:
+        for port, kind in self._spec.ports:
             if kind == "tie_out":
                 getattr(self, port).send(np.zeros(1, dtype=int))
-        for port, kind in self.spec.ports:
+        for port, kind in self._spec.ports:
             if kind == "tie_in":
                 getattr(self, port).recv()
 
     def _step(self, state: dict, received: dict) -> tuple[dict, dict]:
         """New stored values and the messages to send, in floating point."""
-        s = self.spec
-        if s.params and not np.array_equal(self._params, self.params_seen):
+        s = self._spec
+        if s.params and not np.array_equal(self._params, self._params_seen):
             self._load_params()
         phase = (self.time_step - 1) % s.K
         mode, active = int(self._mode[0]), bool(self._active[0])
-        self.g["t"] = ((self.time_step - 1) // s.K) * s.dt
+        self._g["t"] = ((self.time_step - 1) // s.K) * s.dt
         scope = dict(state)  # the stored values, with this Lava step's writes
         new = {}
         trace_out = {}
@@ -266,48 +266,48 @@ class _PopulationStep:
             new.update(values)
             scope.update(values)
 
-        self.gain = {}  # error estimates: 1 (kept) unless a write below says otherwise
+        self._gain = {}  # error estimates: 1 (kept) unless a write below says otherwise
 
         def reset():  # a reset replaces the values (and their errors) of the spiked
-            values = self.reset(scope, self.spiked)
-            self.gain.update({v: np.where(self.spiked, 0.0, self.gain.get(v, 1.0))
+            values = self._reset(scope, self._spiked)
+            self._gain.update({v: np.where(self._spiked, 0.0, self._gain.get(v, 1.0))
                               for v in values})
             write(values)
 
         if 1 <= phase <= s.L:  # summed variables of level phase-1 arrive
             values = {var: received[port] * factor(scope)
-                      for port, level, var, op, factor in self.ins if level == phase - 1}
-            self.gain.update(dict.fromkeys(values, 0.0))
+                      for port, level, var, op, factor in self._ins if level == phase - 1}
+            self._gain.update(dict.fromkeys(values, 0.0))
             write(values)
         elif phase == s.L + 1:
             if mode == 0 and active:
-                draws = self.rng.bit_generator.state
-                values = self.update(scope)
+                draws = self._rng.bit_generator.state
+                values = self._update(scope)
                 if s.tolerance is not None:
-                    self.gain.update(self._gains(state, values, draws))
+                    self._gain.update(self._gains(state, values, draws))
                 write(values)
-            elif mode == 1 and active and self.init:
-                values = self.init(scope)
-                self.gain.update(dict.fromkeys(values, 0.0))
+            elif mode == 1 and active and self._init:
+                values = self._init(scope)
+                self._gain.update(dict.fromkeys(values, 0.0))
                 write(values)
-            self.spiked = (np.broadcast_to(self.threshold(scope), (s.n,)).astype(bool)
-                           if self.threshold is not None and mode == 0 else
+            self._spiked = (np.broadcast_to(self._threshold(scope), (s.n,)).astype(bool)
+                           if self._threshold is not None and mode == 0 else
                            np.zeros(s.n, dtype=bool))
             if s.spike_rows and mode == 0:  # read by the host for run(record=spikes)
                 self._spike_buf[((self.time_step - 1) // s.K) % s.spike_rows] = \
-                    _pack(self.spiked)
-            if s.plan.refractory and self.spiked.any():
-                write({"not_refractory": np.where(self.spiked, 0.0, scope["not_refractory"]),
-                       "lastspike": np.where(self.spiked, self.g["t"], scope["lastspike"])})
-            if not s.spike_phase and self.spiked.any():
+                    _pack(self._spiked)
+            if s.plan.refractory and self._spiked.any():
+                write({"not_refractory": np.where(self._spiked, 0.0, scope["not_refractory"]),
+                       "lastspike": np.where(self._spiked, self._g["t"], scope["lastspike"])})
+            if not s.spike_phase and self._spiked.any():
                 reset()
             if mode == 0:
                 for j, (k, decay, jump, _y2, y3) in enumerate(s.traces):
-                    self.traces[j] = self.traces[j] * decay  # apost now, before this spike
+                    self._traces[j] = self._traces[j] * decay  # apost now, before this spike
                     gain = math.exp(1 / _Y_TAU)
-                    trace_out[f"_y1_{k}"] = gain * self.traces[j]
+                    trace_out[f"_y1_{k}"] = gain * self._traces[j]
                     trace_out[f"_y3_{k}"] = np.full(s.n, gain * y3)
-                    self.traces[j] = self.traces[j] + jump * self.spiked
+                    self._traces[j] = self._traces[j] + jump * self._spiked
         if phase == s.L and mode == 0:
             # dw = dt*eta*M*E one Lava step before the spikes: Brian2 transmits
             # with the weight its clock-driven update has just changed
@@ -315,21 +315,21 @@ class _PopulationStep:
                 trace_out[f"_y2_{k}"] = math.exp(1 / _Y_TAU) * np.broadcast_to(
                     self.trace_y2[j](scope), (s.n,)).astype(float)
         if phase == s.L + 2:  # on_pre increments, then resets (Brian2's order)
-            for port, level, var, op, factor in self.ins:
+            for port, level, var, op, factor in self._ins:
                 if level == -1:
                     inc = received[port] * factor(scope)
                     value = scope[var] + (inc if op == "+=" else -inc)
                     if var in s.plan.unless_refractory:  # Brian2's conditional write
                         value = np.where(scope["not_refractory"] > 0.5, value, scope[var])
                     write({var: value})
-            if self.spiked.any():
+            if self._spiked.any():
                 reset()
         out = {}
-        for port, level, expr in self.outs:
+        for port, level, expr in self._outs:
             out[port] = (np.broadcast_to(np.asarray(expr(scope), dtype=float),
                                          (s.n,)) if level == phase else np.zeros(s.n))
         if s.spike_port:
-            out[s.spike_port] = (self.spiked if phase == s.L + 1
+            out[s.spike_port] = (self._spiked if phase == s.L + 1
                                  else np.zeros(s.n, dtype=bool))
         for k, *_ in s.traces:
             for i in (1, 2, 3):
@@ -375,8 +375,8 @@ def _make_models(proc_cls, spec):
 
     def run_float(self):
         self._ties()
-        received = {p: getattr(self, p).recv() for p, k in self.spec.ports if k == "in"}
-        state = {v: getattr(self, v) for v in self.spec.stored}
+        received = {p: getattr(self, p).recv() for p, k in self._spec.ports if k == "in"}
+        state = {v: getattr(self, v) for v in self._spec.stored}
         new, out = self._step(state, received)
         for var, value in new.items():
             setattr(self, var, value)
@@ -387,8 +387,8 @@ def _make_models(proc_cls, spec):
 
     def run_fixed(self):
         self._ties()
-        received = {p: getattr(self, p).recv() / q for p, k in self.spec.ports if k == "in"}
-        old = {v: getattr(self, v) for v in self.spec.stored}
+        received = {p: getattr(self, p).recv() / q for p, k in self._spec.ports if k == "in"}
+        old = {v: getattr(self, v) for v in self._spec.stored}
         new, out = self._step({v: x / q for v, x in old.items()}, received)
         self._store(old, new)
         for port, value in out.items():

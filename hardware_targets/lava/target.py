@@ -34,9 +34,10 @@ from .process import (_MODES, _PACK, _Code, _make_models, _make_process, _numeri
                       _Spec, _unpack)
 from .runtime import _OPEN, _STOP_TIMEOUT, _kill_workers, _stop_quietly, _wait
 
-__all__ = ["LavaTarget", "PRECISIONS", "OVERFLOW"]
+__all__ = ["LavaTarget", "PRECISIONS", "OVERFLOW", "PROCESSES"]
 
 PRECISIONS = ("floating_pt", "fixed_pt")
+PROCESSES = ("auto", "standard", "generated")
 OVERFLOW = ("raise", "warn")
 
 
@@ -161,10 +162,30 @@ class LavaTarget(Target):
     _open: "weakref.WeakSet[LavaTarget]" = _OPEN  # closed at exit (runtime)
     _runtime_proc = None  # also on an object whose construction failed: close() is safe
 
+    def __new__(cls, circuit=None, *args, processes: str = "auto", precision="floating_pt",
+                **kwargs):
+        """``processes``: ``'auto'`` builds Lava's own LIF/Dense processes where the
+        circuit fits them (:mod:`.standard`), ``'standard'`` insists on them,
+        ``'generated'`` builds generated process models for every population."""
+        if processes not in PROCESSES:
+            raise CircuitError(f"processes={processes!r}: use one of {PROCESSES}.")
+        if cls is LavaTarget and processes != "generated" and isinstance(circuit, Circuit):
+            from .standard import LavaStandardTarget, standard_plan
+            plan, reason = standard_plan(circuit, precision)
+            if plan is not None:
+                return super().__new__(LavaStandardTarget)
+            if processes == "standard":
+                raise CircuitError(f"processes='standard': {reason}; Lava's standard "
+                                   "processes take LIF populations with one synaptic time "
+                                   "constant, Poisson sources and static spike projections "
+                                   "(processes='auto' runs the rest on generated ones).")
+        return super().__new__(cls)
+
     def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
                  precision: str = "floating_pt", frac_bits: int = 12,
                  overflow: str = "raise", weight_range: dict | None = None,
-                 rounding_tolerance: float = ROUNDING_TOLERANCE, **options):
+                 rounding_tolerance: float = ROUNDING_TOLERANCE, processes: str = "auto",
+                 **options):
         if precision not in PRECISIONS:
             raise CircuitError(f"Unknown Lava precision {precision!r}; use one of {PRECISIONS}.")
         if overflow not in OVERFLOW:
@@ -217,6 +238,15 @@ class LavaTarget(Target):
         return None
 
     _Y_TAU = _Y_TAU  # Lava's y-trace tau (plasticity._Y_TAU)
+
+    def deployment(self) -> dict[str, str]:
+        """How each population runs: on Lava's standard processes (what Loihi's
+        compiler takes) or on a generated process model (simulation only), and why."""
+        from .standard import standard_plan
+        plan, reason = standard_plan(self.circuit, self.precision)
+        why = reason if plan is None else "processes='generated' was asked for"
+        return {name: f"generated process model (simulation only): {why}"
+                for name in self.circuit.populations}
 
     def _plan(self):
         """Ports of every population and the Dense of every summed variable / spike."""

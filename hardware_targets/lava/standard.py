@@ -1,0 +1,423 @@
+"""Lava's own processes for circuits of leaky integrate-and-fire neurons.
+
+Loihi 2's compiler takes Lava's standard processes (``LIF``, ``Dense``,
+``Sparse``, ...), not the generated Python process models the Lava target
+builds for arbitrary equations. When every population of a circuit is a LIF
+(recognised in its equations by :func:`neurosim.neuron_forms.lif_form`, with
+at most one synaptic current time constant) or a Poisson source, and every
+projection is a static spike projection, ``LavaTarget`` (``processes='auto'``,
+the default; ``'standard'`` insists, ``'generated'`` declines) builds
+:class:`LavaStandardTarget`: one Lava ``LIF`` per population, one ``Dense``
+per projection, one Lava time step per neurosim step (the generated models
+take 2-3 Lava steps per step).
+
+The mapping is derived from the population's own discretisation, not from a
+formula per method: one step of its Brian2 state updater (the lowered
+abstract code, run on the host) applied to unit states gives the affine step
+``v <- a_v v + k g + b``, ``g <- a_g g``, which is exactly the step Lava's LIF
+takes (``u <- (1 - du) u + a_in``; ``v <- (1 - dv) v + u + bias``; a spike
+when ``v > vth``; then ``v = 0``), with
+
+==================  ===========================================================
+Lava ``LIF``         from the declaration (per neuron unless noted)
+==================  ===========================================================
+``v``                ``v - v_reset`` (Lava resets to 0)
+``u``                ``k g``: the current's contribution to v in one step
+``dv`` (one value)   ``1 - a_v`` (Euler: ``dt/tau``; exact: ``1 - exp(-dt/tau)``)
+``du`` (one value)   ``1 - a_g``
+``bias_mant``        ``b - dv * v_reset`` (``b``: the step's constant term)
+``vth`` (one value)  ``v_threshold - v_reset``
+``Dense`` weights    ``k_post * jump`` (the jump a spike makes in the current)
+==================  ===========================================================
+
+Timing agrees too: Brian2 adds a spike's jump to the current after the step
+that emitted it, and Lava's ``Dense`` delivers it at the next step, where the
+current takes it before v reads it. So on ``lava`` (floating point) the spikes
+are Brian2's, step for step, up to float rounding (tests/test_lava_standard.py).
+Poisson sources are drawn on the host from the target's seed (a stream of
+their own: statistically, not bitwise, Brian2's) and played to Lava through
+its ``io.source.RingBuffer``; spikes are read through ``io.sink.RingBuffer``.
+
+A refractory period (a time, ``(unless refractory)`` on v only) maps onto
+Lava's ``LIFRefractory``: Brian2 holds v for ``timestep(refractory) - 1``
+steps after the step of the spike, which is its ``refractory_period``.
+
+Not (yet) standard, and so run on generated processes, with the reason from
+:func:`standard_plan` (``LavaTarget.deployment()`` says it per population):
+delays, plasticity, per-neuron time constants or
+thresholds, input written straight into v (Lava's LIF takes input through u,
+and keeps input that arrives in the step a neuron fires, where Brian2's reset
+overwrites it), and fixed point (``lava-fixed``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from neurosim.circuit import CircuitError
+from neurosim.codegen import array_namespace
+from neurosim.lowering import lower
+from neurosim.neuron_forms import is_plastic, is_spike_source, jump_matrix, lif_form, spike_input
+from neurosim.target import Target, check_steps, is_spikes, parse_record
+
+from .process import _Code
+from .target import LavaTarget
+
+__all__ = ["LavaStandardTarget", "standard_plan"]
+
+#: Lava steps per Var read of the spike sinks (their buffer length)
+CHUNK = 1000
+
+
+class _Lif:
+    """The Lava LIF parameters of one population (module doc)."""
+
+    def __init__(self, form, currents, step, frozen=0):
+        self.form, self.currents, self.frozen = form, currents, frozen
+        self.du, self.dv, self.vth = step["du"], step["dv"], step["vth"]
+        self.k, self.a_g, self.bias = step["k"], step["a_g"], step["bias"]
+
+
+def standard_plan(circuit, precision: str = "floating_pt"):
+    """``({population: _Lif | 'source'}, '')`` when the circuit maps onto Lava's
+    standard processes, else ``(None, reason)`` naming the first construct that
+    does not."""
+    if precision != "floating_pt":
+        return None, "fixed point runs on generated processes (not yet Lava's LIF models)"
+    plan = lower(circuit)
+    out, written = {}, {}
+    for proj in circuit.projections.values():
+        pp = plan.projections[proj.name]
+        where = f"projection {proj.name!r}"
+        if pp.summed:
+            return None, f"{where} couples continuously (summed variables)"
+        if is_plastic(pp):
+            return None, f"{where} is plastic"
+        if proj.delay is not None:
+            return None, f"{where} has a delay"
+        try:
+            var, _ = spike_input(plan, proj, where)
+        except CircuitError as exc:
+            return None, str(exc)
+        written.setdefault(proj.target, set()).add(var)
+    for name, pop in circuit.populations.items():
+        if is_spike_source(pop):
+            if name in written:
+                return None, f"the Poisson source {name!r} receives spikes"
+            out[name] = "source"
+            continue
+        form, why = lif_form(circuit, name, refractory=True)
+        if form is None:
+            return None, f"population {name!r} is not a LIF: {why}"
+        frozen = 0
+        if form.refractory is not None:
+            flags = {v: "unless refractory" in pop.equations[v].flags
+                     for v in pop.equations.diff_eq_names}
+            if not flags[form.v] or any(flags[c.name] for c in form.currents):
+                return None, (f"population {name!r} is refractory without '(unless "
+                              f"refractory)' on {form.v} alone (Lava's LIFRefractory holds v "
+                              "and integrates its current)")
+            # Brian2 holds v for timestep(refractory) - 1 steps after the spike's step
+            # (its timestep(): int((t + 1e-3 dt) / dt)); Lava's LIFRefractory for its
+            # refractory_period steps
+            dt = float(circuit.dt)
+            frozen = int((form.refractory + 1e-3 * dt) / dt) - 1
+        if pop.init:
+            return None, f"population {name!r} has init code"
+        currents = [c.name for c in form.currents]
+        if form.v in written.get(name, ()):
+            return None, (f"projections write v of {name!r} directly (Lava's LIF takes input "
+                          "through its current u)")
+        try:
+            step = _step(circuit, plan, name, form)
+        except CircuitError as exc:
+            return None, str(exc)
+        out[name] = _Lif(form, currents, step, frozen)
+    if all(m == "source" for m in out.values()):
+        return None, "there is no LIF population"
+    return out, ""
+
+
+def _step(circuit, plan, name, form) -> dict:
+    """The affine step of ``name``'s state updater, read off unit states (module doc)."""
+    p = plan.populations[name]
+    g = array_namespace(circuit.namespace, float(circuit.dt))
+    g["t"] = 0.0
+    update = _Code(p, dict(g, rand=None, randn=None)).block(p.update, "state update")
+    pop, n = circuit.population(name), form.n
+    state = {v: np.broadcast_to(np.asarray(pop.values.get(v, 0.0), float), (n,)).copy()
+             for v in p.stored}
+    diff = sorted(pop.equations.diff_eq_names)
+    for v in diff:
+        state[v] = np.zeros(n)
+    if "not_refractory" in state:  # the step of a neuron that is not refractory
+        state.update(not_refractory=np.ones(n), lastspike=np.full(n, -1e4))
+    currents = [c.name for c in form.currents]
+
+    def run(**values):
+        new = update(dict(state, **{k: np.full(n, x) for k, x in values.items()}))
+        return {v: np.broadcast_to(new.get(v, state[v]), (n,)) for v in diff}
+    base = run()
+    a_v = run(**{form.v: 1.0})[form.v] - base[form.v]
+    unit = dict.fromkeys(currents, 1.0)
+    with_g = run(**unit)
+    k = (with_g[form.v] - base[form.v]) / max(1, len(currents))
+    a_g = (with_g[currents[0]] - base[currents[0]]) if currents else np.ones(n)
+    where = f"population {name!r}"
+    for v in diff:  # linear, and the currents decay on their own
+        probe = {x: 0.37 * (i + 1) for i, x in enumerate(diff)}
+        want = base[v] + sum(probe[x] * (run(**{x: 1.0})[v] - base[v]) for x in diff)
+        if not np.allclose(run(**probe)[v], want, rtol=1e-9, atol=1e-15):
+            raise CircuitError(f"{where}: its state update is not linear")
+    dv, du = 1.0 - a_v, 1.0 - a_g
+    vth = form.v_threshold - form.v_reset
+    for what, x in (("time constant of v", dv), ("synaptic time constant", du),
+                    ("threshold above the reset", vth)):
+        if np.ptp(x) > 1e-12 * np.max(np.abs(x)):
+            raise CircuitError(f"{where} has a {what} that differs between neurons (Lava's "
+                               "LIF has one du, dv and vth per process)")
+    return {"dv": float(dv[0]), "du": float(du[0]), "vth": float(vth[0]), "k": k,
+            "a_g": float(a_g[0]), "bias": base[form.v] - dv * form.v_reset}
+
+
+class LavaStandardTarget(LavaTarget):
+    """A circuit of LIF populations and Poisson sources on Lava's own ``LIF`` and
+    ``Dense`` processes (module doc). Built by ``LavaTarget`` where it applies."""
+
+    name = "lava"
+
+    def __init__(self, circuit, seed: int = 0, weights: dict | None = None,
+                 precision: str = "floating_pt", processes: str = "auto", **options):
+        Target.__init__(self, circuit, seed, weights, precision=precision,
+                        processes=processes, **options)
+        from .compat import import_lava
+        import_lava()
+        self.precision, self.fixed, self._steps = precision, False, 0
+        self.lif, reason = standard_plan(circuit, precision)
+        if self.lif is None:
+            raise CircuitError(f"processes='standard': {reason}.")
+        self.K, self.L = 1, 0
+        self._rng = np.random.default_rng(np.random.SeedSequence([int(seed), 15]))
+        self.rates = {name: np.broadcast_to(np.asarray(
+            circuit.population(name).values.get("rates", 0.0), float), (
+            circuit.population(name).n,)).copy()
+            for name, kind in self.lif.items() if kind == "source"}
+        self._build_standard(weights or circuit.initial_weights(seed))
+        self._start()
+
+    # --- build ---------------------------------------------------------------------
+    def _build_standard(self, weights):
+        from lava.proc.dense.process import Dense
+        from lava.proc.io.sink import RingBuffer as Sink
+        from lava.proc.io.source import RingBuffer as Source
+        from lava.proc.lif.process import LIF, LIFRefractory
+        c = self.circuit
+        self.procs, self.models, self.sinks, self.dense = {}, {}, {}, {}
+        for name, m in self.lif.items():
+            n = c.population(name).n
+            if m == "source":
+                self.procs[name] = Source(data=np.zeros((n, CHUNK)))
+                continue
+            pop, form = c.population(name), m.form
+            v0 = np.broadcast_to(np.asarray(pop.values.get(form.v, 0.0), float), (n,))
+            g0 = sum(np.broadcast_to(np.asarray(pop.values.get(g, 0.0), float), (n,))
+                     for g in m.currents) if m.currents else np.zeros(n)
+            kind, extra = (LIFRefractory, {"refractory_period": m.frozen}) if m.frozen \
+                else (LIF, {})
+            self.procs[name] = kind(shape=(n,), v=v0 - form.v_reset, u=m.k * g0 / m.a_g,
+                                    du=m.du, dv=m.dv, bias_mant=m.bias.copy(), bias_exp=0,
+                                    vth=m.vth, name=name, **extra)
+            self.sinks[name] = Sink(shape=(n,), buffer=CHUNK)
+            self.procs[name].s_out.connect(self.sinks[name].a_in)
+        self.weights = {name: {v: np.asarray(weights[name][v], float).copy()
+                               for v in proj.parameters}
+                        for name, proj in c.projections.items()}
+        plan = lower(c, update=False)
+        self._inputs = {}
+        for name, proj in c.projections.items():
+            self._inputs[name] = spike_input(plan, proj, f"projection {name!r}")[1]
+            d = Dense(weights=self._lava_matrix(name), name=name)
+            self.procs[proj.source].s_out.connect(d.s_in)
+            d.a_out.connect(self.procs[proj.target].a_in)
+            self.dense[name] = d
+        self._tie_standard()
+
+    def _lava_matrix(self, name):
+        proj = self.circuit.projection(name)
+        matrix = jump_matrix(self.circuit, proj, self._inputs[name], self.weights[name],
+                             self.seed)
+        return matrix * self.lif[proj.target].k[:, None]
+
+    def _tie_standard(self):
+        """Lava runs only the processes connected to the one it is run on: every
+        part of the circuit not connected to the first LIF is tied to it by a Dense
+        of zero weights."""
+        from lava.proc.dense.process import Dense
+        parent = {p: p for p in self.lif}
+
+        def root(p):
+            while parent[p] != p:
+                p = parent[p]
+            return p
+        for proj in self.circuit.projections.values():
+            parent[root(proj.source)] = root(proj.target)
+        anchor = next(p for p, m in self.lif.items() if m != "source")
+        for part in dict.fromkeys(root(p) for p in self.lif):
+            if part != root(anchor):
+                src = next(p for p in self.lif if root(p) == part)
+                d = Dense(weights=np.zeros((self.circuit.population(anchor).n,
+                                            self.circuit.population(src).n)))
+                self.procs[src].s_out.connect(d.s_in)
+                d.a_out.connect(self.procs[anchor].a_in)
+        self._runtime_proc = self.procs[anchor]
+
+    def _start(self):
+        from lava.magma.core.run_configs import Loihi2SimCfg
+        self._cfg = Loihi2SimCfg(select_tag=self.precision)
+        self._namespace = self._constants()
+
+    def _constants(self):
+        return {k: np.array(v, dtype=float) for k, v in self.circuit.namespace.items()
+                if isinstance(v, (int, float, np.number, np.ndarray))
+                or hasattr(v, "dim")}
+
+    def _refresh(self):
+        """The namespace changed since the last run: derive the LIF parameters and
+        the weights again (they read its constants) and send them to Lava."""
+        now = self._constants()
+        if now.keys() == self._namespace.keys() and all(
+                np.array_equal(now[k], self._namespace[k]) for k in now):
+            return
+        self.circuit.check_constants()
+        lif, reason = standard_plan(self.circuit, self.precision)
+        if lif is None:
+            raise CircuitError(f"After the namespace change, {reason}: build the target "
+                               "again.")
+        for name, m in lif.items():
+            old = self.lif[name]
+            if m != "source" and (m.du, m.dv, m.vth) != (old.du, old.dv, old.vth):
+                raise CircuitError(
+                    f"The namespace change alters the time constants or the threshold of "
+                    f"{name!r}, which Lava cannot change in a running LIF process (du, dv "
+                    "and vth are scalars of its model): build the target again.")
+        self.lif, self._namespace = lif, now
+        for name, m in lif.items():
+            if m != "source":
+                self._set_var(self.procs[name].bias_mant, m.bias)
+        for name, d in self.dense.items():
+            self._set_var(d.weights, self._lava_matrix(name))
+
+    def deployment(self) -> dict[str, str]:
+        return {name: (f"Lava {'LIFRefractory' if m.frozen else 'LIF'} (standard process)"
+                       if m != "source" else
+                       "Poisson source: spikes drawn on the host, played by Lava's "
+                       "io.source.RingBuffer")
+                for name, m in self.lif.items()}
+
+    # --- state -------------------------------------------------------------------------
+    def _pending(self, name):
+        """What the Dense processes into ``name`` deliver at the next step."""
+        return sum((self._get_var(d.a_buff) for p, d in self.dense.items()
+                    if self.circuit.projection(p).target == name), np.zeros(
+            self.circuit.population(name).n))
+
+    def get(self, population, variable):
+        self.circuit.check_variable(population, variable)
+        m = self.lif[population]
+        if m == "source":
+            if variable != "rates":
+                raise CircuitError(f"{population}.{variable}: a Poisson source on Lava's "
+                                   "standard processes holds its rates only.")
+            return self.rates[population].copy()
+        proc = self.procs[population]
+        if variable == m.form.v:
+            return self._get_var(proc.v) + m.form.v_reset
+        if variable in m.currents:
+            if len(m.currents) > 1:
+                raise CircuitError(f"{population}.{variable}: the currents {m.currents} are "
+                                   "one current u in Lava's LIF; read their sum with "
+                                   "processes='generated'.")
+            # g after this step's input: decayed u plus the spikes in flight, over k
+            return (m.a_g * self._get_var(proc.u) + self._pending(population)) / m.k
+        pop = self.circuit.population(population)
+        return np.broadcast_to(np.asarray(pop.values.get(variable, 0.0), float),
+                               (pop.n,)).copy()
+
+    def set(self, population, variable, values):
+        values = self.state_values(population, variable, values)
+        m = self.lif[population]
+        if m == "source" and variable == "rates":
+            self.rates[population] = values.copy()
+            return
+        if m != "source" and variable == m.form.v:
+            return self._set_var(self.procs[population].v, values - m.form.v_reset)
+        if m != "source" and variable in m.currents and len(m.currents) == 1:
+            return self._set_var(self.procs[population].u,
+                                 (m.k * values - self._pending(population)) / m.a_g)
+        raise CircuitError(f"{population}.{variable}: Lava's standard processes hold v, the "
+                           "synaptic current and a source's rates; set others with "
+                           "processes='generated'.")
+
+    def clamp(self, population, variable, values):
+        raise CircuitError("clamping on Lava's standard processes: their LIF has no "
+                           "clamp; use processes='generated'.")
+
+    def get_weights(self):
+        return {p: {v: a.copy() for v, a in w.items()} for p, w in self.weights.items()}
+
+    def set_weights(self, weights):
+        for name, arrays in weights.items():
+            for var, value in arrays.items():
+                self.weights[name][var] = np.asarray(value, float).copy()
+            self._set_var(self.dense[name].weights, self._lava_matrix(name))
+
+    def settle(self):
+        self._lava_steps(1)
+
+    def learn(self):
+        pass  # no learning rules (standard_plan)
+
+    # --- running -------------------------------------------------------------------------
+    def run(self, n_steps, record=()):
+        n_steps = check_steps(n_steps)
+        record = parse_record(self.circuit, record)
+        spikes = [(p, idx) for p, v, idx in record if is_spikes(self.circuit, p, v)]
+        variables = [(p, v, idx) for p, v, idx in record if not is_spikes(self.circuit, p, v)]
+        rows = {p: [] for p, _ in spikes}
+        traces = {(p, v): [] for p, v, _ in variables}
+        self._refresh()
+        done = 0
+        while done < n_steps:
+            size = 1 if variables else min(CHUNK - self._steps % CHUNK, n_steps - done)
+            first = self._steps
+            drawn = self._play(size)
+            for p, v, idx in variables:  # the state at the start of the step
+                value = self.get(p, v)
+                traces[(p, v)].append(value if idx is None else value[idx])
+            self._lava_steps(size)
+            for p in rows:
+                fired = drawn[p] if p in drawn else self._get_var(self.sinks[p].data)[
+                    :, (first + np.arange(size)) % CHUNK].T > 0.5
+                k, neuron = np.nonzero(fired)
+                rows[p].append(np.stack([k + done, neuron], axis=1).astype(np.int64))
+            done += size
+        out = {(p, v): np.array(traces[(p, v)], float).reshape(
+            n_steps, self.circuit.population(p).n if idx is None else len(idx))
+            for p, v, idx in variables}
+        for p, idx in spikes:
+            found = np.concatenate(rows[p]) if rows[p] else np.zeros((0, 2), np.int64)
+            out[(p, "spikes")] = found if idx is None else found[np.isin(found[:, 1], idx)]
+        return out
+
+    def _play(self, size) -> dict:
+        """Draw the sources' spikes for the next ``size`` steps and put them where
+        their RingBuffers read them (column ``(time step - 1) % CHUNK``)."""
+        drawn = {}
+        dt = float(self.circuit.dt)
+        cols = (self._steps + np.arange(size)) % CHUNK
+        for name, rates in self.rates.items():
+            fired = self._rng.random((size, len(rates))) < rates * dt
+            data = np.zeros((len(rates), CHUNK))
+            data[:, cols] = fired.T
+            self._set_var(self.procs[name].data, data)
+            drawn[name] = fired
+        return drawn
