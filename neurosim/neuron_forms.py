@@ -35,7 +35,7 @@ from .codegen import statements
 from .lowering import product
 
 __all__ = ["Current", "LIFForm", "lif_form", "is_spike_source", "constants", "unit_name",
-           "spike_input", "is_plastic", "synapse_pairs", "jump_matrix"]
+           "spike_input", "is_plastic", "synapse_pairs", "jump_matrix", "current_groups"]
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,20 @@ def is_spike_source(pop) -> bool:
         return False
     return (isinstance(rel, sympy.StrictLessThan) and str(rel.lhs.func) == "rand"
             and rel.rhs == str_to_sympy("rates * dt"))
+
+
+def current_groups(form) -> list[list[Current]]:
+    """The synaptic currents of a form grouped by equal time constants and
+    coefficients (one group acts as one current)."""
+    groups = []
+    for cur in form.currents:
+        for g in groups:
+            if np.array_equal(g[0].tau, cur.tau) and np.array_equal(g[0].r, cur.r):
+                g.append(cur)
+                break
+        else:
+            groups.append([cur])
+    return groups
 
 
 def lif_form(circuit: Circuit, name: str, refractory: bool = False

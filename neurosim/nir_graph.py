@@ -53,7 +53,7 @@ from brian2 import second
 
 from .circuit import Circuit, CircuitError, Population, Projection
 from .lowering import lower
-from .neuron_forms import (is_plastic, is_spike_source, jump_matrix, lif_form, spike_input,
+from .neuron_forms import (current_groups, is_plastic, is_spike_source, jump_matrix, lif_form, spike_input,
                            synapse_pairs, unit_name)
 
 __all__ = ["to_nir", "from_nir", "write", "read"]
@@ -143,19 +143,6 @@ def _transmission(plan, proj, forms, inputs):
     return spike_input(plan, proj, where)
 
 
-def _groups(form):
-    """The currents grouped by equal time constants and coefficients."""
-    groups = []
-    for cur in form.currents:
-        for g in groups:
-            if np.array_equal(g[0].tau, cur.tau) and np.array_equal(g[0].r, cur.r):
-                g.append(cur)
-                break
-        else:
-            groups.append([cur])
-    return groups
-
-
 def _neuron_node(nir, circuit, form, written):
     pop = circuit.population(form.population)
     meta = {KEY + "population": form.population, KEY + "v": form.v, KEY + "unit": form.unit,
@@ -165,7 +152,7 @@ def _neuron_node(nir, circuit, form, written):
     if form.refractory:
         meta[KEY + "refractory_dropped"] = form.refractory
     common = dict(v_leak=form.v_leak, v_threshold=form.v_threshold, v_reset=form.v_reset)
-    groups = _groups(form)
+    groups = current_groups(form)
     if not form.currents:
         return nir.LIF(tau=form.tau, r=np.ones(form.n), metadata=meta, **common)
     names = [c.name for c in form.currents]

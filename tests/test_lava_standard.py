@@ -145,6 +145,16 @@ def test_what_does_not_fit_runs_on_generated_processes_and_says_why(change, reas
         target.close()
 
 
+def test_library_models_get_the_reason_they_do_not_fit():
+    """CUBA's two currents (5 and 10 ms) cannot be Lava's one u; if_curve fits."""
+    from neurosim.circuits.brian2_examples import EXAMPLES
+    from neurosim.hardware_targets.lava.standard import standard_plan
+    plan, reason = standard_plan(EXAMPLES["cuba"][0](scale=0.05))
+    assert plan is None and "'P' has synaptic currents of different time constants" in reason
+    plan, _ = standard_plan(EXAMPLES["if_curve"][0](scale=0.05))
+    assert plan["group"].frozen == 49   # 5 ms at 0.1 ms: Brian2 holds v 49 steps
+
+
 def test_generated_processes_can_still_be_asked_for():
     """... and agree with the standard ones (a variable named like an attribute of the
     generated process model, F's g, once broke them)."""

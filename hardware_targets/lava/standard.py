@@ -56,7 +56,8 @@ import numpy as np
 from neurosim.circuit import CircuitError
 from neurosim.codegen import array_namespace
 from neurosim.lowering import lower
-from neurosim.neuron_forms import is_plastic, is_spike_source, jump_matrix, lif_form, spike_input
+from neurosim.neuron_forms import (current_groups, is_plastic, is_spike_source, jump_matrix,
+                                   lif_form, spike_input)
 from neurosim.target import Target, check_steps, is_spikes, parse_record
 
 from .process import _Code
@@ -124,6 +125,10 @@ def standard_plan(circuit, precision: str = "floating_pt"):
         if pop.init:
             return None, f"population {name!r} has init code"
         currents = [c.name for c in form.currents]
+        if len(current_groups(form)) > 1:
+            return None, (f"population {name!r} has synaptic currents of different time "
+                          f"constants or weights ({', '.join(currents)}; Lava's LIF has one "
+                          "current u)")
         if form.v in written.get(name, ()):
             return None, (f"projections write v of {name!r} directly (Lava's LIF takes input "
                           "through its current u)")
