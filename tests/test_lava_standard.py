@@ -96,6 +96,24 @@ def test_refractory_lif_runs_on_lavas_lif_refractory_with_brian2s_spikes(refract
         np.testing.assert_allclose(lava.get("E", "v"), brian.get("E", "v"), atol=1e-12)
 
 
+def test_delays_run_on_lavas_delay_dense_with_brian2s_spikes():
+    c = lif_circuit("exact")
+    for name, delay in (("EE", lambda r, shape: r.uniform(0, 3, shape) * ms),
+                        ("EF", 0.5 * ms)):
+        proj = c.projections[name]
+        c.projections[name] = Projection(proj.name, proj.source, proj.target, proj.model,
+                                         proj.connect, proj.on_pre, init=proj.init,
+                                         delay=delay)
+    brian, lava = make_target("brian2-numpy", c, seed=0), make_target("lava", c, seed=0)
+    assert type(lava) is LavaStandardTarget
+    with lava:
+        for n in (400, 700):
+            for want, got in zip(spikes(brian, n), spikes(lava, n)):
+                assert len(want) > 10
+                np.testing.assert_array_equal(got, want)
+        np.testing.assert_allclose(lava.get("F", "g"), brian.get("F", "g"), atol=1e-12)
+
+
 def source_circuit(rate=50 * Hz) -> Circuit:
     c = Circuit("driven", dt=0.1 * ms, namespace={"tau": 10 * ms})
     c.add(poisson_inputs("inp", 100, rate))
@@ -123,17 +141,16 @@ def test_poisson_sources_are_drawn_on_the_host_from_the_seed():
 
 @pytest.mark.parametrize("change, reason", [
     ("refractory", "'E' is refractory without '.unless refractory.' on v alone"),
-    ("delay", "projection 'EE' has a delay"),
+    ("direct", "projections write v of 'F' directly"),
     ("fixed", "fixed point runs on generated processes"),
 ])
 def test_what_does_not_fit_runs_on_generated_processes_and_says_why(change, reason):
     c = lif_circuit("euler", refractory=2 * ms if change == "refractory" else None,
                     unless=False)
-    if change == "delay":
-        proj = c.projections["EE"]
-        c.projections["EE"] = Projection(proj.name, proj.source, proj.target, proj.model,
-                                         proj.connect, proj.on_pre, delay=1 * ms,
-                                         init=proj.init)
+    if change == "direct":
+        proj = c.projections["EF"]
+        c.projections["EF"] = Projection(proj.name, proj.source, proj.target, proj.model,
+                                         on_pre="v_post += w", init=proj.init)
     precision = "fixed_pt" if change == "fixed" else "floating_pt"
     with pytest.raises(CircuitError, match=f"processes='standard': .*{reason}"):
         LavaTarget(c, precision=precision, processes="standard")

@@ -42,12 +42,15 @@ A refractory period (a time, ``(unless refractory)`` on v only) maps onto
 Lava's ``LIFRefractory``: Brian2 holds v for ``timestep(refractory) - 1``
 steps after the step of the spike, which is its ``refractory_period``.
 
+Delays map onto Lava's ``DelayDense``, in steps (one delay per pair of
+neurons).
+
 Not (yet) standard, and so run on generated processes, with the reason from
 :func:`standard_plan` (``LavaTarget.deployment()`` says it per population):
-delays, plasticity, per-neuron time constants or
-thresholds, input written straight into v (Lava's LIF takes input through u,
-and keeps input that arrives in the step a neuron fires, where Brian2's reset
-overwrites it), and fixed point (``lava-fixed``).
+plasticity, synaptic currents of different time constants in one population,
+per-neuron time constants or thresholds, input written straight into v (Lava's
+LIF takes input through u, and keeps input that arrives in the step a neuron
+fires, where Brian2's reset overwrites it), and fixed point (``lava-fixed``).
 """
 from __future__ import annotations
 
@@ -57,9 +60,10 @@ from neurosim.circuit import CircuitError
 from neurosim.codegen import array_namespace
 from neurosim.lowering import lower
 from neurosim.neuron_forms import (current_groups, is_plastic, is_spike_source, jump_matrix,
-                                   lif_form, spike_input)
+                                   lif_form, spike_input, synapse_pairs)
 from neurosim.target import Target, check_steps, is_spikes, parse_record
 
+from .connections import _delay_dense_model, _delay_steps
 from .process import _Code
 from .target import LavaTarget
 
@@ -93,8 +97,9 @@ def standard_plan(circuit, precision: str = "floating_pt"):
             return None, f"{where} couples continuously (summed variables)"
         if is_plastic(pp):
             return None, f"{where} is plastic"
-        if proj.delay is not None:
-            return None, f"{where} has a delay"
+        if proj.delay is not None and _delay_matrix(circuit, proj, 0) is None:
+            return None, (f"{where} has synapses of different delays between one pair of "
+                          "neurons (Lava's DelayDense holds one per pair)")
         try:
             var, _ = spike_input(plan, proj, where)
         except CircuitError as exc:
@@ -140,6 +145,17 @@ def standard_plan(circuit, precision: str = "floating_pt"):
     if all(m == "source" for m in out.values()):
         return None, "there is no LIF population"
     return out, ""
+
+
+def _delay_matrix(circuit, proj, seed):
+    """``(n_post, n_pre)`` delays in steps, rounded as Brian2's spike queue rounds
+    them, or None when synapses between one pair differ."""
+    steps = _delay_steps(circuit, proj, seed)
+    i, j = synapse_pairs(circuit, proj, seed)
+    shape = (circuit.population(proj.target).n, circuit.population(proj.source).n)
+    out = np.zeros(shape, np.int64)
+    out[j, i] = steps
+    return out if np.array_equal(out[j, i], steps) else None
 
 
 def _step(circuit, plan, name, form) -> dict:
@@ -211,7 +227,7 @@ class LavaStandardTarget(LavaTarget):
 
     # --- build ---------------------------------------------------------------------
     def _build_standard(self, weights):
-        from lava.proc.dense.process import Dense
+        from lava.proc.dense.process import DelayDense, Dense
         from lava.proc.io.sink import RingBuffer as Sink
         from lava.proc.io.source import RingBuffer as Source
         from lava.proc.lif.process import LIF, LIFRefractory
@@ -240,7 +256,13 @@ class LavaStandardTarget(LavaTarget):
         self._inputs = {}
         for name, proj in c.projections.items():
             self._inputs[name] = spike_input(plan, proj, f"projection {name!r}")[1]
-            d = Dense(weights=self._lava_matrix(name), name=name)
+            if proj.delay is None:
+                d = Dense(weights=self._lava_matrix(name), name=name)
+            else:  # delays in Lava steps = neurosim steps (Dense adds the one step
+                # that Brian2's delivery in the step of the spike lacks, as without delay)
+                d = DelayDense(weights=self._lava_matrix(name), name=name,
+                               delays=_delay_matrix(c, proj, self.seed))
+                self.models[d] = _delay_dense_model(self.precision)
             self.procs[proj.source].s_out.connect(d.s_in)
             d.a_out.connect(self.procs[proj.target].a_in)
             self.dense[name] = d
@@ -277,7 +299,7 @@ class LavaStandardTarget(LavaTarget):
 
     def _start(self):
         from lava.magma.core.run_configs import Loihi2SimCfg
-        self._cfg = Loihi2SimCfg(select_tag=self.precision)
+        self._cfg = Loihi2SimCfg(select_tag=self.precision, exception_proc_model_map=self.models)
         self._namespace = self._constants()
 
     def _constants(self):
@@ -321,9 +343,10 @@ class LavaStandardTarget(LavaTarget):
     # --- state -------------------------------------------------------------------------
     def _pending(self, name):
         """What the Dense processes into ``name`` deliver at the next step."""
-        return sum((self._get_var(d.a_buff) for p, d in self.dense.items()
-                    if self.circuit.projection(p).target == name), np.zeros(
-            self.circuit.population(name).n))
+        return sum((self._get_var(d.a_buff).reshape(self.circuit.population(name).n, -1)[:, 0]
+                    for p, d in self.dense.items()
+                    if self.circuit.projection(p).target == name),
+                   np.zeros(self.circuit.population(name).n))
 
     def get(self, population, variable):
         self.circuit.check_variable(population, variable)
