@@ -3,13 +3,17 @@ stopping and killing them, and closing every open target at interpreter exit."""
 from __future__ import annotations
 
 import atexit
+import threading
 import time
 import weakref
+
+import numpy as np
+import scipy.sparse
 
 from neurosim.circuit import CircuitError
 
 _STOP_TIMEOUT = 10.0  # seconds
-#: the targets whose Lava runtime may be running (``LavaTarget._open``)
+#: the targets whose Lava runtime may be running
 _OPEN = weakref.WeakSet()
 
 
@@ -74,3 +78,66 @@ def _stop_quietly(proc):
 def _close_all():
     for target in list(_OPEN):
         target.close()
+
+
+class LavaRuntime:
+    """Running a built Lava graph, shared by the Lava targets: ``_runtime_proc`` (a
+    process of the graph), ``_cfg`` (its run configuration) and ``_steps`` (Lava
+    steps run so far) are set by the target."""
+
+    _runtime_proc = None  # also on an object whose construction failed: close() is safe
+
+    def close(self):
+        """Stop Lava's runtime and its worker processes (idempotent). If
+        ``stop()`` does not return within ``_STOP_TIMEOUT`` seconds, the workers
+        are killed."""
+        proc, self._runtime_proc = self._runtime_proc, None
+        _OPEN.discard(self)
+        runtime = proc.runtime if proc is not None else None
+        if runtime is None:
+            return
+        stopper = threading.Thread(target=_stop_quietly, args=(proc,), daemon=True)
+        stopper.start()
+        stopper.join(timeout=_STOP_TIMEOUT)
+        if stopper.is_alive():
+            _kill_workers(runtime)
+
+    def __del__(self):
+        self.close()
+
+    def _lava_steps(self, n):
+        from lava.magma.core.run_conditions import RunSteps
+        if self._runtime_proc is None:
+            raise CircuitError("This Lava target was closed; build a new one.")
+        proc = self._runtime_proc
+        try:
+            condition = RunSteps(num_steps=n, blocking=False)
+            if proc.runtime is None:
+                _OPEN.add(self)
+                proc.run(condition=condition, run_cfg=self._cfg)
+            else:
+                proc.run(condition=condition)
+            _wait(proc.runtime)
+        except BaseException:
+            self.close()
+            raise
+        self._steps += n
+
+    def _set_var(self, var, value):
+        if not scipy.sparse.issparse(value):
+            value = np.asarray(value)
+        if var.process.runtime is None:  # not compiled yet: the initial value
+            var.init = value if scipy.sparse.issparse(value) else value.reshape(var.shape)
+            return
+        try:
+            var.set(value)
+        except BaseException:
+            self.close()
+            raise
+
+    def _get_var(self, var):
+        try:
+            return np.array(var.get())
+        except BaseException:
+            self.close()
+            raise

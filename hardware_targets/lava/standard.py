@@ -61,11 +61,11 @@ from neurosim.codegen import array_namespace
 from neurosim.lowering import lower
 from neurosim.neuron_forms import (current_groups, is_plastic, is_spike_source, jump_matrix,
                                    lif_form, spike_input, synapse_pairs)
-from neurosim.target import Target, check_steps, is_spikes, parse_record
+from neurosim.target import Capabilities, Target, check_steps, is_spikes, parse_record
 
 from .connections import _delay_dense_model, _delay_steps
 from .process import _Code
-from .target import LavaTarget
+from .runtime import LavaRuntime
 
 __all__ = ["LavaStandardTarget", "standard_plan"]
 
@@ -200,14 +200,23 @@ def _step(circuit, plan, name, form) -> dict:
             "a_g": float(a_g[0]), "bias": base[form.v] - dv * form.v_reset}
 
 
-class LavaStandardTarget(LavaTarget):
+class LavaStandardTarget(LavaRuntime, Target):
     """A circuit of LIF populations and Poisson sources on Lava's own ``LIF`` and
     ``Dense`` processes (module doc). Built by ``LavaTarget`` where it applies."""
 
     name = "lava"
+    capabilities = Capabilities(spikes=True, random=True)
+
+    @classmethod
+    def unsupported(cls, circuit, precision: str = "floating_pt", **options) -> str | None:
+        return standard_plan(circuit, precision)[1] or None
 
     def __init__(self, circuit, seed: int = 0, weights: dict | None = None,
-                 precision: str = "floating_pt", processes: str = "auto", **options):
+                 precision: str = "floating_pt", processes: str = "auto",
+                 frac_bits: int = 12, overflow: str = "raise", weight_range=None,
+                 rounding_tolerance=None, **options):
+        # frac_bits ... rounding_tolerance: LavaTarget's fixed-point options (this
+        # target runs floating point), accepted so that the same call builds either
         Target.__init__(self, circuit, seed, weights, precision=precision,
                         processes=processes, **options)
         from .compat import import_lava

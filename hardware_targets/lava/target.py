@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import threading
 import warnings
-import weakref
 
 import numpy as np
 import scipy.sparse
@@ -32,7 +30,7 @@ from .fixed_point import (_MANTISSA, _MAX_DELAY, _STATE_BITS, _STATE_MAX, ROUNDI
 from .plasticity import _Y_TAU, _rule_mapping
 from .process import (_MODES, _PACK, _Code, _make_models, _make_process, _numeric_namespace,
                       _Spec, _unpack)
-from .runtime import _OPEN, _STOP_TIMEOUT, _kill_workers, _stop_quietly, _wait
+from .runtime import LavaRuntime
 
 __all__ = ["LavaTarget", "PRECISIONS", "OVERFLOW", "PROCESSES"]
 
@@ -132,7 +130,7 @@ def _lava_steps_per_step(plan) -> int:
     return plan.levels + 2 + spiking
 
 
-class LavaTarget(Target):
+class LavaTarget(LavaRuntime, Target):
     """Run a circuit on Lava (``Loihi2SimCfg``), floating or fixed point.
 
     ``precision`` is ``'floating_pt'`` or ``'fixed_pt'``; ``frac_bits`` the
@@ -159,8 +157,6 @@ class LavaTarget(Target):
         """Fixed point computes in integers and has no plasticity mapping."""
         fixed = precision == "fixed_pt"
         return dataclasses.replace(cls.capabilities, fixed_point=fixed, plasticity=not fixed)
-    _open: "weakref.WeakSet[LavaTarget]" = _OPEN  # closed at exit (runtime)
-    _runtime_proc = None  # also on an object whose construction failed: close() is safe
 
     def __new__(cls, circuit=None, *args, processes: str = "auto", precision="floating_pt",
                 **kwargs):
@@ -172,8 +168,11 @@ class LavaTarget(Target):
         if cls is LavaTarget and processes != "generated" and isinstance(circuit, Circuit):
             from .standard import LavaStandardTarget, standard_plan
             plan, reason = standard_plan(circuit, precision)
-            if plan is not None:
-                return super().__new__(LavaStandardTarget)
+            if plan is not None:  # not a LavaTarget: built here (Python would not)
+                target = object.__new__(LavaStandardTarget)
+                target.__init__(circuit, *args, processes=processes, precision=precision,
+                                **kwargs)
+                return target
             if processes == "standard":
                 raise CircuitError(f"processes='standard': {reason}; Lava's standard "
                                    "processes take LIF populations with one synaptic time "
@@ -604,61 +603,6 @@ class LavaTarget(Target):
         from lava.magma.core.run_configs import Loihi2SimCfg
         self._cfg = Loihi2SimCfg(select_tag=self.precision, exception_proc_model_map=self.models)
         self._runtime_proc = next(iter(self.procs.values()))
-
-    def close(self):
-        """Stop Lava's runtime and its worker processes (idempotent). If
-        ``stop()`` does not return within ``_STOP_TIMEOUT`` seconds, the workers
-        are killed."""
-        proc, self._runtime_proc = self._runtime_proc, None
-        LavaTarget._open.discard(self)
-        runtime = proc.runtime if proc is not None else None
-        if runtime is None:
-            return
-        stopper = threading.Thread(target=_stop_quietly, args=(proc,), daemon=True)
-        stopper.start()
-        stopper.join(timeout=_STOP_TIMEOUT)
-        if stopper.is_alive():
-            _kill_workers(runtime)
-
-    def __del__(self):
-        self.close()
-
-    def _lava_steps(self, n):
-        from lava.magma.core.run_conditions import RunSteps
-        if self._runtime_proc is None:
-            raise CircuitError("This Lava target was closed; build a new one.")
-        proc = self._runtime_proc
-        try:
-            condition = RunSteps(num_steps=n, blocking=False)
-            if proc.runtime is None:
-                LavaTarget._open.add(self)
-                proc.run(condition=condition, run_cfg=self._cfg)
-            else:
-                proc.run(condition=condition)
-            _wait(proc.runtime)
-        except BaseException:
-            self.close()
-            raise
-        self._steps += n
-
-    def _set_var(self, var, value):
-        if not scipy.sparse.issparse(value):
-            value = np.asarray(value)
-        if var.process.runtime is None:  # not compiled yet: the initial value
-            var.init = value if scipy.sparse.issparse(value) else value.reshape(var.shape)
-            return
-        try:
-            var.set(value)
-        except BaseException:
-            self.close()
-            raise
-
-    def _get_var(self, var):
-        try:
-            return np.array(var.get())
-        except BaseException:
-            self.close()
-            raise
 
     # --- state --------------------------------------------------------------------
     def _stored_state(self, pop):
