@@ -12,7 +12,10 @@
 """
 from __future__ import annotations
 
+import functools
+import json
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -23,6 +26,21 @@ from neurosim.circuits.spiking import poisson_inputs
 from neurosim.hardware_targets import make_target
 from neurosim.hardware_targets.lava.standard import LavaStandardTarget
 from neurosim.hardware_targets.lava.target import LavaTarget
+
+from isolated import run_isolated, skip_without_lava
+
+skip_without_lava()
+
+
+def fresh(test):
+    """Run the test in a fresh interpreter: Lava's runtime sets the multiprocessing
+    start method when it is imported, which fails in a pytest worker where another
+    test (Dask's LocalCluster) set it first (tests/isolated.py)."""
+    @functools.wraps(test)
+    def run(**kwargs):
+        proc = run_isolated([__file__, test.__name__, json.dumps(kwargs)], timeout=600)
+        assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    return run
 
 
 def lif_circuit(method: str, refractory=None, unless=True) -> Circuit:
@@ -55,6 +73,7 @@ def spikes(target, n):
 
 
 @pytest.mark.parametrize("method", ["euler", "exact"])
+@fresh
 def test_lif_circuit_runs_on_lavas_own_processes_with_brian2s_spikes(method):
     c = lif_circuit(method)
     brian, lava = make_target("brian2-numpy", c, seed=0), make_target("lava", c, seed=0)
@@ -81,13 +100,14 @@ def test_lif_circuit_runs_on_lavas_own_processes_with_brian2s_spikes(method):
             lava.run(1)
 
 
-@pytest.mark.parametrize("refractory", [0.15 * ms, 0.25 * ms, 2 * ms, 2.05 * ms])
+@pytest.mark.parametrize("refractory", [0.15, 0.25, 2, 2.05])
+@fresh
 def test_refractory_lif_runs_on_lavas_lif_refractory_with_brian2s_spikes(refractory):
     """Under two steps (Brian2 holds v for none) a plain LIF; otherwise
     LIFRefractory; 2.05 ms rounds down as Brian2's timestep() does."""
-    c = lif_circuit("exact", refractory=refractory)
+    c = lif_circuit("exact", refractory=refractory * ms)
     brian, lava = make_target("brian2-numpy", c, seed=0), make_target("lava", c, seed=0)
-    kind = "LIF" if refractory < 0.2 * ms else "LIFRefractory"
+    kind = "LIF" if refractory < 0.2 else "LIFRefractory"
     assert lava.deployment()["E"] == f"Lava {kind} (standard process)"
     with lava:
         for n in (600, 900):
@@ -96,6 +116,7 @@ def test_refractory_lif_runs_on_lavas_lif_refractory_with_brian2s_spikes(refract
         np.testing.assert_allclose(lava.get("E", "v"), brian.get("E", "v"), atol=1e-12)
 
 
+@fresh
 def test_delays_run_on_lavas_delay_dense_with_brian2s_spikes():
     c = lif_circuit("exact")
     for name, delay in (("EE", lambda r, shape: r.uniform(0, 3, shape) * ms),
@@ -124,6 +145,7 @@ def source_circuit(rate=50 * Hz) -> Circuit:
     return c
 
 
+@fresh
 def test_poisson_sources_are_drawn_on_the_host_from_the_seed():
     c = source_circuit()
     runs = []
@@ -144,6 +166,7 @@ def test_poisson_sources_are_drawn_on_the_host_from_the_seed():
     ("direct", "projections write v of 'F' directly"),
     ("fixed", "fixed point runs on generated processes"),
 ])
+@fresh
 def test_what_does_not_fit_runs_on_generated_processes_and_says_why(change, reason):
     c = lif_circuit("euler", refractory=2 * ms if change == "refractory" else None,
                     unless=False)
@@ -172,6 +195,7 @@ def test_library_models_get_the_reason_they_do_not_fit():
     assert plan["group"].frozen == 49   # 5 ms at 0.1 ms: Brian2 holds v 49 steps
 
 
+@fresh
 def test_generated_processes_can_still_be_asked_for():
     """... and agree with the standard ones (a variable named like an attribute of the
     generated process model, F's g, once broke them)."""
@@ -185,3 +209,7 @@ def test_generated_processes_can_still_be_asked_for():
             np.testing.assert_array_equal(g, w)
     with pytest.raises(CircuitError, match="processes='gen': use one of"):
         LavaTarget(lif_circuit("euler"), processes="gen")
+
+
+if __name__ == "__main__":   # one test, in the interpreter fresh() started
+    globals()[sys.argv[1]].__wrapped__(**json.loads(sys.argv[2]))

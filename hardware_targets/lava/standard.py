@@ -269,8 +269,12 @@ class LavaStandardTarget(LavaRuntime, Target):
                 d = Dense(weights=self._lava_matrix(name), name=name)
             else:  # delays in Lava steps = neurosim steps (Dense adds the one step
                 # that Brian2's delivery in the step of the spike lacks, as without delay)
-                d = DelayDense(weights=self._lava_matrix(name), name=name,
-                               delays=_delay_matrix(c, proj, self.seed))
+                delays = _delay_matrix(c, proj, self.seed)
+                if delays is None:
+                    raise CircuitError(f"Projection {name!r}: with seed {self.seed}, synapses "
+                                       "of different delays join one pair of neurons (Lava's "
+                                       "DelayDense holds one per pair).")
+                d = DelayDense(weights=self._lava_matrix(name), name=name, delays=delays)
                 self.models[d] = _delay_dense_model(self.precision)
             self.procs[proj.source].s_out.connect(d.s_in)
             d.a_out.connect(self.procs[proj.target].a_in)
