@@ -334,8 +334,8 @@ class DenseTarget(Target):
         return None
 
     def _initial(self, pop, var):
-        value = np.asarray(pop.values.get(var, 0.0), dtype=float)
-        return self.xp.asarray(np.broadcast_to(value, (self.B, pop.n)), dtype=self.dtype)
+        return self.xp.asarray(np.broadcast_to(pop.initial(var), (self.B, pop.n)),
+                               dtype=self.dtype)
 
     def _pop_expr(self, source, where, pop) -> Expr:
         return population_expr(source, where, self.plan.populations[pop.name], self._globals)

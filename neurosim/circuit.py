@@ -289,6 +289,12 @@ class Population:
                     "and is not used afterwards, so it would change nothing: fix the name or "
                     f"declare it (e.g. '{var} : 1').")
 
+    def initial(self, var: str) -> np.ndarray:
+        """The initial value of ``var`` per neuron, ``(n,)`` in SI units (0 unless
+        ``values`` gives one, as Brian2 starts a variable)."""
+        return np.broadcast_to(np.asarray(self.values.get(var, 0.0), dtype=float),
+                               (self.n,)).copy()
+
     @property
     def stored_variables(self) -> list[str]:
         """Differential equations and parameters (what can be set or clamped)."""

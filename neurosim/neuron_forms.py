@@ -20,6 +20,7 @@ parameter records, not equations.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,17 +64,24 @@ class LIFForm:
     refractory: float | None = None  # seconds, when allowed (lif_form's refractory=True)
 
 
+@functools.cache
+def _units() -> dict[str, float]:
+    """Brian2's units and constants as SI values (about 1,700; converted once)."""
+    out = {k: float(v.value) for k, v in DEFAULT_CONSTANTS.items()}
+    out.update({k: float(np.asarray(v)) for k, v in DEFAULT_UNITS.items()})
+    return out
+
+
 def constants(circuit: Circuit, pop) -> dict[str, np.ndarray]:
     """Every name a population's expressions may read as a constant, as SI values:
     Brian2's units and constants, the namespace, the population's parameters."""
-    env = {k: float(v.value) for k, v in DEFAULT_CONSTANTS.items()}
-    env.update({k: float(np.asarray(v)) for k, v in DEFAULT_UNITS.items()})
+    env = dict(_units())
     for key, value in circuit.namespace.items():
         if isinstance(value, (int, float, np.number, Quantity, np.ndarray)):
             env[key] = np.asarray(value, dtype=float)
     for name, eq in pop.equations.items():
         if eq.type not in (DIFFERENTIAL_EQUATION, SUBEXPRESSION):
-            env[name] = np.asarray(pop.values.get(name, 0.0), dtype=float)
+            env[name] = pop.initial(name)
     env["N"] = np.asarray(float(pop.n))
     return env
 

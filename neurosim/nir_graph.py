@@ -107,15 +107,17 @@ def to_nir(circuit, seed: int = 0, weights: dict | None = None,
             notes.append(f"population {name!r}: its refractory period "
                          f"({form.refractory * 1e3:g} ms) is left out (NIR has none)")
         forms[name] = form
+    lines = {name: _transmission(plan, proj, forms, inputs)
+             for name, proj in circuit.projections.items()}
     written = {}  # population -> variables projections write
-    for proj in circuit.projections.values():
-        written.setdefault(proj.target, set()).add(_transmission(plan, proj, forms, inputs)[0])
+    for name, proj in circuit.projections.items():
+        written.setdefault(proj.target, set()).add(lines[name][0])
     for name, form in forms.items():
         nodes[name] = _neuron_node(nir, circuit, form, written.get(name, set()))
         nodes[name + ".output"] = nir.Output(output_type={"output": np.array([form.n])})
         edges.append((name, name + ".output"))
-    for proj in circuit.projections.values():
-        _projection(nir, circuit, plan, proj, seed, weights, forms, inputs, nodes, edges,
+    for name, proj in circuit.projections.items():
+        _projection(nir, circuit, plan, proj, lines[name], seed, weights, forms, nodes, edges,
                     notes)
     graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata={
         KEY + "circuit": circuit.name, KEY + "dt": float(circuit.dt),
@@ -147,8 +149,7 @@ def _neuron_node(nir, circuit, form, written):
     pop = circuit.population(form.population)
     meta = {KEY + "population": form.population, KEY + "v": form.v, KEY + "unit": form.unit,
             KEY + "method": pop.method,
-            KEY + "v0": np.broadcast_to(np.asarray(pop.values.get(form.v, 0.0), float),
-                                        (form.n,)).copy()}
+            KEY + "v0": pop.initial(form.v)}
     if form.refractory:
         meta[KEY + "refractory_dropped"] = form.refractory
     common = dict(v_leak=form.v_leak, v_threshold=form.v_threshold, v_reset=form.v_reset)
@@ -169,14 +170,14 @@ def _neuron_node(nir, circuit, form, written):
     cur = groups[0][0]
     meta[KEY + "current"] = ",".join(names)
     meta[KEY + "current_unit"] = unit_name(pop.equations[cur.name].dim)
-    meta[KEY + "current0"] = sum(np.broadcast_to(np.asarray(pop.values.get(c, 0.0), float),
-                                                 (form.n,)) for c in names)
+    meta[KEY + "current0"] = sum(pop.initial(c) for c in names)
     return nir.CubaLIF(tau_syn=cur.tau, tau_mem=form.tau, r=cur.r, w_in=np.ones(form.n),
                        metadata=meta, **common)
 
 
-def _projection(nir, circuit, plan, proj, seed, weights, forms, inputs, nodes, edges, notes):
-    var, line = _transmission(plan, proj, forms, inputs)
+def _projection(nir, circuit, plan, proj, transmission, seed, weights, forms, nodes, edges,
+                notes):
+    var, line = transmission
     pp = plan.projections[proj.name]
     n_pre = circuit.population(proj.source).n
     form = forms[proj.target]

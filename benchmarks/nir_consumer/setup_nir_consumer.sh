@@ -9,14 +9,8 @@
 #     bash benchmarks/nir_consumer/setup_nir_consumer.sh [PYTHON]    # PYTHON defaults to python3.11
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-venv="$root/.venv-nir"
-python="${1:-python3.11}"
-if [ ! -x "$venv/bin/python" ]; then
-    "$python" -m venv "$venv"
-fi
-"$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet -r "$here/requirements.txt"
+source "$here/../side_venv.sh"
+side_venv .venv-nir "$here/requirements.txt" "${1:-python3.11}"
 "$venv/bin/python" - <<'PY'
 from importlib.metadata import version
 import nir, norse.torch, torch

@@ -7,14 +7,8 @@
 #     bash benchmarks/peers/setup_peers.sh [PYTHON]    # PYTHON defaults to python3.11
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-venv="$root/.venv-peers"
-python="${1:-python3.11}"
-if [ ! -x "$venv/bin/python" ]; then
-    "$python" -m venv "$venv"
-fi
-"$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet -r "$here/requirements.txt"
+source "$here/../side_venv.sh"
+side_venv .venv-peers "$here/requirements.txt" "${1:-python3.11}"
 "$venv/bin/python" - <<'PY'
 import jax, pcx, equinox, optax
 print("peers venv ready: jax", jax.__version__, "backend", jax.default_backend(),

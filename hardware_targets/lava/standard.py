@@ -88,7 +88,7 @@ def standard_plan(circuit, precision: str = "floating_pt"):
     does not."""
     if precision != "floating_pt":
         return None, "fixed point runs on generated processes (not yet Lava's LIF models)"
-    plan = lower(circuit)
+    plan = lower(circuit, update=False)  # the state updaters only once the rest fits
     out, written = {}, {}
     for proj in circuit.projections.values():
         pp = plan.projections[proj.name]
@@ -137,6 +137,8 @@ def standard_plan(circuit, precision: str = "floating_pt"):
         if form.v in written.get(name, ()):
             return None, (f"projections write v of {name!r} directly (Lava's LIF takes input "
                           "through its current u)")
+        if plan.populations[name].update is None:
+            plan = lower(circuit)
         try:
             step = _step(circuit, plan, name, form)
         except CircuitError as exc:
@@ -165,8 +167,7 @@ def _step(circuit, plan, name, form) -> dict:
     g["t"] = 0.0
     update = _Code(p, dict(g, rand=None, randn=None)).block(p.update, "state update")
     pop, n = circuit.population(name), form.n
-    state = {v: np.broadcast_to(np.asarray(pop.values.get(v, 0.0), float), (n,)).copy()
-             for v in p.stored}
+    state = {v: pop.initial(v) for v in p.stored}
     diff = sorted(pop.equations.diff_eq_names)
     for v in diff:
         state[v] = np.zeros(n)
@@ -221,16 +222,13 @@ class LavaStandardTarget(LavaRuntime, Target):
                         processes=processes, **options)
         from .compat import import_lava
         import_lava()
-        self.precision, self.fixed, self._steps = precision, False, 0
+        self.precision, self._steps = precision, 0
         self.lif, reason = standard_plan(circuit, precision)
         if self.lif is None:
             raise CircuitError(f"processes='standard': {reason}.")
-        self.K, self.L = 1, 0
         self._rng = np.random.default_rng(np.random.SeedSequence([int(seed), 15]))
-        self.rates = {name: np.broadcast_to(np.asarray(
-            circuit.population(name).values.get("rates", 0.0), float), (
-            circuit.population(name).n,)).copy()
-            for name, kind in self.lif.items() if kind == "source"}
+        self.rates = {name: circuit.population(name).initial("rates")
+                      for name, kind in self.lif.items() if kind == "source"}
         self._build_standard(weights or circuit.initial_weights(seed))
         self._start()
 
@@ -248,9 +246,8 @@ class LavaStandardTarget(LavaRuntime, Target):
                 self.procs[name] = Source(data=np.zeros((n, CHUNK)))
                 continue
             pop, form = c.population(name), m.form
-            v0 = np.broadcast_to(np.asarray(pop.values.get(form.v, 0.0), float), (n,))
-            g0 = sum(np.broadcast_to(np.asarray(pop.values.get(g, 0.0), float), (n,))
-                     for g in m.currents) if m.currents else np.zeros(n)
+            v0 = pop.initial(form.v)
+            g0 = sum((pop.initial(g) for g in m.currents), np.zeros(n))
             kind, extra = (LIFRefractory, {"refractory_period": m.frozen}) if m.frozen \
                 else (LIF, {})
             self.procs[name] = kind(shape=(n,), v=v0 - form.v_reset, u=m.k * g0 / m.a_g,
@@ -379,9 +376,7 @@ class LavaStandardTarget(LavaRuntime, Target):
                                    "processes='generated'.")
             # g after this step's input: decayed u plus the spikes in flight, over k
             return (m.a_g * self._get_var(proc.u) + self._pending(population)) / m.k
-        pop = self.circuit.population(population)
-        return np.broadcast_to(np.asarray(pop.values.get(variable, 0.0), float),
-                               (pop.n,)).copy()
+        return self.circuit.population(population).initial(variable)
 
     def set(self, population, variable, values):
         values = self.state_values(population, variable, values)
