@@ -510,6 +510,7 @@ def _build(args, ds):
     factory, kwargs = _circuit_keywords(args)
     sizes = (ds.x_train.shape[1], *args.hidden,
              ds.x_train.shape[1] if args.task == "reconstruction" else ds.n_classes)
+    _check_memory(sizes)
     circuit = factory(sizes, args.activation, **kwargs)
     options = {}
     if args.batch_size > 1 or args.optimizer != "sgd" or args.float32:
@@ -521,6 +522,17 @@ def _build(args, ds):
         if args.float32:
             options["dtype"] = np.float32
     return sizes, circuit, make_target(args.target, circuit, seed=args.seed, **options)
+
+
+def _check_memory(sizes) -> None:
+    """MemoryError (main names it) before anything is built when the forward
+    weights alone, in float64, need more memory than is available: building
+    would otherwise fill the machine first (a target allocates piece by piece)."""
+    import psutil
+    need = 8 * sum(a * b for a, b in zip(sizes, sizes[1:]))
+    if need > psutil.virtual_memory().available:
+        raise MemoryError(f"the weights of {'-'.join(map(str, sizes))} need "
+                          f"{need / 2 ** 30:.3g} GiB")
 
 
 def load_run(folder: Path):
@@ -815,9 +827,9 @@ def main(argv=None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(f"{where}{exc.strerror or exc}; free some space or choose another "
                      "--out (the last checkpoint is kept).", 4)
-    except MemoryError:
-        return _fail("out of memory; choose smaller --hidden, --batch-size, --train-size or "
-                     "--test-size.", 2)
+    except MemoryError as exc:
+        return _fail(f"out of memory{f' ({exc})' if str(exc) else ''}; choose smaller "
+                     "--hidden, --batch-size, --train-size or --test-size.", 2)
     except KeyboardInterrupt as exc:
         then = ("run the same command again to resume" if args.command in ("train", "sweep")
                 else "nothing was written; run the command again to start over")
