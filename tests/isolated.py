@@ -32,6 +32,27 @@ def run_isolated(argv: list[str], timeout: float) -> subprocess.CompletedProcess
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+def fresh(module_file: str):
+    """A decorator for the tests of ``module_file``: each runs in a fresh interpreter
+    (Lava's runtime sets the multiprocessing start method when it is imported, which
+    fails in a pytest worker where another test, Dask's LocalCluster, set it first).
+    The module ends with ``run_fresh(globals())``."""
+    def decorate(test):
+        @functools.wraps(test)
+        def run(**kwargs):
+            proc = run_isolated([module_file, test.__name__, json.dumps(kwargs)], timeout=600)
+            assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+        return run
+    return decorate
+
+
+def run_fresh(namespace: dict) -> None:
+    """In the interpreter :func:`fresh` started: run the one test named on the
+    command line."""
+    if namespace["__name__"] == "__main__":
+        namespace[sys.argv[1]].__wrapped__(**json.loads(sys.argv[2]))
+
+
 def skip_without_lava() -> None:
     """Skip the calling test module when lava-nc is not installed."""
     import importlib.metadata

@@ -12,10 +12,7 @@
 """
 from __future__ import annotations
 
-import functools
-import json
 import re
-import sys
 
 import numpy as np
 import pytest
@@ -27,20 +24,13 @@ from neurosim.hardware_targets import make_target
 from neurosim.hardware_targets.lava.standard import LavaStandardTarget
 from neurosim.hardware_targets.lava.target import LavaTarget
 
-from isolated import run_isolated, skip_without_lava
+import isolated
+from isolated import skip_without_lava
 
 skip_without_lava()
 
 
-def fresh(test):
-    """Run the test in a fresh interpreter: Lava's runtime sets the multiprocessing
-    start method when it is imported, which fails in a pytest worker where another
-    test (Dask's LocalCluster) set it first (tests/isolated.py)."""
-    @functools.wraps(test)
-    def run(**kwargs):
-        proc = run_isolated([__file__, test.__name__, json.dumps(kwargs)], timeout=600)
-        assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
-    return run
+fresh = isolated.fresh(__file__)
 
 
 def lif_circuit(method: str, refractory=None, unless=True) -> Circuit:
@@ -164,7 +154,7 @@ def test_poisson_sources_are_drawn_on_the_host_from_the_seed():
 @pytest.mark.parametrize("change, reason", [
     ("refractory", "'E' is refractory without '.unless refractory.' on v alone"),
     ("direct", "projections write v of 'F' directly"),
-    ("fixed", "fixed point runs on generated processes"),
+    ("warn", "overflow='warn' .Lava's bit-accurate LIF wraps and clips"),
 ])
 @fresh
 def test_what_does_not_fit_runs_on_generated_processes_and_says_why(change, reason):
@@ -174,9 +164,9 @@ def test_what_does_not_fit_runs_on_generated_processes_and_says_why(change, reas
         proj = c.projections["EF"]
         c.projections["EF"] = Projection(proj.name, proj.source, proj.target, proj.model,
                                          on_pre="v_post += w", init=proj.init)
-    precision = "fixed_pt" if change == "fixed" else "floating_pt"
+    precision = "fixed_pt" if change == "warn" else "floating_pt"
     with pytest.raises(CircuitError, match=f"processes='standard': .*{reason}"):
-        LavaTarget(c, precision=precision, processes="standard")
+        LavaTarget(c, precision=precision, processes="standard", overflow="warn")
     target = LavaTarget(c, precision=precision, overflow="warn")
     try:
         assert type(target) is LavaTarget
@@ -211,5 +201,4 @@ def test_generated_processes_can_still_be_asked_for():
         LavaTarget(lif_circuit("euler"), processes="gen")
 
 
-if __name__ == "__main__":   # one test, in the interpreter fresh() started
-    globals()[sys.argv[1]].__wrapped__(**json.loads(sys.argv[2]))
+isolated.run_fresh(globals())

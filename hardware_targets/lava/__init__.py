@@ -210,8 +210,10 @@ agree with the other targets in distribution, not spike by spike.
 
 Not supported (:meth:`LavaTarget.unsupported`; the constructor's
 :class:`CircuitError` names the construct and the registered targets that
-accept the circuit): refractoriness on ``lava-fixed`` (on ``lava`` it is
-Brian2's own: its ``not_refractory`` update and gated threshold), stochastic
+accept the circuit): refractoriness on ``lava-fixed``'s generated processes
+(on ``lava`` it is Brian2's own: its ``not_refractory`` update and gated
+threshold; a LIF population with a refractory period runs on ``lava-fixed`` as
+Lava's ``LIFRefractory`` with the bit-accurate model of :mod:`.lif_fixed`), stochastic
 equations (``xi``), Brian2 functions and ``TimedArray`` s in the namespace,
 ``on_post`` code and synaptic differential equations other than a plasticity
 rule's, summed variables that are not a product of one synaptic variable and
@@ -220,6 +222,14 @@ plasticity rules other than PairSTDP and ThreeFactorSTDP, plasticity rules on
 ``lava-fixed``, on projections that are not all-to-all or with delays, and
 fixed-point delays beyond Loihi 2's 63 Lava steps.
 
+Standard processes
+------------------
+Circuits of LIF populations (recognised in the equations) and static spike
+projections run on Lava's own ``LIF``, ``LIFRefractory``, ``Dense`` and
+``DelayDense`` instead (:mod:`.standard`; on ``lava-fixed`` Lava's bit-accurate
+models, with the scaling derived in :mod:`.lif_fixed`): what Loihi's compiler
+takes. ``LavaTarget.deployment()`` says, per population, which it is and why.
+
 Modules
 -------
 One concern per file: :mod:`.target` (:class:`LavaTarget`: plan, build, run,
@@ -227,7 +237,8 @@ state and weights), :mod:`.process` (the population process and its models),
 :mod:`.connections` (which ``Dense``/``Sparse`` carries what, and the Lava
 connection models adapted here), :mod:`.plasticity` (plasticity rules on Lava's
 learning engine), :mod:`.fixed_point` (the quantisation scheme and its errors),
-:mod:`.runtime` (Lava's worker processes) and :mod:`.compat` (the Python 3.11
+:mod:`.standard` and :mod:`.lif_fixed` (Lava's standard processes, float and
+fixed point), :mod:`.runtime` (Lava's worker processes) and :mod:`.compat` (the Python 3.11
 import fix for lava-nc 0.10).
 """
 from __future__ import annotations

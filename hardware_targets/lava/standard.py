@@ -50,9 +50,17 @@ Not (yet) standard, and so run on generated processes, with the reason from
 plasticity, synaptic currents of different time constants in one population,
 per-neuron time constants or thresholds, input written straight into v (Lava's
 LIF takes input through u, and keeps input that arrives in the step a neuron
-fires, where Brian2's reset overwrites it), and fixed point (``lava-fixed``).
+fires, where Brian2's reset overwrites it), and ``overflow='warn'`` on
+``lava-fixed`` (Lava's bit-accurate LIF wraps and clips; the checked model here
+raises instead).
+
+On ``lava-fixed`` the same plan runs on Lava's bit-accurate fixed-point models
+(``PyLifModelBitAcc``, ``PyDenseModelBitAcc``), with the scaling derived from
+the declaration and the errors reported: :mod:`.lif_fixed`.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -64,6 +72,8 @@ from neurosim.neuron_forms import (current_groups, is_plastic, is_spike_source, 
 from neurosim.target import Capabilities, Target, check_steps, is_spikes, parse_record
 
 from .connections import _delay_dense_model, _delay_steps
+from .lif_fixed import V_HEADROOM, FixedLif, check_headroom, fixed_weights, weight_exponent
+from .lif_fixed import models as fixed_models
 from .process import _Code
 from .runtime import LavaRuntime
 
@@ -80,14 +90,19 @@ class _Lif:
         self.form, self.currents, self.frozen = form, currents, frozen
         self.du, self.dv, self.vth = step["du"], step["dv"], step["vth"]
         self.k, self.a_g, self.bias = step["k"], step["a_g"], step["bias"]
+        self.fixed = None  # its integers on lava-fixed (.lif_fixed.FixedLif)
 
 
-def standard_plan(circuit, precision: str = "floating_pt"):
+def standard_plan(circuit, precision: str = "floating_pt", v_headroom: float = V_HEADROOM,
+                  overflow: str = "raise"):
     """``({population: _Lif | 'source'}, '')`` when the circuit maps onto Lava's
     standard processes, else ``(None, reason)`` naming the first construct that
     does not."""
-    if precision != "floating_pt":
-        return None, "fixed point runs on generated processes (not yet Lava's LIF models)"
+    fixed = precision == "fixed_pt"
+    v_headroom = check_headroom(v_headroom)
+    if fixed and overflow != "raise":
+        return None, (f"overflow={overflow!r} (Lava's bit-accurate LIF wraps and clips; "
+                      "generated processes saturate and count)")
     plan = lower(circuit, update=False)  # the state updaters only once the rest fits
     out, written = {}, {}
     for proj in circuit.projections.values():
@@ -141,9 +156,11 @@ def standard_plan(circuit, precision: str = "floating_pt"):
             plan = lower(circuit)
         try:
             step = _step(circuit, plan, name, form)
+            out[name] = _Lif(form, currents, step, frozen)
+            if fixed:
+                out[name].fixed = FixedLif(name, out[name], v_headroom)
         except CircuitError as exc:
             return None, str(exc)
-        out[name] = _Lif(form, currents, step, frozen)
     if all(m == "source" for m in out.values()):
         return None, "there is no LIF population"
     return out, ""
@@ -209,21 +226,25 @@ class LavaStandardTarget(LavaRuntime, Target):
     capabilities = Capabilities(spikes=True, random=True)
 
     @classmethod
-    def unsupported(cls, circuit, precision: str = "floating_pt", **options) -> str | None:
-        return standard_plan(circuit, precision)[1] or None
+    def unsupported(cls, circuit, precision: str = "floating_pt", v_headroom=V_HEADROOM,
+                    overflow="raise", **options) -> str | None:
+        return standard_plan(circuit, precision, v_headroom, overflow)[1] or None
 
     def __init__(self, circuit, seed: int = 0, weights: dict | None = None,
                  precision: str = "floating_pt", processes: str = "auto",
-                 frac_bits: int = 12, overflow: str = "raise", weight_range=None,
-                 rounding_tolerance=None, **options):
-        # frac_bits ... rounding_tolerance: LavaTarget's fixed-point options (this
-        # target runs floating point), accepted so that the same call builds either
+                 v_headroom: float = V_HEADROOM, overflow: str = "raise",
+                 frac_bits: int = 12, weight_range=None, rounding_tolerance=None, **options):
+        # frac_bits, weight_range, rounding_tolerance: the generated processes'
+        # fixed-point options, accepted so that the same call builds either
         Target.__init__(self, circuit, seed, weights, precision=precision,
                         processes=processes, **options)
         from .compat import import_lava
         import_lava()
         self.precision, self._steps = precision, 0
-        self.lif, reason = standard_plan(circuit, precision)
+        self.fixed = precision == "fixed_pt"
+        self.capabilities = dataclasses.replace(self.capabilities, fixed_point=self.fixed)
+        self.v_headroom = check_headroom(v_headroom)
+        self.lif, reason = standard_plan(circuit, precision, self.v_headroom, overflow)
         if self.lif is None:
             raise CircuitError(f"processes='standard': {reason}.")
         self._rng = np.random.default_rng(np.random.SeedSequence([int(seed), 15]))
@@ -250,20 +271,38 @@ class LavaStandardTarget(LavaRuntime, Target):
             g0 = sum((pop.initial(g) for g in m.currents), np.zeros(n))
             kind, extra = (LIFRefractory, {"refractory_period": m.frozen}) if m.frozen \
                 else (LIF, {})
-            self.procs[name] = kind(shape=(n,), v=v0 - form.v_reset, u=m.k * g0 / m.a_g,
-                                    du=m.du, dv=m.dv, bias_mant=m.bias.copy(), bias_exp=0,
-                                    vth=m.vth, name=name, **extra)
+            v, u = v0 - form.v_reset, m.k * g0 / m.a_g
+            if self.fixed:
+                f = m.fixed
+                self.procs[name] = kind(
+                    shape=(n,), v=f.state(v), u=f.state(u), du=f.du, dv=f.dv,
+                    bias_mant=f.bias_mant, bias_exp=f.bias_exp, vth=f.vth, name=name,
+                    **extra)
+                for key, value in (("name", name), ("scale", f.scale),
+                                   ("headroom", self.v_headroom)):  # for its messages
+                    self.procs[name].proc_params[f"neurosim_{key}"] = value
+                self.models[self.procs[name]] = fixed_models()[kind]
+            else:
+                self.procs[name] = kind(shape=(n,), v=v, u=u, du=m.du, dv=m.dv,
+                                        bias_mant=m.bias.copy(), bias_exp=0, vth=m.vth,
+                                        name=name, **extra)
             self.sinks[name] = Sink(shape=(n,), buffer=CHUNK)
             self.procs[name].s_out.connect(self.sinks[name].a_in)
         self.weights = {name: {v: np.asarray(weights[name][v], float).copy()
                                for v in proj.parameters}
                         for name, proj in c.projections.items()}
         plan = lower(c, update=False)
-        self._inputs = {}
+        self._inputs, self._exp, self.weight_errors = {}, {}, {}
         for name, proj in c.projections.items():
             self._inputs[name] = spike_input(plan, proj, f"projection {name!r}")[1]
+            fmt = {}
+            if self.fixed:  # the exponent that holds the initial weights (.lif_fixed)
+                f = self.lif[proj.target].fixed
+                self._exp[name] = weight_exponent(self._float_matrix(name) * f.gain
+                                                  * f.scale / 64)
+                fmt = {"weight_exp": self._exp[name], "num_weight_bits": 8}
             if proj.delay is None:
-                d = Dense(weights=self._lava_matrix(name), name=name)
+                d = Dense(weights=self._lava_matrix(name), name=name, **fmt)
             else:  # delays in Lava steps = neurosim steps (Dense adds the one step
                 # that Brian2's delivery in the step of the spike lacks, as without delay)
                 delays = _delay_matrix(c, proj, self.seed)
@@ -271,18 +310,32 @@ class LavaStandardTarget(LavaRuntime, Target):
                     raise CircuitError(f"Projection {name!r}: with seed {self.seed}, synapses "
                                        "of different delays join one pair of neurons (Lava's "
                                        "DelayDense holds one per pair).")
-                d = DelayDense(weights=self._lava_matrix(name), name=name, delays=delays)
+                d = DelayDense(weights=self._lava_matrix(name), name=name, delays=delays,
+                               **fmt)
                 self.models[d] = _delay_dense_model(self.precision)
             self.procs[proj.source].s_out.connect(d.s_in)
             d.a_out.connect(self.procs[proj.target].a_in)
             self.dense[name] = d
         self._tie_standard()
 
-    def _lava_matrix(self, name):
+    def _float_matrix(self, name):
+        """The projection's weights as jumps of the target's u (v's units)."""
         proj = self.circuit.projection(name)
         matrix = jump_matrix(self.circuit, proj, self._inputs[name], self.weights[name],
                              self.seed)
         return matrix * self.lif[proj.target].k[:, None]
+
+    def _lava_matrix(self, name):
+        """What the projection's Dense holds: the float matrix, or on lava-fixed its
+        8-bit mantissas (their largest error kept in ``weight_errors``)."""
+        matrix = self._float_matrix(name)
+        if not self.fixed:
+            return matrix
+        f = self.lif[self.circuit.projection(name).target].fixed
+        m, error = fixed_weights(name, matrix * f.gain, f.scale, self._exp[name])
+        self.weight_errors[name] = error + float(np.max(np.abs(matrix), initial=0.0)) * abs(
+            f.gain - 1)  # from the declared weights, the steady-state gain included
+        return m
 
     def _tie_standard(self):
         """Lava runs only the processes connected to the one it is run on: every
@@ -325,7 +378,7 @@ class LavaStandardTarget(LavaRuntime, Target):
                 np.array_equal(now[k], self._namespace[k]) for k in now):
             return
         self.circuit.check_constants()
-        lif, reason = standard_plan(self.circuit, self.precision)
+        lif, reason = standard_plan(self.circuit, self.precision, self.v_headroom)
         if lif is None:
             raise CircuitError(f"After the namespace change, {reason}: build the target "
                                "again.")
@@ -338,25 +391,41 @@ class LavaStandardTarget(LavaRuntime, Target):
                     "and vth are scalars of its model): build the target again.")
         self.lif, self._namespace = lif, now
         for name, m in lif.items():
-            if m != "source":
+            if m != "source" and self.fixed:
+                self._set_var(self.procs[name].bias_mant, m.fixed.bias_mant)
+                self._set_var(self.procs[name].bias_exp, m.fixed.bias_exp)
+            elif m != "source":
                 self._set_var(self.procs[name].bias_mant, m.bias)
         for name, d in self.dense.items():
             self._set_var(d.weights, self._lava_matrix(name))
 
     def deployment(self) -> dict[str, str]:
-        return {name: (f"Lava {'LIFRefractory' if m.frozen else 'LIF'} (standard process)"
-                       if m != "source" else
+        model = ", Lava's bit-accurate fixed-point model" if self.fixed else ""
+        return {name: (f"Lava {'LIFRefractory' if m.frozen else 'LIF'} (standard "
+                       f"process{model})" if m != "source" else
                        "Poisson source: spikes drawn on the host, played by Lava's "
                        "io.source.RingBuffer")
                 for name, m in self.lif.items()}
 
     # --- state -------------------------------------------------------------------------
     def _pending(self, name):
-        """What the Dense processes into ``name`` deliver at the next step."""
-        return sum((self._get_var(d.a_buff).reshape(self.circuit.population(name).n, -1)[:, 0]
-                    for p, d in self.dense.items()
-                    if self.circuit.projection(p).target == name),
-                   np.zeros(self.circuit.population(name).n))
+        """What the Dense processes into ``name`` deliver at the next step (v's units)."""
+        n = self.circuit.population(name).n
+        out = np.zeros(n)
+        for p, d in self.dense.items():
+            if self.circuit.projection(p).target == name:
+                buff = self._get_var(d.a_buff)  # (n,), (n, delays + 1), or its initial 0
+                out += buff.reshape(n, -1)[:, 0] if buff.size > 1 else buff.ravel()
+        return out * 64 / self.lif[name].fixed.scale if self.fixed else out
+
+    def _state(self, population, var):
+        """v - v_reset or u of a LIF population, in v's units."""
+        value = self._get_var(getattr(self.procs[population], var))
+        return value / self.lif[population].fixed.scale if self.fixed else value
+
+    def _set_state(self, population, var, value):
+        self._set_var(getattr(self.procs[population], var),
+                      self.lif[population].fixed.state(value) if self.fixed else value)
 
     def get(self, population, variable):
         self.circuit.check_variable(population, variable)
@@ -366,16 +435,15 @@ class LavaStandardTarget(LavaRuntime, Target):
                 raise CircuitError(f"{population}.{variable}: a Poisson source on Lava's "
                                    "standard processes holds its rates only.")
             return self.rates[population].copy()
-        proc = self.procs[population]
         if variable == m.form.v:
-            return self._get_var(proc.v) + m.form.v_reset
+            return self._state(population, "v") + m.form.v_reset
         if variable in m.currents:
             if len(m.currents) > 1:
                 raise CircuitError(f"{population}.{variable}: the currents {m.currents} are "
                                    "one current u in Lava's LIF; read their sum with "
                                    "processes='generated'.")
             # g after this step's input: decayed u plus the spikes in flight, over k
-            return (m.a_g * self._get_var(proc.u) + self._pending(population)) / m.k
+            return (m.a_g * self._state(population, "u") + self._pending(population)) / m.k
         return self.circuit.population(population).initial(variable)
 
     def set(self, population, variable, values):
@@ -385,13 +453,26 @@ class LavaStandardTarget(LavaRuntime, Target):
             self.rates[population] = values.copy()
             return
         if m != "source" and variable == m.form.v:
-            return self._set_var(self.procs[population].v, values - m.form.v_reset)
+            return self._set_state(population, "v", values - m.form.v_reset)
         if m != "source" and variable in m.currents and len(m.currents) == 1:
-            return self._set_var(self.procs[population].u,
-                                 (m.k * values - self._pending(population)) / m.a_g)
+            return self._set_state(population, "u",
+                                   (m.k * values - self._pending(population)) / m.a_g)
         raise CircuitError(f"{population}.{variable}: Lava's standard processes hold v, the "
                            "synaptic current and a source's rates; set others with "
                            "processes='generated'.")
+
+    def quantisation(self) -> dict:
+        """lava-fixed: per LIF population its scale and the errors of its constants
+        (in v's units; :mod:`.lif_fixed`), per projection its weight exponent and
+        largest weight error (v's units)."""
+        if not self.fixed:
+            raise CircuitError("quantisation(): this target runs floating point; build it "
+                               "with precision='fixed_pt' (lava-fixed).")
+        return {"populations": {name: {"scale": m.fixed.scale, **m.fixed.errors}
+                                for name, m in self.lif.items() if m != "source"},
+                "projections": {name: {"weight_exp": self._exp[name],
+                                       "weight_error": self.weight_errors[name]}
+                                for name in self.dense}}
 
     def clamp(self, population, variable, values):
         raise CircuitError("clamping on Lava's standard processes: their LIF has no "
@@ -422,15 +503,17 @@ class LavaStandardTarget(LavaRuntime, Target):
         traces = {(p, v): [] for p, v, _ in variables}
         self._refresh()
         done = 0
-        while done < n_steps:
-            size = 1 if variables else min(CHUNK - self._steps % CHUNK, n_steps - done)
+        while done < n_steps:  # segments that end where the RingBuffers wrap around
+            size = min(CHUNK - self._steps % CHUNK, n_steps - done)
             first = self._steps
             drawn = self._play(size)
-            for p, v, idx in variables:  # the state at the start of the step
-                value = self.get(p, v)
-                traces[(p, v)].append(value if idx is None else value[idx])
-            self._lava_steps(size)
-            for p in rows:
+            for _ in range(size if variables else 1):  # variables: a pause per step
+                for p, v, idx in variables:  # the state at the start of the step
+                    value = self.get(p, v)
+                    traces[(p, v)].append(value if idx is None else value[idx])
+                self._lava_steps(1 if variables else size)
+            for p in rows:  # a sink is read once per segment: Lava sends a Var's
+                # values one message each (4 s for 160 neurons x 1000 steps)
                 fired = drawn[p] if p in drawn else self._get_var(self.sinks[p].data)[
                     :, (first + np.arange(size)) % CHUNK].T > 0.5
                 k, neuron = np.nonzero(fired)

@@ -167,7 +167,9 @@ class LavaTarget(LavaRuntime, Target):
             raise CircuitError(f"processes={processes!r}: use one of {PROCESSES}.")
         if cls is LavaTarget and processes != "generated" and isinstance(circuit, Circuit):
             from .standard import LavaStandardTarget, standard_plan
-            plan, reason = standard_plan(circuit, precision)
+            plan, reason = standard_plan(circuit, precision,
+                                         **{k: kwargs[k] for k in ("v_headroom", "overflow")
+                                            if k in kwargs})
             if plan is not None:  # not a LavaTarget: built here (Python would not)
                 target = object.__new__(LavaStandardTarget)
                 target.__init__(circuit, *args, processes=processes, precision=precision,
@@ -184,7 +186,9 @@ class LavaTarget(LavaRuntime, Target):
                  precision: str = "floating_pt", frac_bits: int = 12,
                  overflow: str = "raise", weight_range: dict | None = None,
                  rounding_tolerance: float = ROUNDING_TOLERANCE, processes: str = "auto",
-                 **options):
+                 v_headroom: float | None = None, **options):
+        # v_headroom: the option of Lava's standard LIF on lava-fixed (.lif_fixed),
+        # accepted so that the same call builds either
         if precision not in PRECISIONS:
             raise CircuitError(f"Unknown Lava precision {precision!r}; use one of {PRECISIONS}.")
         if overflow not in OVERFLOW:
@@ -242,7 +246,7 @@ class LavaTarget(LavaRuntime, Target):
         """How each population runs: on Lava's standard processes (what Loihi's
         compiler takes) or on a generated process model (simulation only), and why."""
         from .standard import standard_plan
-        plan, reason = standard_plan(self.circuit, self.precision)
+        plan, reason = standard_plan(self.circuit, self.precision, overflow=self.overflow)
         why = reason if plan is None else "processes='generated' was asked for"
         return {name: f"generated process model (simulation only): {why}"
                 for name in self.circuit.populations}
