@@ -1,6 +1,6 @@
 """Which populations of the library's spiking circuits and of the conformance
 models run on Lava's standard processes (what Loihi's compiler takes), and
-which can be exported to NIR, with the reason where not. Prints a Markdown
+which can be exported to NIR (float and fixed point), with the reason where not. Prints a Markdown
 table (the README's).
 
     python benchmarks/deployment_table.py
@@ -21,9 +21,8 @@ def rows():
                 ("song-abbott-stdp", "dopamine-stdp", "reward-task")}
     circuits.update({name: make(scale=0.05) for name, (make, _run, _src) in EXAMPLES.items()})
     for name, c in circuits.items():
-        plan, reason = standard_plan(c)
-        lava = (", ".join(f"{p}: {'LIF' if m != 'source' else 'host source'}"
-                          for p, m in plan.items()) if plan else f"generated: {reason}")
+        lava = [_describe(*standard_plan(c, precision))
+                for precision in ("floating_pt", "fixed_pt")]
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -32,14 +31,22 @@ def rows():
                             if type(v).__name__ in ("LIF", "CubaLIF", "Input"))
         except CircuitError as exc:
             nir = "refused: " + str(exc).split(": ", 1)[1].split(". NIR export takes")[0]
-        yield name, lava, nir
+        yield name, *lava, nir
+
+
+def _describe(plan, reason):
+    if plan is None:
+        return f"generated: {reason}"
+    return ", ".join(f"{p}: " + ("host source" if m == "source" else
+                                 "LIFRefractory" if m.frozen else "LIF")
+                     for p, m in plan.items())
 
 
 def main():
-    print("| circuit | Lava (float) | NIR export |")
-    print("|---|---|---|")
-    for name, lava, nir in rows():
-        print(f"| {name} | {lava} | {nir} |")
+    print("| circuit | Lava (float) | Lava (fixed point) | NIR export |")
+    print("|---|---|---|---|")
+    for row in rows():
+        print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":

@@ -68,7 +68,8 @@ FEWER_SEEDS_FULL = FEWER_SEEDS + ("brunel_2000", "stdp", "jeffress")  # at full 
 # --- comparison rules ---------------------------------------------------------------
 #
 # ("exact",)                 every observable equal, bit for bit
-# ("atol", tol)              every observable within tol (absolute)
+# ("atol", tol)              every observable within tol (absolute; a dict:
+#                            per observable)
 # ("stat", band)             the model's summary statistics (SUMMARIES) of the
 #                            target (seed 0) within the reference distribution of
 #                            the plain script over REFERENCE_SEEDS:
@@ -100,10 +101,13 @@ RANDOM = {"brian2-numpy": EXACT, "brian2-cython": ("stat", 0.1), "brian2-cpp": (
           "dense": ("stat", 0.1)}
 RULES = {
     # unconnected neurons: every spike count must match, states to rounding
-    # (lava-fixed refuses refractoriness; its 1e-3 would be four 12-bit steps)
+    # (lava-fixed: Loihi's 12-bit dv is 0.6 % off 1 - exp(-dt/tau) here, which
+    # moves each spike by under a step per interval: a count may differ by one, and
+    # then v anywhere between the reset and the threshold, 10 mV)
     "if_curve": {"brian2-numpy": EXACT, "brian2-cython": ("atol", 1e-9),
                  "brian2-cpp": ("atol", 1e-9), "brian2-cuda": ("atol", 1e-9),
-                 "lava": ("atol", 1e-9), "lava-fixed": ("atol", 1e-3), "dense": ("atol", 1e-9)},
+                 "lava": ("atol", 1e-9), "lava-fixed": ("atol", {"counts": 1, "v": 0.010}),
+                 "dense": ("atol", 1e-9)},
     "cuba": DETERMINISTIC_CHAOTIC,
     "brunel_hakim": RANDOM,
     "brunel_2000": RANDOM,
@@ -327,10 +331,14 @@ def compare(model: str, target: str, obs: dict, ref: dict, scale: float) -> tupl
             if not np.isfinite(d):
                 d = np.inf if not np.array_equal(a, b, equal_nan=True) else 0.0
             worst = max(worst, d)
+            atol = None if rule[0] == "exact" else \
+                rule[1][k] if isinstance(rule[1], dict) else rule[1]
             if (rule[0] == "exact" and not np.array_equal(a, b)) or \
-                    (rule[0] == "atol" and d > rule[1]):
+                    (rule[0] == "atol" and d > atol):
                 bad.append(f"{k} max|diff| {d:.3g}")
-        tol = "identical" if rule[0] == "exact" else f"atol {rule[1]:g}"
+        tol = "identical" if rule[0] == "exact" else "atol " + (
+            ", ".join(f"{k} {v:g}" for k, v in rule[1].items()) if isinstance(rule[1], dict)
+            else f"{rule[1]:g}")
         if bad:
             return False, f"{tol} violated: {'; '.join(bad)}"
         return True, ("identical" if worst == 0 else f"max|diff| {worst:.2g} (<= {tol})")
