@@ -9,6 +9,7 @@
   first spike that differs, that spike falls where the bound allows it, and over
   2,000 steps (200 ms) the firing rates agree within 10 %.
 * Refractory neurons hold v in fixed point as Lava's float model does.
+* Poisson sources drive it with the float target's input spikes.
 * What Lava's model would wrap or clip raises instead, naming the fix.
 """
 from __future__ import annotations
@@ -120,6 +121,20 @@ def test_cuba_like_network_on_lavas_fixed_point_lif_within_the_derived_bound():
 
 
 @fresh
+def test_poisson_sources_drive_the_fixed_point_lif_as_the_float_one():
+    """The sources are drawn on the host from the seed: the same input spikes on
+    both, and the output counts within 5 %."""
+    from test_lava_standard import source_circuit
+    c, runs = source_circuit(), []
+    for name in ("lava", "lava-fixed"):
+        with make_target(name, c, seed=1) as target:
+            runs.append(target.run(2000, record=[("inp", "spikes"), ("out", "spikes")]))
+    np.testing.assert_array_equal(runs[0][("inp", "spikes")], runs[1][("inp", "spikes")])
+    want, got = (len(r[("out", "spikes")]) for r in runs)
+    assert want > 100 and abs(got - want) <= 0.05 * want
+
+
+@fresh
 def test_refractory_neurons_hold_v_in_fixed_point():
     c = cuba_like(n=50, refractory=2 * ms)
     with make_target("lava-fixed", c, seed=0) as fixed:
@@ -159,6 +174,10 @@ def test_the_scaling_is_derived_and_what_has_none_is_refused():
     slow.namespace["taum"] = 1000 * ms   # 10,000 steps: beyond Loihi's 12-bit decays
     plan, reason = standard_plan(slow, "fixed_pt")
     assert plan is None and "has no 12-bit Loihi decay" in reason
+    weak = cuba_like(n=50)
+    weak.namespace["El"] = -59.9999 * mV   # a drive of 5e-9 V per step: 0.7 units of v
+    plan, reason = standard_plan(weak, "fixed_pt")
+    assert plan is None and "rounding to Loihi's integers changes it by more than 1 %" in reason
     with pytest.raises(CircuitError, match="v_headroom=0.5: give a number from 1"):
         standard_plan(cuba_like(n=50), "fixed_pt", v_headroom=0.5)
 

@@ -67,6 +67,14 @@ def _rounding_error(what: str, err: float, scale: float, tolerance: float, frac_
             "rounding_tolerance to accept it, or overflow='warn' to run on with a warning.")
 
 
+def _exponent(lo: float, hi: float) -> int:
+    """The smallest weight exponent whose 8-bit mantissas hold ``[lo, hi]``
+    (mixed-sign ones are even: at most 254)."""
+    top = max(abs(lo), abs(hi))
+    limit = 254 if lo < 0 < hi else 255
+    return math.ceil(math.log2(top / limit)) if top > 0 else 0
+
+
 def _quantise(w, e):
     """8-bit mantissas ``m`` with ``w ~ m * 2**e``, single-sign or mixed-sign as
     the weights are now (Lava's sign modes): (mantissas, sign mode, largest

@@ -65,7 +65,7 @@ import numpy as np
 
 from neurosim.circuit import CircuitError
 
-from .fixed_point import FixedPointOverflow, _quantise
+from .fixed_point import FixedPointOverflow, _exponent, _quantise
 
 __all__ = ["FixedLif", "V_HEADROOM", "check_headroom", "fixed_weights", "models",
            "weight_exponent"]
@@ -74,7 +74,6 @@ V_HEADROOM = 4.0
 _UNITY = 4096  # Loihi's decays: 12 bits
 _SHIFT = 6  # the left shift of vth and of the input activation
 _UV_MAX = 2 ** 23 - 1  # 24-bit u and v
-_VTH_MAX = 2 ** 17 - 1
 _BIAS_MANT, _BIAS_EXP = 4095, 7
 _ACT_MAX = 2 ** 15 - 1  # the 16-bit input activation
 
@@ -119,6 +118,15 @@ class FixedLif:
                 f"Loihi's bias ({_BIAS_MANT} * 2**{_BIAS_EXP} units = "
                 f"{_BIAS_MANT * 2 ** _BIAS_EXP / s:.6g} at v_headroom={v_headroom:g}); give "
                 "a larger v_headroom (coarser units).")
+        lost = (np.abs(lif.bias) > 1e-9 * lif.vth) & (  # above float noise
+            np.abs(mant * 2.0 ** exp - bias) > 0.01 * np.abs(bias))
+        if lost.any():
+            worst = float(np.min(np.abs(lif.bias[lost])))
+            raise CircuitError(
+                f"{where}: its constant drive {worst:.3g} per step (in v's units) is below "
+                f"50 units of v ({50 / s:.3g}), where rounding to Loihi's integers changes it "
+                f"by more than 1 %; give a smaller v_headroom (finer units; now "
+                f"{v_headroom:g}), or the floating-point 'lava' target.")
         self.bias_mant, self.bias_exp = mant.astype(np.int64), exp
         self.errors = {"dv": abs(self.dv / _UNITY - lif.dv),
                        "du": abs((self.du + 1) / _UNITY - lif.du) if lif.currents else 0.0,
@@ -155,9 +163,7 @@ def check_headroom(v_headroom) -> float:
 def weight_exponent(w_int) -> int:
     """The smallest exponent whose 8-bit mantissas hold ``w_int``."""
     w = np.asarray(w_int, float)
-    top = float(np.max(np.abs(w), initial=0.0))
-    limit = 254 if w.size and w.min() < 0 < w.max() else 255
-    return math.ceil(math.log2(top / limit)) if top > 0 else 0
+    return _exponent(float(w.min()), float(w.max())) if w.size else 0
 
 
 def fixed_weights(name, w_v, scale, exp):

@@ -25,7 +25,7 @@ from .compat import import_lava
 from .connections import (_clipped_learning_dense_model, _delay_dense_model, _delay_steps,
                           _dense_parts, _fixed_pattern_sparse_model, _Link, _spike_statement)
 from .fixed_point import (_MANTISSA, _MAX_DELAY, _STATE_BITS, _STATE_MAX, ROUNDING_TOLERANCE,
-                          FixedPointOverflow, FixedPointWarning, _quantise, _rounding_error,
+                          FixedPointOverflow, FixedPointWarning, _exponent, _quantise, _rounding_error,
                           _state_overflow)
 from .plasticity import _Y_TAU, _rule_mapping
 from .process import (_MODES, _PACK, _Code, _make_models, _make_process, _numeric_namespace,
@@ -531,9 +531,7 @@ class LavaTarget(LavaRuntime, Target):
                 f"take: weight_range={{{name!r}: (lo, hi)}}.")
         else:
             lo, hi = (float(w.min()), float(w.max())) if w.size else (0.0, 0.0)
-        top = max(abs(lo), abs(hi))
-        limit = 254 if lo < 0 < hi else 255
-        return math.ceil(math.log2(top / limit)) if top > 0 else 0
+        return _exponent(lo, hi)
 
     def _fixed_weights(self, link, w):
         """Quantise a link's weights (fixed point); a weight that does not fit the
