@@ -61,6 +61,7 @@ the declaration and the errors reported: :mod:`.lif_fixed`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -74,7 +75,7 @@ from neurosim.target import Capabilities, Target, check_steps, is_spikes, parse_
 from .connections import _delay_dense_model, _delay_steps
 from .lif_fixed import V_HEADROOM, FixedLif, check_headroom, fixed_weights, weight_exponent
 from .lif_fixed import models as fixed_models
-from .process import _Code
+from .process import _Code, _pack, _unpack
 from .runtime import LavaRuntime
 
 __all__ = ["LavaStandardTarget", "standard_plan"]
@@ -164,6 +165,44 @@ def standard_plan(circuit, precision: str = "floating_pt", v_headroom: float = V
     if all(m == "source" for m in out.values()):
         return None, "there is no LIF population"
     return out, ""
+
+
+@functools.cache
+def _packed_sink():
+    """``(process class, its model)``: a spike sink like Lava's
+    ``io.sink.RingBuffer`` whose buffer holds 48 spikes per item
+    (:func:`.process._pack`). Written here because Lava's ``Var.get`` sends a Var
+    one message per item (25 us each): the RingBuffer of 160 neurons x 1000 steps
+    took 4 s to read, and reading spikes was most of a run's time. A host-side
+    monitor, not part of what deploys."""
+    from lava.magma.core.decorator import implements, requires, tag
+    from lava.magma.core.model.py.model import PyLoihiProcessModel
+    from lava.magma.core.model.py.ports import PyInPort
+    from lava.magma.core.model.py.type import LavaPyType
+    from lava.magma.core.process.ports.ports import InPort
+    from lava.magma.core.process.process import AbstractProcess
+    from lava.magma.core.process.variable import Var
+    from lava.magma.core.resources import CPU
+    from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+    class PackedSpikeSink(AbstractProcess):
+        def __init__(self, shape, buffer):
+            super().__init__(shape=shape, buffer=buffer)
+            self.a_in = InPort(shape=shape)
+            self.data = Var(shape=(len(_pack(np.zeros(shape[0]))), buffer), init=0)
+
+    @implements(proc=PackedSpikeSink, protocol=LoihiProtocol)
+    @requires(CPU)
+    @tag("floating_pt", "fixed_pt")
+    class PyPackedSpikeSinkModel(PyLoihiProcessModel):
+        a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+        data: np.ndarray = LavaPyType(np.ndarray, float)
+
+        def run_spk(self):
+            self.data[:, (self.time_step - 1) % self.data.shape[1]] = _pack(
+                self.a_in.recv() > 0)
+
+    return PackedSpikeSink, PyPackedSpikeSinkModel
 
 
 def _delay_matrix(circuit, proj, seed):
@@ -256,7 +295,6 @@ class LavaStandardTarget(LavaRuntime, Target):
     # --- build ---------------------------------------------------------------------
     def _build_standard(self, weights):
         from lava.proc.dense.process import DelayDense, Dense
-        from lava.proc.io.sink import RingBuffer as Sink
         from lava.proc.io.source import RingBuffer as Source
         from lava.proc.lif.process import LIF, LIFRefractory
         c = self.circuit
@@ -286,8 +324,10 @@ class LavaStandardTarget(LavaRuntime, Target):
                 self.procs[name] = kind(shape=(n,), v=v, u=u, du=m.du, dv=m.dv,
                                         bias_mant=m.bias.copy(), bias_exp=0, vth=m.vth,
                                         name=name, **extra)
-            self.sinks[name] = Sink(shape=(n,), buffer=CHUNK)
-            self.procs[name].s_out.connect(self.sinks[name].a_in)
+            sink_process, sink_model = _packed_sink()
+            self.sinks[name] = sink = sink_process(shape=(n,), buffer=CHUNK)
+            self.models[sink] = sink_model
+            self.procs[name].s_out.connect(sink.a_in)
         self.weights = {name: {v: np.asarray(weights[name][v], float).copy()
                                for v in proj.parameters}
                         for name, proj in c.projections.items()}
@@ -512,10 +552,9 @@ class LavaStandardTarget(LavaRuntime, Target):
                     value = self.get(p, v)
                     traces[(p, v)].append(value if idx is None else value[idx])
                 self._lava_steps(1 if variables else size)
-            for p in rows:  # a sink is read once per segment: Lava sends a Var's
-                # values one message each (4 s for 160 neurons x 1000 steps)
-                fired = drawn[p] if p in drawn else self._get_var(self.sinks[p].data)[
-                    :, (first + np.arange(size)) % CHUNK].T > 0.5
+            for p in rows:  # a sink is read once per segment (_packed_sink)
+                fired = drawn[p] if p in drawn else _unpack(self._get_var(self.sinks[p].data)[
+                    :, (first + np.arange(size)) % CHUNK].T, self.circuit.population(p).n)
                 k, neuron = np.nonzero(fired)
                 rows[p].append(np.stack([k + done, neuron], axis=1).astype(np.int64))
             done += size
