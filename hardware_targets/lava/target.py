@@ -233,10 +233,17 @@ class LavaTarget(LavaRuntime, Target):
     @classmethod
     def unsupported(cls, circuit: Circuit, precision: str = "floating_pt",
                     **options) -> str | None:
-        """The first construct Lava (``precision``) has no mapping for, or None."""
+        """The first construct Lava (``precision``) has no mapping for, or None
+        (also where only Lava's standard processes map it, e.g. refractory LIF
+        neurons on lava-fixed)."""
         try:
             _refuse(circuit, precision == "fixed_pt")
         except CircuitError as exc:
+            if options.get("processes", "auto") != "generated":
+                from .standard import standard_plan
+                fits = {k: options[k] for k in ("v_headroom", "overflow") if k in options}
+                if standard_plan(circuit, precision, **fits)[0] is not None:
+                    return None
             return str(exc)
         return None
 
