@@ -67,8 +67,7 @@ from neurosim.circuit import CircuitError
 
 from .fixed_point import FixedPointOverflow, _exponent, _quantise
 
-__all__ = ["FixedLif", "V_HEADROOM", "check_headroom", "fixed_weights", "models",
-           "weight_exponent"]
+__all__ = ["FixedLif", "V_HEADROOM", "check_headroom", "fixed_weights", "models"]
 
 V_HEADROOM = 4.0
 _UNITY = 4096  # Loihi's decays: 12 bits
@@ -160,16 +159,13 @@ def check_headroom(v_headroom) -> float:
     return value
 
 
-def weight_exponent(w_int) -> int:
-    """The smallest exponent whose 8-bit mantissas hold ``w_int``."""
-    w = np.asarray(w_int, float)
-    return _exponent(float(w.min()), float(w.max())) if w.size else 0
-
-
-def fixed_weights(name, w_v, scale, exp):
-    """``(mantissas, largest error in v's units)`` of a projection's Lava matrix
-    ``w_v`` (in v's units per spike) at ``scale``, with its exponent ``exp``."""
+def fixed_weights(name, w_v, scale, exp=None):
+    """``(mantissas, largest error in v's units, exponent)`` of a projection's Lava
+    matrix ``w_v`` (in v's units per spike) at ``scale``, with its exponent ``exp``
+    (None: the smallest that holds ``w_v``)."""
     w = np.asarray(w_v, float) * scale / 2 ** _SHIFT
+    if exp is None:
+        exp = _exponent(float(w.min()), float(w.max())) if w.size else 0
     m, _sign, error, bad = _quantise(w, exp)
     if bad.any():
         worst = float(np.max(np.abs(np.asarray(w_v)[bad])))
@@ -178,7 +174,7 @@ def fixed_weights(name, w_v, scale, exp):
             f"fit its Lava Dense on lava-fixed (8-bit mantissas with the exponent {exp} chosen "
             "when it was built, from its initial weights). Fix: build the target with "
             "weights of this range (make_target(..., weights=...)).")
-    return m, error * 2 ** _SHIFT / scale
+    return m, error * 2 ** _SHIFT / scale, exp
 
 
 @functools.cache

@@ -73,7 +73,7 @@ from neurosim.neuron_forms import (current_groups, is_plastic, is_spike_source, 
 from neurosim.target import Capabilities, Target, check_steps, is_spikes, parse_record
 
 from .connections import _delay_dense_model, _delay_steps
-from .lif_fixed import V_HEADROOM, FixedLif, check_headroom, fixed_weights, weight_exponent
+from .lif_fixed import V_HEADROOM, FixedLif, check_headroom, fixed_weights
 from .lif_fixed import models as fixed_models
 from .process import _Code, _pack, _unpack
 from .runtime import LavaRuntime
@@ -335,14 +335,10 @@ class LavaStandardTarget(LavaRuntime, Target):
         self._inputs, self._exp, self.weight_errors = {}, {}, {}
         for name, proj in c.projections.items():
             self._inputs[name] = spike_input(plan, proj, f"projection {name!r}")[1]
-            fmt = {}
-            if self.fixed:  # the exponent that holds the initial weights (.lif_fixed)
-                f = self.lif[proj.target].fixed
-                self._exp[name] = weight_exponent(self._float_matrix(name) * f.gain
-                                                  * f.scale / 64)
-                fmt = {"weight_exp": self._exp[name], "num_weight_bits": 8}
+            matrix = self._lava_matrix(name)  # on lava-fixed, sets the exponent
+            fmt = {"weight_exp": self._exp[name], "num_weight_bits": 8} if self.fixed else {}
             if proj.delay is None:
-                d = Dense(weights=self._lava_matrix(name), name=name, **fmt)
+                d = Dense(weights=matrix, name=name, **fmt)
             else:  # delays in Lava steps = neurosim steps (Dense adds the one step
                 # that Brian2's delivery in the step of the spike lacks, as without delay)
                 delays = _delay_matrix(c, proj, self.seed)
@@ -350,8 +346,7 @@ class LavaStandardTarget(LavaRuntime, Target):
                     raise CircuitError(f"Projection {name!r}: with seed {self.seed}, synapses "
                                        "of different delays join one pair of neurons (Lava's "
                                        "DelayDense holds one per pair).")
-                d = DelayDense(weights=self._lava_matrix(name), name=name, delays=delays,
-                               **fmt)
+                d = DelayDense(weights=matrix, name=name, delays=delays, **fmt)
                 self.models[d] = _delay_dense_model(self.precision)
             self.procs[proj.source].s_out.connect(d.s_in)
             d.a_out.connect(self.procs[proj.target].a_in)
@@ -367,12 +362,14 @@ class LavaStandardTarget(LavaRuntime, Target):
 
     def _lava_matrix(self, name):
         """What the projection's Dense holds: the float matrix, or on lava-fixed its
-        8-bit mantissas (their largest error kept in ``weight_errors``)."""
+        8-bit mantissas (their largest error kept in ``weight_errors``; the exponent,
+        in ``_exp``, is the smallest that holds the first, initial weights)."""
         matrix = self._float_matrix(name)
         if not self.fixed:
             return matrix
         f = self.lif[self.circuit.projection(name).target].fixed
-        m, error = fixed_weights(name, matrix * f.gain, f.scale, self._exp[name])
+        m, error, self._exp[name] = fixed_weights(name, matrix * f.gain, f.scale,
+                                                  self._exp.get(name))
         self.weight_errors[name] = error + float(np.max(np.abs(matrix), initial=0.0)) * abs(
             f.gain - 1)  # from the declared weights, the steady-state gain included
         return m

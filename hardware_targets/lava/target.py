@@ -130,6 +130,11 @@ def _lava_steps_per_step(plan) -> int:
     return plan.levels + 2 + spiking
 
 
+def _standard_options(options: dict) -> dict:
+    """The options of ``options`` that :func:`.standard.standard_plan` reads."""
+    return {k: options[k] for k in ("v_headroom", "overflow") if k in options}
+
+
 class LavaTarget(LavaRuntime, Target):
     """Run a circuit on Lava (``Loihi2SimCfg``), floating or fixed point.
 
@@ -167,9 +172,7 @@ class LavaTarget(LavaRuntime, Target):
             raise CircuitError(f"processes={processes!r}: use one of {PROCESSES}.")
         if cls is LavaTarget and processes != "generated" and isinstance(circuit, Circuit):
             from .standard import LavaStandardTarget, standard_plan
-            plan, reason = standard_plan(circuit, precision,
-                                         **{k: kwargs[k] for k in ("v_headroom", "overflow")
-                                            if k in kwargs})
+            plan, reason = standard_plan(circuit, precision, **_standard_options(kwargs))
             if plan is not None:  # not a LavaTarget: built here (Python would not)
                 target = object.__new__(LavaStandardTarget)
                 target.__init__(circuit, *args, processes=processes, precision=precision,
@@ -241,8 +244,7 @@ class LavaTarget(LavaRuntime, Target):
         except CircuitError as exc:
             if options.get("processes", "auto") != "generated":
                 from .standard import standard_plan
-                fits = {k: options[k] for k in ("v_headroom", "overflow") if k in options}
-                if standard_plan(circuit, precision, **fits)[0] is not None:
+                if standard_plan(circuit, precision, **_standard_options(options))[0] is not None:
                     return None
             return str(exc)
         return None
