@@ -65,8 +65,10 @@ Mapping
   just updated. Brian2 gates growth at ``wmax`` (a weight may overshoot by
   one step); here the weight is clipped to ``[wmin, wmax]``: identical while
   no weight reaches a bound. The modulator must be a post-synaptic variable.
-  Plasticity rules run in floating point only; ``lava-fixed`` raises
-  :class:`CircuitError`.
+  On generated processes plasticity rules run in floating point only
+  (``lava-fixed`` raises :class:`CircuitError`); PairSTDP between LIF
+  populations runs on Lava's standard ``LearningDense``, in floating point and
+  on Lava's fixed-point learning engine (:mod:`.standard`, :mod:`.stdp_fixed`).
 * **learning_rule** (trial-level plasticity of rate circuits): applied by the
   target between runs -- summed variables are recomputed by one Lava step in
   which nothing else is updated, then the host reads the population state

@@ -21,7 +21,7 @@ class _RuleMapping:
     def refuse(self, proj, rule) -> None:
         """Raise CircuitError for a parameter of ``rule`` that has no mapping."""
 
-    def learning_rule(self, rule, dt: float, K: int):
+    def learning_rule(self, rule, dt: float, K: int, scale: float = 1.0):
         raise NotImplementedError
 
     def trace_spec(self, proj, rule, k: int, dt: float):
@@ -31,7 +31,7 @@ class _RuleMapping:
 
 
 class _PairSTDPMapping(_RuleMapping):
-    def learning_rule(self, rule, dt, K):
+    def learning_rule(self, rule, dt, K, scale=1.0):
         """Brian2's rule: pre spike ``w += apost``, post spike ``w += apre``, with
         traces ``apre``/``apost`` decaying as exp(-t/taupre/post) and jumping by
         ``Apre``/``Apost`` at spikes. STDPLoihi: ``dw = lr*A_minus*x0*y1 +
@@ -39,13 +39,13 @@ class _PairSTDPMapping(_RuleMapping):
         and jumping by their impulses. So lr = A_plus = 1, A_minus = -1 (exact
         literals: STDPLoihi rounds its constants to powers of two), impulses
         ``Apre`` and ``-Apost``, taus in Lava steps (tau/dt * K), one learning
-        epoch per Lava step."""
+        epoch per Lava step. ``scale``: the Lava weight per unit of ``w``."""
         from lava.proc.learning_rules.stdp_learning_rule import STDPLoihi
         return STDPLoihi(learning_rate=1, A_plus=1, A_minus=-1,
                          tau_plus=float(rule.taupre) / dt * K,
                          tau_minus=float(rule.taupost) / dt * K,
-                         x1_impulse=float(rule.Apre), y1_impulse=-float(rule.Apost),
-                         t_epoch=1)
+                         x1_impulse=scale * float(rule.Apre),
+                         y1_impulse=-scale * float(rule.Apost), t_epoch=1)
 
 
 class _ThreeFactorMapping(_RuleMapping):
@@ -57,7 +57,7 @@ class _ThreeFactorMapping(_RuleMapping):
                 "modulator y2 from the post-synaptic neuron: move it to the target "
                 "population)")
 
-    def learning_rule(self, rule, dt, K):
+    def learning_rule(self, rule, dt, K, scale=1.0):
         """Eligibility = Lava's tag. Once per neurosim step (phase L+1) the post
         population sends y1 = apost (before its own spike), y2 = dt*eta*M and
         y3 = dt/tau_e, zeros at other Lava steps. All appliers read the old tag:

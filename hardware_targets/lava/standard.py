@@ -5,10 +5,11 @@ Loihi 2's compiler takes Lava's standard processes (``LIF``, ``Dense``,
 builds for arbitrary equations. When every population of a circuit is a LIF
 (recognised in its equations by :func:`neurosim.neuron_forms.lif_form`, with
 at most one synaptic current time constant) or a Poisson source, and every
-projection is a static spike projection, ``LavaTarget`` (``processes='auto'``,
-the default; ``'standard'`` insists, ``'generated'`` declines) builds
-:class:`LavaStandardTarget`: one Lava ``LIF`` per population, one ``Dense``
-per projection, one Lava time step per neurosim step (the generated models
+projection is a spike projection, static or learning by ``PairSTDP``,
+``LavaTarget`` (``processes='auto'``, the default; ``'standard'`` insists,
+``'generated'`` declines) builds :class:`LavaStandardTarget`: one Lava ``LIF``
+per population, one ``Dense`` (``LearningDense``) per projection, one Lava
+time step per neurosim step (the generated models
 take 2-3 Lava steps per step).
 
 The mapping is derived from the population's own discretisation, not from a
@@ -45,9 +46,18 @@ steps after the step of the spike, which is its ``refractory_period``.
 Delays map onto Lava's ``DelayDense``, in steps (one delay per pair of
 neurons).
 
+``PairSTDP`` on an all-to-all projection without delays maps onto Lava's
+``LearningDense`` with ``STDPLoihi``, the post population's spikes wired to its
+``s_in_bap``, one learning epoch per step, trace time constants in steps, the
+trace jumps and ``wmax`` in the Lava weight units (``k`` times ``w``); the
+model holds the weights in ``[0, wmax]``. Its weights are Brian2's but for a
+pre and a post spike of one synapse in the same step (Lava's engine pairs both;
+Brian2 runs the pre pathway first): ``tests/test_lava_fixed_stdp.py``. On
+``lava-fixed`` it runs on Lava's fixed-point learning engine: :mod:`.stdp_fixed`.
+
 Not (yet) standard, and so run on generated processes, with the reason from
 :func:`standard_plan` (``LavaTarget.deployment()`` says it per population):
-plasticity, synaptic currents of different time constants in one population,
+other plasticity (ThreeFactorSTDP's modulator is not a LIF), synaptic currents of different time constants in one population,
 per-neuron time constants or thresholds, input written straight into v (Lava's
 LIF takes input through u, and keeps input that arrives in the step a neuron
 fires, where Brian2's reset overwrites it), and ``overflow='warn'`` on
@@ -70,13 +80,16 @@ from neurosim.codegen import array_namespace
 from neurosim.lowering import lower
 from neurosim.neuron_forms import (current_groups, is_plastic, is_spike_source, jump_matrix,
                                    lif_form, spike_input, synapse_pairs)
+from neurosim.plasticity import PairSTDP
 from neurosim.target import Capabilities, Target, check_steps, is_spikes, parse_record
 
-from .connections import _delay_dense_model, _delay_steps
+from .connections import _clipped_learning_dense_model, _delay_dense_model, _delay_steps
 from .lif_fixed import V_HEADROOM, FixedLif, check_headroom, fixed_weights
 from .lif_fixed import models as fixed_models
 from .process import _Code, _pack, _unpack
+from .plasticity import _PairSTDPMapping
 from .runtime import LavaRuntime
+from .stdp_fixed import TRACE_HEADROOM, FixedPairSTDP, check_trace_headroom, learning_model
 
 __all__ = ["LavaStandardTarget", "standard_plan"]
 
@@ -112,7 +125,9 @@ def standard_plan(circuit, precision: str = "floating_pt", v_headroom: float = V
         if pp.summed:
             return None, f"{where} couples continuously (summed variables)"
         if is_plastic(pp):
-            return None, f"{where} is plastic"
+            why = _plastic(proj, pp)
+            if why:
+                return None, f"{where} {why}"
         if proj.delay is not None and _delay_matrix(circuit, proj, 0) is None:
             return None, (f"{where} has synapses of different delays between one pair of "
                           "neurons (Lava's DelayDense holds one per pair)")
@@ -165,6 +180,22 @@ def standard_plan(circuit, precision: str = "floating_pt", v_headroom: float = V
     if all(m == "source" for m in out.values()):
         return None, "there is no LIF population"
     return out, ""
+
+
+def _plastic(proj, pp) -> str:
+    """Why a plastic projection does not map onto Lava's ``LearningDense`` with
+    ``STDPLoihi`` (floating point) or its fixed-point engine (.stdp_fixed), or ''."""
+    rule = pp.plasticity
+    if not isinstance(rule, PairSTDP) or pp.learning or pp.on_post or len(pp.on_pre) > 1:
+        return ("is plastic other than by a PairSTDP rule (Lava's standard LearningDense "
+                "maps PairSTDP; the rest runs on generated processes)")
+    if proj.kind != "all" or proj.delay is not None:
+        return "is a PairSTDP projection that is not all-to-all without delays (LearningDense)"
+    if float(rule.wmin) != 0:
+        return f"has PairSTDP with wmin={rule.wmin} (Lava's STDP weights are excitatory: 0)"
+    if pp.on_pre[0].factors["pre"] or pp.on_pre[0].factors["post"]:
+        return "transmits its PairSTDP weight times neuron variables (LearningDense: w only)"
+    return ""
 
 
 @functools.cache
@@ -272,6 +303,7 @@ class LavaStandardTarget(LavaRuntime, Target):
     def __init__(self, circuit, seed: int = 0, weights: dict | None = None,
                  precision: str = "floating_pt", processes: str = "auto",
                  v_headroom: float = V_HEADROOM, overflow: str = "raise",
+                 trace_headroom: float = TRACE_HEADROOM,
                  frac_bits: int = 12, weight_range=None, rounding_tolerance=None, **options):
         # frac_bits, weight_range, rounding_tolerance: the generated processes'
         # fixed-point options, accepted so that the same call builds either
@@ -283,6 +315,7 @@ class LavaStandardTarget(LavaRuntime, Target):
         self.fixed = precision == "fixed_pt"
         self.capabilities = dataclasses.replace(self.capabilities, fixed_point=self.fixed)
         self.v_headroom = check_headroom(v_headroom)
+        self.trace_headroom = check_trace_headroom(trace_headroom)
         self.lif, reason = standard_plan(circuit, precision, self.v_headroom, overflow)
         if self.lif is None:
             raise CircuitError(f"processes='standard': {reason}.")
@@ -332,12 +365,17 @@ class LavaStandardTarget(LavaRuntime, Target):
                                for v in proj.parameters}
                         for name, proj in c.projections.items()}
         plan = lower(c, update=False)
-        self._inputs, self._exp, self.weight_errors = {}, {}, {}
+        self._inputs, self._exp, self.weight_errors, self.stdp = {}, {}, {}, {}
         for name, proj in c.projections.items():
             self._inputs[name] = spike_input(plan, proj, f"projection {name!r}")[1]
+            if proj.plasticity is not None:
+                d = self._learning_dense(name)
             matrix = self._lava_matrix(name)  # on lava-fixed, sets the exponent
             fmt = {"weight_exp": self._exp[name], "num_weight_bits": 8} if self.fixed else {}
-            if proj.delay is None:
+            if proj.plasticity is not None:
+                d = d(matrix, fmt)
+                self.procs[proj.target].s_out.connect(d.s_in_bap)
+            elif proj.delay is None:
                 d = Dense(weights=matrix, name=name, **fmt)
             else:  # delays in Lava steps = neurosim steps (Dense adds the one step
                 # that Brian2's delivery in the step of the spike lacks, as without delay)
@@ -352,6 +390,56 @@ class LavaStandardTarget(LavaRuntime, Target):
             d.a_out.connect(self.procs[proj.target].a_in)
             self.dense[name] = d
         self._tie_standard()
+
+    def _learning_dense(self, name):
+        """A PairSTDP projection: its unit (Lava weight per unit of ``w``) and, on
+        lava-fixed, its integers (.stdp_fixed, which fix the weight exponent); returns
+        the function that builds its LearningDense from the Lava matrix."""
+        from lava.proc.dense.process import LearningDense
+        from lava.utils.weightutils import SignMode
+        proj, dt = self.circuit.projection(name), float(self.circuit.dt)
+        rule = proj.plasticity
+        unit = jump_matrix(self.circuit, proj, self._inputs[name],
+                           {rule.weight: np.ones_like(self.weights[name][rule.weight])}, self.seed)
+        unit = unit * self.lif[proj.target].k[:, None]
+        if np.ptp(unit) > 1e-12 * np.max(np.abs(unit)) or not unit.flat[0] > 0:
+            raise CircuitError(f"Projection {name!r}: its PairSTDP weight reaches the "
+                               "neurons with different (or non-positive) gains, and Lava's "
+                               "STDP traces are shared by a whole pre or post population.")
+        unit = float(unit.flat[0])
+        if np.any(self.weights[name][rule.weight] < 0):
+            raise CircuitError(f"Projection {name!r}: Lava's STDP weights are excitatory "
+                               "(wmin = 0), but some weights are negative.")
+        if not self.fixed:
+            self.stdp[name] = unit
+
+            def build(matrix, fmt):
+                learning = _PairSTDPMapping().learning_rule(rule, dt, 1, scale=unit)
+                d = LearningDense(weights=matrix, learning_rule=learning, name=name,
+                                  wmin=0.0, wmax=float(rule.wmax) * unit)
+                self.models[d] = _clipped_learning_dense_model()
+                return d
+            return build
+        f = self.lif[proj.target].fixed
+        self.stdp[name] = stdp = FixedPairSTDP(name, rule, unit * f.gain * f.scale / 64, dt,
+                                               self.trace_headroom)
+        self._exp[name] = stdp.exp
+
+        def build(matrix, fmt):
+            d = LearningDense(weights=matrix, learning_rule=stdp.learning_rule(self.seed),
+                              name=name, sign_mode=SignMode.EXCITATORY, **fmt,
+                              neurosim_name=name, neurosim_wmax=stdp.wmax,
+                              neurosim_headroom=self.trace_headroom)
+            self.models[d] = learning_model()
+            return d
+        return build
+
+    def _sync_weights(self):
+        """Read what Lava's learning engine changed into ``self.weights``."""
+        for name, stdp in self.stdp.items():
+            lava = self._get_var(self.dense[name].weights)
+            rule = self.circuit.projection(name).plasticity
+            self.weights[name][rule.weight] = (lava * stdp.q if self.fixed else lava / stdp)
 
     def _float_matrix(self, name):
         """The projection's weights as jumps of the target's u (v's units)."""
@@ -433,6 +521,7 @@ class LavaStandardTarget(LavaRuntime, Target):
                 self._set_var(self.procs[name].bias_exp, m.fixed.bias_exp)
             elif m != "source":
                 self._set_var(self.procs[name].bias_mant, m.bias)
+        self._sync_weights()
         for name, d in self.dense.items():
             self._set_var(d.weights, self._lava_matrix(name))
 
@@ -505,10 +594,16 @@ class LavaStandardTarget(LavaRuntime, Target):
         if not self.fixed:
             raise CircuitError("quantisation(): this target runs floating point; build it "
                                "with precision='fixed_pt' (lava-fixed).")
+        stdp = {name: {"impulses": [s.terms[k][0] for k in ("potentiation", "depression")],
+                       "constants": [s.terms[k][1] * 2.0 ** s.terms[k][2]
+                                     for k in ("potentiation", "depression")],
+                       "taus": s.taus, "wmax": s.wmax, "errors": dict(s.errors)}
+                for name, s in self.stdp.items()}
         return {"populations": {name: {"scale": m.fixed.scale, **m.fixed.errors}
                                 for name, m in self.lif.items() if m != "source"},
                 "projections": {name: {"weight_exp": self._exp[name],
-                                       "weight_error": self.weight_errors[name]}
+                                       "weight_error": self.weight_errors[name],
+                                       **({"stdp": stdp[name]} if name in stdp else {})}
                                 for name in self.dense}}
 
     def clamp(self, population, variable, values):
@@ -516,9 +611,11 @@ class LavaStandardTarget(LavaRuntime, Target):
                            "clamp; use processes='generated'.")
 
     def get_weights(self):
+        self._sync_weights()
         return {p: {v: a.copy() for v, a in w.items()} for p, w in self.weights.items()}
 
     def set_weights(self, weights):
+        self._sync_weights()
         for name, arrays in weights.items():
             for var, value in arrays.items():
                 self.weights[name][var] = np.asarray(value, float).copy()
@@ -528,7 +625,7 @@ class LavaStandardTarget(LavaRuntime, Target):
         self._lava_steps(1)
 
     def learn(self):
-        pass  # no learning rules (standard_plan)
+        pass  # PairSTDP learns inside Lava, at every step (standard_plan)
 
     # --- running -------------------------------------------------------------------------
     def run(self, n_steps, record=()):

@@ -88,7 +88,9 @@ def _refuse(circuit: Circuit, fixed: bool) -> None:
                     f"{' with connect=' + repr(proj.connect) if proj.kind != 'all' else ''}"
                     f"{' in fixed point' if fixed else ''} (PairSTDP and ThreeFactorSTDP on "
                     "all-to-all projections map onto Lava's learning engine, STDPLoihi and a "
-                    "Loihi 3-factor rule, in floating point only)")
+                    "Loihi 3-factor rule, in floating point only; in fixed point PairSTDP "
+                    "between LIF populations fed through a synaptic current, on Lava's "
+                    "standard processes)")
             mapping.refuse(proj, rule)
             if float(rule.wmin) != 0:
                 raise CircuitError(f"Projection {proj.name!r}: STDP with wmin={rule.wmin} "
@@ -159,7 +161,8 @@ class LavaTarget(LavaRuntime, Target):
 
     @classmethod
     def capabilities_of(cls, precision="floating_pt", **options):
-        """Fixed point computes in integers and has no plasticity mapping."""
+        """Fixed point computes in integers; its plasticity (PairSTDP) maps on Lava's
+        standard processes only, so it does not claim plasticity in general."""
         fixed = precision == "fixed_pt"
         return dataclasses.replace(cls.capabilities, fixed_point=fixed, plasticity=not fixed)
 
@@ -189,9 +192,11 @@ class LavaTarget(LavaRuntime, Target):
                  precision: str = "floating_pt", frac_bits: int = 12,
                  overflow: str = "raise", weight_range: dict | None = None,
                  rounding_tolerance: float = ROUNDING_TOLERANCE, processes: str = "auto",
-                 v_headroom: float | None = None, **options):
-        # v_headroom: the option of Lava's standard LIF on lava-fixed (.lif_fixed),
-        # accepted so that the same call builds either
+                 v_headroom: float | None = None, trace_headroom: float | None = None,
+                 **options):
+        # v_headroom, trace_headroom: the options of Lava's standard LIF and STDP on
+        # lava-fixed (.lif_fixed, .stdp_fixed), accepted so that the same call builds
+        # either
         if precision not in PRECISIONS:
             raise CircuitError(f"Unknown Lava precision {precision!r}; use one of {PRECISIONS}.")
         if overflow not in OVERFLOW:
