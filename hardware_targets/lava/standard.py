@@ -36,8 +36,9 @@ that emitted it, and Lava's ``Dense`` delivers it at the next step, where the
 current takes it before v reads it. So on ``lava`` (floating point) the spikes
 are Brian2's, step for step, up to float rounding (tests/test_lava_standard.py).
 Poisson sources are drawn on the host from the target's seed (a stream of
-their own: statistically, not bitwise, Brian2's) and played to Lava through
-its ``io.source.RingBuffer``; spikes are read through ``io.sink.RingBuffer``.
+their own: statistically, not bitwise, Brian2's) and played to Lava, and
+spikes read, through ring buffers like Lava's ``io.source/sink.RingBuffer``
+holding 48 spikes per item (:func:`_packed_io`).
 
 A refractory period (a time, ``(unless refractory)`` on v only) maps onto
 Lava's ``LIFRefractory``: Brian2 holds v for ``timestep(refractory) - 1``
@@ -199,41 +200,66 @@ def _plastic(proj, pp) -> str:
 
 
 @functools.cache
-def _packed_sink():
-    """``(process class, its model)``: a spike sink like Lava's
-    ``io.sink.RingBuffer`` whose buffer holds 48 spikes per item
-    (:func:`.process._pack`). Written here because Lava's ``Var.get`` sends a Var
-    one message per item (25 us each): the RingBuffer of 160 neurons x 1000 steps
-    took 4 s to read, and reading spikes was most of a run's time. A host-side
-    monitor, not part of what deploys."""
+def _packed_io():
+    """``{'sink': (process class, model), 'source': (...)}``: a spike sink and a
+    spike source like Lava's ``io.sink.RingBuffer`` and ``io.source.RingBuffer``
+    whose buffers hold 48 spikes per item (:func:`.process._pack`). Written here
+    because Lava's ``Var.get``/``set`` sends a Var one message per item (25 us
+    each): the sink RingBuffer of 160 neurons x 1000 steps took 4 s to read, the
+    source of 1000 Poisson inputs 25 s to write. Host-side monitors and
+    stimuli, not part of what deploys."""
     from lava.magma.core.decorator import implements, requires, tag
     from lava.magma.core.model.py.model import PyLoihiProcessModel
-    from lava.magma.core.model.py.ports import PyInPort
+    from lava.magma.core.model.py.ports import PyInPort, PyOutPort
     from lava.magma.core.model.py.type import LavaPyType
-    from lava.magma.core.process.ports.ports import InPort
+    from lava.magma.core.process.ports.ports import InPort, OutPort
     from lava.magma.core.process.process import AbstractProcess
     from lava.magma.core.process.variable import Var
     from lava.magma.core.resources import CPU
     from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-    class PackedSpikeSink(AbstractProcess):
+    class _Packed(AbstractProcess):
         def __init__(self, shape, buffer):
             super().__init__(shape=shape, buffer=buffer)
-            self.a_in = InPort(shape=shape)
             self.data = Var(shape=(len(_pack(np.zeros(shape[0]))), buffer), init=0)
+
+    class PackedSpikeSink(_Packed):
+        def __init__(self, shape, buffer):
+            super().__init__(shape, buffer)
+            self.a_in = InPort(shape=shape)
+
+    class PackedSpikeSource(_Packed):
+        def __init__(self, shape, buffer):
+            super().__init__(shape, buffer)
+            self.s_out = OutPort(shape=shape)
+
+    class _Model(PyLoihiProcessModel):
+        data: np.ndarray = LavaPyType(np.ndarray, float)
+
+        def _column(self):
+            return (self.time_step - 1) % self.data.shape[1]
 
     @implements(proc=PackedSpikeSink, protocol=LoihiProtocol)
     @requires(CPU)
     @tag("floating_pt", "fixed_pt")
-    class PyPackedSpikeSinkModel(PyLoihiProcessModel):
+    class PyPackedSpikeSinkModel(_Model):
         a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
-        data: np.ndarray = LavaPyType(np.ndarray, float)
 
         def run_spk(self):
-            self.data[:, (self.time_step - 1) % self.data.shape[1]] = _pack(
-                self.a_in.recv() > 0)
+            self.data[:, self._column()] = _pack(self.a_in.recv() > 0)
 
-    return PackedSpikeSink, PyPackedSpikeSinkModel
+    @implements(proc=PackedSpikeSource, protocol=LoihiProtocol)
+    @requires(CPU)
+    @tag("floating_pt", "fixed_pt")
+    class PyPackedSpikeSourceModel(_Model):
+        s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+
+        def run_spk(self):
+            n = self.proc_params["shape"][0]
+            self.s_out.send(_unpack(self.data[:, self._column()], n).astype(float))
+
+    return {"sink": (PackedSpikeSink, PyPackedSpikeSinkModel),
+            "source": (PackedSpikeSource, PyPackedSpikeSourceModel)}
 
 
 def _delay_matrix(circuit, proj, seed):
@@ -328,14 +354,15 @@ class LavaStandardTarget(LavaRuntime, Target):
     # --- build ---------------------------------------------------------------------
     def _build_standard(self, weights):
         from lava.proc.dense.process import DelayDense, Dense
-        from lava.proc.io.source import RingBuffer as Source
         from lava.proc.lif.process import LIF, LIFRefractory
         c = self.circuit
         self.procs, self.models, self.sinks, self.dense = {}, {}, {}, {}
         for name, m in self.lif.items():
             n = c.population(name).n
             if m == "source":
-                self.procs[name] = Source(data=np.zeros((n, CHUNK)))
+                source, model = _packed_io()["source"]
+                self.procs[name] = source(shape=(n,), buffer=CHUNK)
+                self.models[self.procs[name]] = model
                 continue
             pop, form = c.population(name), m.form
             v0 = pop.initial(form.v)
@@ -357,7 +384,7 @@ class LavaStandardTarget(LavaRuntime, Target):
                 self.procs[name] = kind(shape=(n,), v=v, u=u, du=m.du, dv=m.dv,
                                         bias_mant=m.bias.copy(), bias_exp=0, vth=m.vth,
                                         name=name, **extra)
-            sink_process, sink_model = _packed_sink()
+            sink_process, sink_model = _packed_io()["sink"]
             self.sinks[name] = sink = sink_process(shape=(n,), buffer=CHUNK)
             self.models[sink] = sink_model
             self.procs[name].s_out.connect(sink.a_in)
@@ -529,8 +556,8 @@ class LavaStandardTarget(LavaRuntime, Target):
         model = ", Lava's bit-accurate fixed-point model" if self.fixed else ""
         return {name: (f"Lava {'LIFRefractory' if m.frozen else 'LIF'} (standard "
                        f"process{model})" if m != "source" else
-                       "Poisson source: spikes drawn on the host, played by Lava's "
-                       "io.source.RingBuffer")
+                       "Poisson source: spikes drawn on the host, played to Lava like "
+                       "its io.source.RingBuffer")
                 for name, m in self.lif.items()}
 
     # --- state -------------------------------------------------------------------------
@@ -646,7 +673,7 @@ class LavaStandardTarget(LavaRuntime, Target):
                     value = self.get(p, v)
                     traces[(p, v)].append(value if idx is None else value[idx])
                 self._lava_steps(1 if variables else size)
-            for p in rows:  # a sink is read once per segment (_packed_sink)
+            for p in rows:  # a sink is read once per segment (_packed_io)
                 fired = drawn[p] if p in drawn else _unpack(self._get_var(self.sinks[p].data)[
                     :, (first + np.arange(size)) % CHUNK].T, self.circuit.population(p).n)
                 k, neuron = np.nonzero(fired)
@@ -668,8 +695,8 @@ class LavaStandardTarget(LavaRuntime, Target):
         cols = (self._steps + np.arange(size)) % CHUNK
         for name, rates in self.rates.items():
             fired = self._rng.random((size, len(rates))) < rates * dt
-            data = np.zeros((len(rates), CHUNK))
-            data[:, cols] = fired.T
+            data = np.zeros(self.procs[name].data.shape)
+            data[:, cols] = np.stack([_pack(f) for f in fired], axis=1)
             self._set_var(self.procs[name].data, data)
             drawn[name] = fired
         return drawn

@@ -55,6 +55,7 @@ import numpy as np
 
 from neurosim.circuit import CircuitError
 
+from .connections import _DiagonalTraces
 from .fixed_point import FixedPointOverflow, _exponent
 
 __all__ = ["FixedPairSTDP", "TRACE_HEADROOM", "check_trace_headroom", "learning_model"]
@@ -158,7 +159,7 @@ def learning_model():
     from lava.magma.core.model.py.connection import LearningConnectionModelBitApproximate
     from lava.proc.dense.models import PyLearningDenseModelBitApproximate
 
-    class CheckedLearningDenseModel(PyLearningDenseModelBitApproximate):
+    class CheckedLearningDenseModel(_DiagonalTraces, PyLearningDenseModelBitApproximate):
         def _saturate_synaptic_variable(self, name, values):
             values = super()._saturate_synaptic_variable(name, values)
             if name == "weights":
