@@ -1,10 +1,13 @@
 """Speed of the Lava targets against plain Lava, in one run.
 
 One LIF network (``--n`` current-based LIF neurons with a tonic drive, sparse
-excitatory and inhibitory recurrence, p = 0.1), ``--steps`` steps, run by:
+excitatory and inhibitory recurrence, p = 0.1), or with ``--circuit stdp`` the
+library's Song-Abbott STDP circuit (``--n`` Poisson inputs at 15 Hz onto one
+LIF through PairSTDP synapses), ``--steps`` steps, run by:
 
-* plain Lava: a hand-written script, Lava's ``LIF`` and ``Dense`` (the anchor:
-  Lava's own speed),
+* plain Lava: a hand-written script, Lava's ``LIF`` and ``Dense`` (for STDP:
+  ``LearningDense`` with ``STDPLoihi``, the inputs drawn beforehand and played
+  by ``io.source.RingBuffer``; the anchor: Lava's own speed),
 * neurosim ``lava`` (Lava's standard processes, one Lava step per step),
 * neurosim ``lava`` with ``processes='generated'`` (generated process models,
   several Lava steps per step),
@@ -16,6 +19,7 @@ of ``--repeats`` interleaved rounds is printed, with the ratio to plain Lava,
 and the spike counts (equal for the first two and Brian2).
 
     python benchmarks/lava_speed.py [--n 400] [--steps 2000] [--repeats 3]
+    python benchmarks/lava_speed.py --circuit stdp --n 1000 --steps 2000
 """
 from __future__ import annotations
 
@@ -80,10 +84,47 @@ def plain_lava(c: Circuit, steps: int) -> int:
     return count
 
 
+def plain_lava_stdp(c: Circuit, steps: int) -> int:
+    """Song-Abbott STDP written directly in Lava: Lava's LIF, a LearningDense with
+    STDPLoihi (the post spikes into its s_in_bap), Poisson inputs drawn with numpy."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.dense.process import LearningDense
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+    from lava.proc.learning_rules.stdp_learning_rule import STDPLoihi
+    from lava.proc.lif.process import LIF
+    ns, rule = c.namespace, c.projection("synapses").plasticity
+    n, dt = c.population("inputs").n, float(c.dt)
+    tm, ts = float(ns["taum"]), float(ns["taue"])
+    a_v, a_g = np.exp(-dt / tm), np.exp(-dt / ts)
+    k = float(ns["Ee"] - ns["vr"]) * ts / (ts - tm) * (a_g - a_v)  # a unit of ge into v
+    rate = float(c.population("inputs").values["rates"])
+    spikes = np.random.default_rng(0).random((n, steps)) < rate * dt
+    source = Source(data=spikes.astype(float))
+    dense = LearningDense(weights=k * c.initial_weights(0)["synapses"]["w"],
+                          learning_rule=STDPLoihi(
+                              learning_rate=1, A_plus=1, A_minus=-1,
+                              tau_plus=float(rule.taupre) / dt, tau_minus=float(rule.taupost) / dt,
+                              x1_impulse=k * rule.Apre, y1_impulse=-k * rule.Apost, t_epoch=1))
+    lif = LIF(shape=(1,), v=0, u=0, du=1 - a_g, dv=1 - a_v,
+              bias_mant=float(ns["El"] - ns["vr"]) * (1 - a_v), vth=float(ns["vt"] - ns["vr"]))
+    sink = Sink(shape=(1,), buffer=steps)
+    source.s_out.connect(dense.s_in)
+    dense.a_out.connect(lif.a_in)
+    lif.s_out.connect(dense.s_in_bap)
+    lif.s_out.connect(sink.a_in)
+    lif.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="floating_pt"))
+    count = int(sink.data.get().sum())
+    lif.stop()
+    return count
+
+
 def neurosim(c: Circuit, steps: int, name: str, **options) -> int:
     target = (LavaTarget(c, **options) if name == "lava" else make_target(name, c))
+    record = "neuron" if "neuron" in c.populations else "E"
     try:
-        return len(target.run(steps, record=[("E", "spikes")])[("E", "spikes")])
+        return len(target.run(steps, record=[(record, "spikes")])[(record, "spikes")])
     finally:
         if hasattr(target, "close"):
             target.close()
@@ -91,14 +132,20 @@ def neurosim(c: Circuit, steps: int, name: str, **options) -> int:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--circuit", choices=("lif", "stdp"), default="lif")
     parser.add_argument("--n", type=int, default=400)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     import_lava()
-    c = circuit(args.n)
+    if args.circuit == "stdp":
+        from neurosim.circuits.spiking import song_abbott_stdp
+        c, plain = song_abbott_stdp(n_inputs=args.n), plain_lava_stdp
+    else:
+        c, plain = circuit(args.n), plain_lava
+    anchor = "plain Lava (LIF + " + ("LearningDense)" if args.circuit == "stdp" else "Dense)")
     contenders = {
-        "plain Lava (LIF + Dense)": lambda: plain_lava(c, args.steps),
+        anchor: lambda: plain(c, args.steps),
         "neurosim lava (standard processes)": lambda: neurosim(c, args.steps, "lava"),
         "neurosim lava (generated processes)":
             lambda: neurosim(c, args.steps, "lava", processes="generated"),
@@ -111,8 +158,10 @@ def main(argv=None) -> None:
             t0 = time.perf_counter()
             counts[name] = run()
             times[name].append(time.perf_counter() - t0)
-    anchor = float(np.median(times["plain Lava (LIF + Dense)"]))
-    print(f"{args.n} LIF neurons, {args.steps} steps, median of {args.repeats} "
+    anchor = float(np.median(times[anchor]))
+    what = (f"Song-Abbott STDP, {args.n} Poisson inputs" if args.circuit == "stdp" else
+            f"{args.n} LIF neurons")
+    print(f"{what}, {args.steps} steps, median of {args.repeats} "
           "interleaved rounds (build + run + close):")
     print(f"{'':38s} {'seconds':>8s} {'vs plain Lava':>14s} {'spikes':>7s}")
     for name in contenders:

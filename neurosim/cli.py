@@ -356,6 +356,12 @@ def build_parser(circuit: str | None = None) -> argparse.ArgumentParser:
     r.add_argument("--duration", type=POSITIVE, default=1.0, help="simulated time (seconds)")
     r.add_argument("--target", choices=sorted(TARGETS), default="brian2-cython")
     r.add_argument("--seed", type=SEED, default=0)
+    r.add_argument("--v-headroom", type=POSITIVE, default=None,
+                   help="lava-fixed: the range of v in multiples of the threshold above "
+                        "the reset (Lava's fixed-point LIF; default 4)")
+    r.add_argument("--trace-headroom", type=POSITIVE, default=None,
+                   help="lava-fixed: the pairings' worth of spikes a 7-bit STDP trace holds "
+                        "(Lava's fixed-point learning engine; default 8)")
     r.add_argument("--chunks", type=COUNT, default=20, help="progress-bar steps of the run")
     r.add_argument("--out", type=_path, default=Path("results/run"), help="output folder")
     r.add_argument("--force", action="store_true",
@@ -690,8 +696,21 @@ def _sweep_check(args) -> None:
     _settings(args, len(_dataset(args).y_train))
 
 
+def _fixed_options(args) -> dict:
+    """``--v-headroom``, ``--trace-headroom``: lava-fixed's options, refused elsewhere."""
+    options = {k: v for k in ("v_headroom", "trace_headroom")
+               if (v := getattr(args, k)) is not None}
+    if options and args.target != "lava-fixed":
+        raise CircuitError(f"--{next(iter(options)).replace('_', '-')} is an option of "
+                           f"lava-fixed (Lava's fixed-point LIF and learning engine), not of "
+                           f"{args.target}: leave it out, or use --target lava-fixed.")
+    return options
+
+
 def _run(args) -> int:
     from neurosim.circuits import CIRCUITS
+
+    _fixed_options(args)
 
     try:
         circuit = CIRCUITS[args.circuit]()
@@ -719,7 +738,7 @@ def _run_into(args, circuit, spiking, n_steps, config) -> int:
     from .plots import raster, rates, weight_histogram
 
     dt = float(circuit.dt)
-    target = make_target(args.target, circuit, seed=args.seed)
+    target = make_target(args.target, circuit, seed=args.seed, **_fixed_options(args))
     for name, how in getattr(target, "deployment", dict)().items():
         print(f"{name}: {how}")
     bounds = np.linspace(0, n_steps, min(args.chunks, n_steps) + 1).astype(int)

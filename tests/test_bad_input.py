@@ -51,6 +51,7 @@ RUN_OPTIONS = [
     ("--duration", "inf", "finite"), ("--duration", "nan", "finite"),
     ("--duration", "0", "(0, inf)"), ("--duration", "-1", "(0, inf)"),
     ("--chunks", "0", "[1, inf)"), ("--seed", "-1", "[0, 4294967295]"),
+    ("--v-headroom", "0", "(0, inf)"), ("--trace-headroom", "nan", "finite"),
 ]
 
 
@@ -285,6 +286,13 @@ def test_written_json_is_strict(tmp_path):
     with pytest.raises(ValueError):
         outdir.write_json(tmp_path / "x.json", {"loss": float("nan")})
     assert not (tmp_path / "x.json").exists()
+
+
+def test_lava_fixed_options_elsewhere_are_refused_before_anything_is_written(tmp_path,
+                                                                               capsys):
+    code, err = run_cli(RUN + ["--trace-headroom", "8", "--out", tmp_path / "r"], capsys)
+    assert code == 2 and "--trace-headroom is an option of lava-fixed" in err
+    assert "brian2-numpy" in err and not (tmp_path / "r").exists()
 
 
 def test_run_folder_is_guarded_like_train(tmp_path, capsys):
