@@ -53,11 +53,19 @@ def circuit(n: int) -> Circuit:
     return c
 
 
+def _spike_count(lif, sink, steps: int) -> int:
+    """Run a plain Lava network for ``steps`` and count the spikes in its sink."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    lif.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="floating_pt"))
+    count = int(sink.data.get().sum())
+    lif.stop()
+    return count
+
+
 def plain_lava(c: Circuit, steps: int) -> int:
     """The same network written directly in Lava (parameters as the Lava LIF
     docs define them, exact integration done by hand)."""
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.dense.process import Dense
     from lava.proc.io.sink import RingBuffer
     from lava.proc.lif.process import LIF
@@ -78,17 +86,12 @@ def plain_lava(c: Circuit, steps: int) -> int:
     lif.s_out.connect(dense.s_in)
     dense.a_out.connect(lif.a_in)
     lif.s_out.connect(sink.a_in)
-    lif.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="floating_pt"))
-    count = int(sink.data.get().sum())
-    lif.stop()
-    return count
+    return _spike_count(lif, sink, steps)
 
 
 def plain_lava_stdp(c: Circuit, steps: int) -> int:
     """Song-Abbott STDP written directly in Lava: Lava's LIF, a LearningDense with
     STDPLoihi (the post spikes into its s_in_bap), Poisson inputs drawn with numpy."""
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.dense.process import LearningDense
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
@@ -114,10 +117,7 @@ def plain_lava_stdp(c: Circuit, steps: int) -> int:
     dense.a_out.connect(lif.a_in)
     lif.s_out.connect(dense.s_in_bap)
     lif.s_out.connect(sink.a_in)
-    lif.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="floating_pt"))
-    count = int(sink.data.get().sum())
-    lif.stop()
-    return count
+    return _spike_count(lif, sink, steps)
 
 
 def neurosim(c: Circuit, steps: int, name: str, **options) -> int:

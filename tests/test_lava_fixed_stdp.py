@@ -21,7 +21,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from brian2 import Hz, ms
+from brian2 import Hz
 
 import isolated
 from isolated import skip_without_lava
