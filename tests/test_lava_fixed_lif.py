@@ -122,7 +122,7 @@ def test_cuba_like_network_on_lavas_fixed_point_lif_within_the_derived_bound():
 
 @fresh
 def test_poisson_sources_drive_the_fixed_point_lif_as_the_float_one():
-    """The sources are drawn on the host from the seed: the same input spikes on
+    """The sources draw from the target's seed: the same input spikes on
     both, and the output counts within 5 %."""
     from test_lava_standard import source_circuit
     c, runs = source_circuit(), []

@@ -6,7 +6,7 @@
   brian2-numpy's spikes step for step, with Euler and exact integration,
   across calls of uneven length, after a namespace change, and its recorded
   v and g within float rounding.
-* Poisson sources: drawn on the host from the seed (deterministic for a seed,
+* Poisson sources: drawn in Lava from the seed (deterministic for a seed,
   counts within a binomial bound).
 * What does not fit falls back to generated processes, and says why.
 """

@@ -35,10 +35,10 @@ Timing agrees too: Brian2 adds a spike's jump to the current after the step
 that emitted it, and Lava's ``Dense`` delivers it at the next step, where the
 current takes it before v reads it. So on ``lava`` (floating point) the spikes
 are Brian2's, step for step, up to float rounding (tests/test_lava_standard.py).
-Poisson sources are drawn on the host from the target's seed (a stream of
-their own: statistically, not bitwise, Brian2's) and played to Lava, and
-spikes read, through ring buffers like Lava's ``io.source/sink.RingBuffer``
-holding 48 spikes per item (:func:`_packed_io`).
+Poisson sources draw their spikes inside Lava (a process of their own: Lava
+0.10 has none), from the target's seed (a stream of their own: statistically,
+not bitwise, Brian2's); spikes are read through a ring buffer like Lava's
+``io.sink.RingBuffer`` holding 48 spikes per item (:func:`_host_io`).
 
 A refractory period (a time, ``(unless refractory)`` on v only) maps onto
 Lava's ``LIFRefractory``: Brian2 holds v for ``timestep(refractory) - 1``
@@ -200,14 +200,15 @@ def _plastic(proj, pp) -> str:
 
 
 @functools.cache
-def _packed_io():
-    """``{'sink': (process class, model), 'source': (...)}``: a spike sink and a
-    spike source like Lava's ``io.sink.RingBuffer`` and ``io.source.RingBuffer``
-    whose buffers hold 48 spikes per item (:func:`.process._pack`). Written here
-    because Lava's ``Var.get``/``set`` sends a Var one message per item (25 us
-    each): the sink RingBuffer of 160 neurons x 1000 steps took 4 s to read, the
-    source of 1000 Poisson inputs 25 s to write. Host-side monitors and
-    stimuli, not part of what deploys."""
+def _host_io():
+    """``{'sink': (process class, model), 'poisson': (...)}``, host-side processes
+    that do not deploy: a spike sink like Lava's ``io.sink.RingBuffer`` whose
+    buffer holds 48 spikes per item (:func:`.process._pack`), and a Poisson
+    source drawing ``rand() < rates * dt`` per neuron and step from its own seeded
+    generator. Written here because Lava's ``Var.get``/``set`` sends a Var one
+    message per item (25 us each): the sink RingBuffer of 160 neurons x 1000
+    steps took 4 s to read, and 1000 Poisson inputs written into an
+    ``io.source.RingBuffer`` 25 s per 1000 steps (0.5 s packed)."""
     from lava.magma.core.decorator import implements, requires, tag
     from lava.magma.core.model.py.model import PyLoihiProcessModel
     from lava.magma.core.model.py.ports import PyInPort, PyOutPort
@@ -218,48 +219,46 @@ def _packed_io():
     from lava.magma.core.resources import CPU
     from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-    class _Packed(AbstractProcess):
+    class PackedSpikeSink(AbstractProcess):
         def __init__(self, shape, buffer):
             super().__init__(shape=shape, buffer=buffer)
+            self.a_in = InPort(shape=shape)
             self.data = Var(shape=(len(_pack(np.zeros(shape[0]))), buffer), init=0)
 
-    class PackedSpikeSink(_Packed):
-        def __init__(self, shape, buffer):
-            super().__init__(shape, buffer)
-            self.a_in = InPort(shape=shape)
-
-    class PackedSpikeSource(_Packed):
-        def __init__(self, shape, buffer):
-            super().__init__(shape, buffer)
-            self.s_out = OutPort(shape=shape)
-
-    class _Model(PyLoihiProcessModel):
-        data: np.ndarray = LavaPyType(np.ndarray, float)
-
-        def _column(self):
-            return (self.time_step - 1) % self.data.shape[1]
+    class PoissonSource(AbstractProcess):
+        def __init__(self, rates, dt, seed):
+            super().__init__(shape=np.shape(rates), dt=dt, seed=seed)
+            self.s_out = OutPort(shape=np.shape(rates))
+            self.rates = Var(shape=np.shape(rates), init=rates)
 
     @implements(proc=PackedSpikeSink, protocol=LoihiProtocol)
     @requires(CPU)
     @tag("floating_pt", "fixed_pt")
-    class PyPackedSpikeSinkModel(_Model):
+    class PyPackedSpikeSinkModel(PyLoihiProcessModel):
         a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+        data: np.ndarray = LavaPyType(np.ndarray, float)
 
         def run_spk(self):
-            self.data[:, self._column()] = _pack(self.a_in.recv() > 0)
+            self.data[:, (self.time_step - 1) % self.data.shape[1]] = _pack(
+                self.a_in.recv() > 0)
 
-    @implements(proc=PackedSpikeSource, protocol=LoihiProtocol)
+    @implements(proc=PoissonSource, protocol=LoihiProtocol)
     @requires(CPU)
     @tag("floating_pt", "fixed_pt")
-    class PyPackedSpikeSourceModel(_Model):
+    class PyPoissonSourceModel(PyLoihiProcessModel):
         s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+        rates: np.ndarray = LavaPyType(np.ndarray, float)
+
+        def __init__(self, proc_params):
+            super().__init__(proc_params)
+            self._rng = np.random.default_rng(np.random.SeedSequence(proc_params["seed"]))
 
         def run_spk(self):
-            n = self.proc_params["shape"][0]
-            self.s_out.send(_unpack(self.data[:, self._column()], n).astype(float))
+            p = self.rates * self.proc_params["dt"]
+            self.s_out.send((self._rng.random(p.shape) < p).astype(float))
 
     return {"sink": (PackedSpikeSink, PyPackedSpikeSinkModel),
-            "source": (PackedSpikeSource, PyPackedSpikeSourceModel)}
+            "poisson": (PoissonSource, PyPoissonSourceModel)}
 
 
 def _delay_matrix(circuit, proj, seed):
@@ -345,7 +344,6 @@ class LavaStandardTarget(LavaRuntime, Target):
         self.lif, reason = standard_plan(circuit, precision, self.v_headroom, overflow)
         if self.lif is None:
             raise CircuitError(f"processes='standard': {reason}.")
-        self._rng = np.random.default_rng(np.random.SeedSequence([int(seed), 15]))
         self.rates = {name: circuit.population(name).initial("rates")
                       for name, kind in self.lif.items() if kind == "source"}
         self._build_standard(weights or circuit.initial_weights(seed))
@@ -354,37 +352,18 @@ class LavaStandardTarget(LavaRuntime, Target):
     # --- build ---------------------------------------------------------------------
     def _build_standard(self, weights):
         from lava.proc.dense.process import DelayDense, Dense
-        from lava.proc.lif.process import LIF, LIFRefractory
         c = self.circuit
         self.procs, self.models, self.sinks, self.dense = {}, {}, {}, {}
         for name, m in self.lif.items():
             n = c.population(name).n
-            if m == "source":
-                source, model = _packed_io()["source"]
-                self.procs[name] = source(shape=(n,), buffer=CHUNK)
+            if m == "source":  # its own stream of the target's seed (module doc)
+                source, model = _host_io()["poisson"]
+                self.procs[name] = source(self.rates[name].copy(), float(c.dt),
+                                          [int(self.seed), 15, list(self.lif).index(name)])
                 self.models[self.procs[name]] = model
-                continue
-            pop, form = c.population(name), m.form
-            v0 = pop.initial(form.v)
-            g0 = sum((pop.initial(g) for g in m.currents), np.zeros(n))
-            kind, extra = (LIFRefractory, {"refractory_period": m.frozen}) if m.frozen \
-                else (LIF, {})
-            v, u = v0 - form.v_reset, m.k * g0 / m.a_g
-            if self.fixed:
-                f = m.fixed
-                self.procs[name] = kind(
-                    shape=(n,), v=f.state(v), u=f.state(u), du=f.du, dv=f.dv,
-                    bias_mant=f.bias_mant, bias_exp=f.bias_exp, vth=f.vth, name=name,
-                    **extra)
-                for key, value in (("name", name), ("scale", f.scale),
-                                   ("headroom", self.v_headroom)):  # for its messages
-                    self.procs[name].proc_params[f"neurosim_{key}"] = value
-                self.models[self.procs[name]] = fixed_models()[kind]
             else:
-                self.procs[name] = kind(shape=(n,), v=v, u=u, du=m.du, dv=m.dv,
-                                        bias_mant=m.bias.copy(), bias_exp=0, vth=m.vth,
-                                        name=name, **extra)
-            sink_process, sink_model = _packed_io()["sink"]
+                self._build_lif(name, m)
+            sink_process, sink_model = _host_io()["sink"]
             self.sinks[name] = sink = sink_process(shape=(n,), buffer=CHUNK)
             self.models[sink] = sink_model
             self.procs[name].s_out.connect(sink.a_in)
@@ -417,6 +396,31 @@ class LavaStandardTarget(LavaRuntime, Target):
             d.a_out.connect(self.procs[proj.target].a_in)
             self.dense[name] = d
         self._tie_standard()
+
+    def _build_lif(self, name, m):
+        """The Lava LIF (LIFRefractory) process of one population (module doc)."""
+        from lava.proc.lif.process import LIF, LIFRefractory
+        n = self.circuit.population(name).n
+        pop, form = self.circuit.population(name), m.form
+        v0 = pop.initial(form.v)
+        g0 = sum((pop.initial(g) for g in m.currents), np.zeros(n))
+        kind, extra = (LIFRefractory, {"refractory_period": m.frozen}) if m.frozen \
+            else (LIF, {})
+        v, u = v0 - form.v_reset, m.k * g0 / m.a_g
+        if self.fixed:
+            f = m.fixed
+            self.procs[name] = kind(
+                shape=(n,), v=f.state(v), u=f.state(u), du=f.du, dv=f.dv,
+                bias_mant=f.bias_mant, bias_exp=f.bias_exp, vth=f.vth, name=name,
+                **extra)
+            for key, value in (("name", name), ("scale", f.scale),
+                               ("headroom", self.v_headroom)):  # for its messages
+                self.procs[name].proc_params[f"neurosim_{key}"] = value
+            self.models[self.procs[name]] = fixed_models()[kind]
+        else:
+            self.procs[name] = kind(shape=(n,), v=v, u=u, du=m.du, dv=m.dv,
+                                    bias_mant=m.bias.copy(), bias_exp=0, vth=m.vth,
+                                    name=name, **extra)
 
     def _learning_dense(self, name):
         """A PairSTDP projection: its unit (Lava weight per unit of ``w``) and, on
@@ -556,8 +560,8 @@ class LavaStandardTarget(LavaRuntime, Target):
         model = ", Lava's bit-accurate fixed-point model" if self.fixed else ""
         return {name: (f"Lava {'LIFRefractory' if m.frozen else 'LIF'} (standard "
                        f"process{model})" if m != "source" else
-                       "Poisson source: spikes drawn on the host, played to Lava like "
-                       "its io.source.RingBuffer")
+                       "Poisson source: a host-side Lava process drawing its spikes "
+                       "(simulation only)")
                 for name, m in self.lif.items()}
 
     # --- state -------------------------------------------------------------------------
@@ -603,6 +607,7 @@ class LavaStandardTarget(LavaRuntime, Target):
         values = self.state_values(population, variable, values)
         m = self.lif[population]
         if m == "source" and variable == "rates":
+            self._set_var(self.procs[population].rates, values)
             self.rates[population] = values.copy()
             return
         if m != "source" and variable == m.form.v:
@@ -667,14 +672,13 @@ class LavaStandardTarget(LavaRuntime, Target):
         while done < n_steps:  # segments that end where the RingBuffers wrap around
             size = min(CHUNK - self._steps % CHUNK, n_steps - done)
             first = self._steps
-            drawn = self._play(size)
             for _ in range(size if variables else 1):  # variables: a pause per step
                 for p, v, idx in variables:  # the state at the start of the step
                     value = self.get(p, v)
                     traces[(p, v)].append(value if idx is None else value[idx])
                 self._lava_steps(1 if variables else size)
-            for p in rows:  # a sink is read once per segment (_packed_io)
-                fired = drawn[p] if p in drawn else _unpack(self._get_var(self.sinks[p].data)[
+            for p in rows:  # a sink is read once per segment (_host_io)
+                fired = _unpack(self._get_var(self.sinks[p].data)[
                     :, (first + np.arange(size)) % CHUNK].T, self.circuit.population(p).n)
                 k, neuron = np.nonzero(fired)
                 rows[p].append(np.stack([k + done, neuron], axis=1).astype(np.int64))
@@ -686,17 +690,3 @@ class LavaStandardTarget(LavaRuntime, Target):
             found = np.concatenate(rows[p]) if rows[p] else np.zeros((0, 2), np.int64)
             out[(p, "spikes")] = found if idx is None else found[np.isin(found[:, 1], idx)]
         return out
-
-    def _play(self, size) -> dict:
-        """Draw the sources' spikes for the next ``size`` steps and put them where
-        their RingBuffers read them (column ``(time step - 1) % CHUNK``)."""
-        drawn = {}
-        dt = float(self.circuit.dt)
-        cols = (self._steps + np.arange(size)) % CHUNK
-        for name, rates in self.rates.items():
-            fired = self._rng.random((size, len(rates))) < rates * dt
-            data = np.zeros(self.procs[name].data.shape)
-            data[:, cols] = np.stack([_pack(f) for f in fired], axis=1)
-            self._set_var(self.procs[name].data, data)
-            drawn[name] = fired
-        return drawn
