@@ -9,8 +9,8 @@ projection is a spike projection, static or learning by ``PairSTDP``,
 ``LavaTarget`` (``processes='auto'``, the default; ``'standard'`` insists,
 ``'generated'`` declines) builds :class:`LavaStandardTarget`: one Lava ``LIF``
 per population, one ``Dense`` (``LearningDense``) per projection, one Lava
-time step per neurosim step (the generated models
-take 2-3 Lava steps per step).
+time step per neurosim step (the generated models take 2-3 Lava steps per
+step).
 
 The mapping is derived from the population's own discretisation, not from a
 formula per method: one step of its Brian2 state updater (the lowered
@@ -58,10 +58,11 @@ Brian2 runs the pre pathway first): ``tests/test_lava_fixed_stdp.py``. On
 
 Not (yet) standard, and so run on generated processes, with the reason from
 :func:`standard_plan` (``LavaTarget.deployment()`` says it per population):
-other plasticity (ThreeFactorSTDP's modulator is not a LIF), synaptic currents of different time constants in one population,
-per-neuron time constants or thresholds, input written straight into v (Lava's
-LIF takes input through u, and keeps input that arrives in the step a neuron
-fires, where Brian2's reset overwrites it), and ``overflow='warn'`` on
+other plasticity (ThreeFactorSTDP's modulator is not a LIF), synaptic currents
+of different time constants in one population, per-neuron time constants or
+thresholds, input written straight into v (Lava's LIF takes input through u,
+and keeps input that arrives in the step a neuron fires, where Brian2's reset
+overwrites it), and ``overflow='warn'`` on
 ``lava-fixed`` (Lava's bit-accurate LIF wraps and clips; the checked model here
 raises instead).
 
@@ -375,11 +376,11 @@ class LavaStandardTarget(LavaRuntime, Target):
         for name, proj in c.projections.items():
             self._inputs[name] = spike_input(plan, proj, f"projection {name!r}")[1]
             if proj.plasticity is not None:
-                d = self._learning_dense(name)
+                self._stdp(name)
             matrix = self._lava_matrix(name)  # on lava-fixed, sets the exponent
             fmt = {"weight_exp": self._exp[name], "num_weight_bits": 8} if self.fixed else {}
             if proj.plasticity is not None:
-                d = d(matrix, fmt)
+                d = self._learning_dense(name, matrix, fmt)
                 self.procs[proj.target].s_out.connect(d.s_in_bap)
             elif proj.delay is None:
                 d = Dense(weights=matrix, name=name, **fmt)
@@ -422,13 +423,11 @@ class LavaStandardTarget(LavaRuntime, Target):
                                     bias_mant=m.bias.copy(), bias_exp=0, vth=m.vth,
                                     name=name, **extra)
 
-    def _learning_dense(self, name):
-        """A PairSTDP projection: its unit (Lava weight per unit of ``w``) and, on
-        lava-fixed, its integers (.stdp_fixed, which fix the weight exponent); returns
-        the function that builds its LearningDense from the Lava matrix."""
-        from lava.proc.dense.process import LearningDense
-        from lava.utils.weightutils import SignMode
-        proj, dt = self.circuit.projection(name), float(self.circuit.dt)
+    def _stdp(self, name):
+        """A PairSTDP projection's scaling, kept in ``self.stdp``: its unit (Lava weight
+        per unit of ``w``) on lava, its integers on lava-fixed (.stdp_fixed; they fix
+        the weight exponent)."""
+        proj = self.circuit.projection(name)
         rule = proj.plasticity
         unit = jump_matrix(self.circuit, proj, self._inputs[name],
                            {rule.weight: np.ones_like(self.weights[name][rule.weight])}, self.seed)
@@ -436,34 +435,40 @@ class LavaStandardTarget(LavaRuntime, Target):
         if np.ptp(unit) > 1e-12 * np.max(np.abs(unit)) or not unit.flat[0] > 0:
             raise CircuitError(f"Projection {name!r}: its PairSTDP weight reaches the "
                                "neurons with different (or non-positive) gains, and Lava's "
-                               "STDP traces are shared by a whole pre or post population.")
+                               "STDP traces are shared by a whole pre or post population: "
+                               "give the target neurons one gain, or use "
+                               "processes='generated'.")
         unit = float(unit.flat[0])
         if np.any(self.weights[name][rule.weight] < 0):
             raise CircuitError(f"Projection {name!r}: Lava's STDP weights are excitatory "
-                               "(wmin = 0), but some weights are negative.")
+                               "(wmin = 0), but some weights are negative; start them at or "
+                               "above 0, or run this circuit on a brian2 target.")
         if not self.fixed:
             self.stdp[name] = unit
-
-            def build(matrix, fmt):
-                learning = _PairSTDPMapping().learning_rule(rule, dt, 1, scale=unit)
-                d = LearningDense(weights=matrix, learning_rule=learning, name=name,
-                                  wmin=0.0, wmax=float(rule.wmax) * unit)
-                self.models[d] = _clipped_learning_dense_model()
-                return d
-            return build
+            return
         f = self.lif[proj.target].fixed
-        self.stdp[name] = stdp = FixedPairSTDP(name, rule, unit * f.gain * f.scale / 64, dt,
-                                               self.trace_headroom)
+        self.stdp[name] = stdp = FixedPairSTDP(name, rule, unit * f.gain * f.scale / 64,
+                                               float(self.circuit.dt), self.trace_headroom)
         self._exp[name] = stdp.exp
 
-        def build(matrix, fmt):
-            d = LearningDense(weights=matrix, learning_rule=stdp.learning_rule(self.seed),
-                              name=name, sign_mode=SignMode.EXCITATORY, **fmt,
-                              neurosim_name=name, neurosim_wmax=stdp.wmax,
-                              neurosim_headroom=self.trace_headroom)
-            self.models[d] = learning_model()
+    def _learning_dense(self, name, matrix, fmt):
+        """A PairSTDP projection's LearningDense (module doc; .stdp_fixed)."""
+        from lava.proc.dense.process import LearningDense
+        from lava.utils.weightutils import SignMode
+        rule, stdp = self.circuit.projection(name).plasticity, self.stdp[name]
+        if not self.fixed:
+            learning = _PairSTDPMapping().learning_rule(rule, float(self.circuit.dt), 1,
+                                                        scale=stdp)
+            d = LearningDense(weights=matrix, learning_rule=learning, name=name,
+                              wmin=0.0, wmax=float(rule.wmax) * stdp)
+            self.models[d] = _clipped_learning_dense_model()
             return d
-        return build
+        d = LearningDense(weights=matrix, learning_rule=stdp.learning_rule(self.seed),
+                          name=name, sign_mode=SignMode.EXCITATORY, **fmt,
+                          neurosim_name=name, neurosim_wmax=stdp.wmax,
+                          neurosim_headroom=self.trace_headroom)
+        self.models[d] = learning_model()
+        return d
 
     def _sync_weights(self):
         """Read what Lava's learning engine changed into ``self.weights``."""
