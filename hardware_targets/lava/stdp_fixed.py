@@ -29,17 +29,28 @@ integer                  from the rule
 So the rule string is ``dw = C_p * y0 * x1 - C_d * x0 * y1``, Lava's own
 STDP form. The errors (the relative error of each pairing amplitude, of the
 time constants, ``wmax``'s error and ``q``) are reported by
-``LavaStandardTarget.quantisation()``; with them, while the post spikes of
-``lava-fixed`` and ``lava`` agree, a weight's difference from floating point
-is bounded by (``tests/test_lava_fixed_lif.py``)::
+``LavaStandardTarget.quantisation()``. With them, while the post spikes of
+``lava-fixed`` and ``lava`` agree (the same input spikes), a weight's
+difference from floating point is bounded (:meth:`FixedPairSTDP.bound`,
+``tests/test_lava_fixed_stdp.py``) by a deterministic part::
 
-    q/2 (initial weight) + |wmax error| + sum_updates eps |dw|      (deterministic)
-    + 5 sqrt(N) q/2 + 5 N C q / (2 sqrt(1 - a**2))                  (stochastic)
+    q/2 (the initial weight) + |wmax error| + (eps + |tau error| / e) sum |dw|
 
-``N`` the synapse's updates, ``a = exp(-1/tau)``: the stochastic rounding of a
-weight change costs at most a step (variance at most 1/4), that of a trace's
-decay leaves it with a standard deviation of at most ``1 / (2 sqrt(1 - a**2))``
-trace units, and the terms are bounded at five standard deviations.
+(``eps`` the amplitudes' relative error, ``sum |dw|`` the float changes; a
+trace with a time constant off by ``d tau / tau`` is off by at most ``1/e``
+of that) and five standard deviations of a zero-mean part: each weight change
+is stochastically rounded (variance at most ``q**2 / 4``, independent from
+step to step), and each trace carries the stochastic rounding of its decays,
+an AR(1) error ``T`` with innovations of variance at most 1/4, so
+``Var T <= 1 / (4 (1 - a**2))`` and ``Cov(T(s), T(t)) <= a**|s - t| Var T``
+(``a = exp(-1/tau)``). A weight of pre neuron ``i`` and post neuron ``j``
+reads ``x1_i`` at ``j``'s spikes and ``y1_j`` at ``i``'s, so::
+
+    Var <= N q**2 / 4 + (C_p q)**2 Var T_x sum_kl a_x**|t_k - t_l| (j's spikes)
+                      + (C_d q)**2 Var T_y sum_kl a_y**|t_k - t_l| (i's spikes)
+
+with ``N`` the spikes of both (the x and y traces draw from separate
+generators, the weight rounding from a third).
 
 Never silent: a trace that would saturate at 127 raises
 :class:`FixedPointOverflow` naming the projection and the fix (a larger
@@ -141,15 +152,28 @@ class FixedPairSTDP:
             x1_impulse=ix, x1_tau=self.taus[0], y1_impulse=iy, y1_tau=self.taus[1],
             t_epoch=1, rng_seed=int(seed))
 
-    def bound(self, updates, dw_abs):
-        """The bound of the module doc on ``|w_fixed - w_float|`` per synapse, given
-        its number of updates and the sum of its float changes' magnitudes."""
-        q, eps = self.q, max(self.errors["potentiation"], self.errors["depression"])
-        c = max(m * 2.0 ** e for _i, m, e in self.terms.values())
-        a = math.exp(-1 / min(self.taus))
-        n = np.asarray(updates, float)
-        return (q / 2 + abs(self.errors["wmax"]) + eps * np.asarray(dw_abs)
-                + 5 * np.sqrt(n) * q / 2 + 5 * n * c * q / (2 * math.sqrt(1 - a * a)))
+    def bound(self, pre, post, moved):
+        """The bound of the module doc on ``|w_fixed - w_float|``, ``(n_post, n_pre)``,
+        given the spikes (bool ``[step, neuron]``) of the pre and post populations and
+        the sum of each weight's float changes' magnitudes ``moved``."""
+        q = self.q
+        eps = (max(self.errors["potentiation"], self.errors["depression"])
+               + max(abs(self.errors["taupre"]), abs(self.errors["taupost"])) / math.e)
+        (_, mp, ep), (_, md, ed) = self.terms["potentiation"], self.terms["depression"]
+
+        def gram(spikes, tau):  # per neuron: sum over its spike pairs of a**|t_k - t_l|
+            a = math.exp(-1 / tau)
+            out = []
+            for col in np.asarray(spikes, bool).T:
+                t = np.nonzero(col)[0]
+                out.append(float(np.sum(a ** np.abs(t[:, None] - t[None, :]))))
+            return np.array(out), 1 / (4 * (1 - a * a))
+        g_post, var_x = gram(post, self.taus[0])  # x1 (tau_pre) read at post spikes
+        g_pre, var_y = gram(pre, self.taus[1])   # y1 (tau_post) read at pre spikes
+        n = np.sum(post, axis=0)[:, None] + np.sum(pre, axis=0)[None, :]
+        var = (n * q * q / 4 + (mp * 2.0 ** ep * q) ** 2 * var_x * g_post[:, None]
+               + (md * 2.0 ** ed * q) ** 2 * var_y * g_pre[None, :])
+        return q / 2 + abs(self.errors["wmax"]) + eps * np.asarray(moved) + 5 * np.sqrt(var)
 
 
 @functools.cache
