@@ -13,7 +13,8 @@ floating point) and ``lava-fixed`` (its bit-approximate fixed-point model).
   (from the reported quantisation, the spike times and the float changes), and the
   weights really are fixed point (they differ); over the whole run the post
   spike counts agree within 15 % and how far the weights moved within 20 %.
-* A trace that would saturate raises; what has no mapping is refused.
+* A trace that would saturate raises; weights outside [wmin, wmax] are refused
+  (Lava's engine clips them all at every step); what has no mapping is refused.
 """
 from __future__ import annotations
 
@@ -146,11 +147,22 @@ def test_fixed_point_stdp_within_the_derived_bound():
 
 
 @fresh
-def test_a_saturating_trace_raises():
+def test_a_saturating_trace_and_weights_out_of_range_raise():
+    from neurosim.circuit import CircuitError
+    from neurosim.hardware_targets import make_target
     from neurosim.hardware_targets.lava.fixed_point import FixedPointOverflow
     c = circuit(n_inputs=20, rate=400 * Hz)
     with pytest.raises(FixedPointOverflow, match="'synapses'.*trace_headroom"):
         _run("lava-fixed", c, 1000, trace_headroom=1)
+    # Lava clips every weight to [0, wmax] at every step, Brian2 a synapse when it
+    # updates: weights outside are refused, at build and when set
+    weights = c.initial_weights(0)
+    weights["synapses"]["w"][0, 0] = 2 * c.projection("synapses").plasticity.wmax
+    for name in ("lava", "lava-fixed"):
+        with pytest.raises(CircuitError, match="'synapses'.*outside its PairSTDP range"):
+            make_target(name, c, weights=weights)
+        with make_target(name, c) as t, pytest.raises(CircuitError, match="outside"):
+            t.set_weights({"synapses": {"w": -weights["synapses"]["w"]}})
 
 
 def test_what_has_no_fixed_point_stdp_mapping_is_refused():

@@ -88,5 +88,19 @@ class _ThreeFactorMapping(_RuleMapping):
 _RULES = {PairSTDP: _PairSTDPMapping(), ThreeFactorSTDP: _ThreeFactorMapping()}
 
 
+def check_weights(name, w, rule) -> None:
+    """Lava's learning engine holds every weight in ``[wmin, wmax]`` at every step
+    (Brian2 clips a weight only when its synapse updates): weights outside are
+    refused, naming the fix, rather than clipped at once."""
+    w = np.asarray(w, float)
+    lo, hi = float(rule.wmin), float(rule.wmax)
+    if w.size and (w.min() < lo or w.max() > hi):
+        raise CircuitError(
+            f"Projection {name!r}: weights from {w.min():.6g} to {w.max():.6g}, outside its "
+            f"{type(rule).__name__} range [{lo:g}, {hi:g}], which Lava's learning engine "
+            "enforces on every weight at every step (Brian2 only when a synapse updates); "
+            "start them inside the range, or run this circuit on a brian2 target.")
+
+
 def _rule_mapping(rule) -> _RuleMapping | None:
     return next((_RULES[c] for c in type(rule).__mro__ if c in _RULES), None)

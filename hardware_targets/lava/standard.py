@@ -89,7 +89,7 @@ from .connections import _clipped_learning_dense_model, _delay_dense_model, _del
 from .lif_fixed import V_HEADROOM, FixedLif, check_headroom, fixed_weights
 from .lif_fixed import models as fixed_models
 from .process import _Code, _pack, _unpack
-from .plasticity import _PairSTDPMapping
+from .plasticity import _PairSTDPMapping, check_weights
 from .runtime import LavaRuntime
 from .stdp_fixed import TRACE_HEADROOM, FixedPairSTDP, check_trace_headroom, learning_model
 
@@ -439,10 +439,7 @@ class LavaStandardTarget(LavaRuntime, Target):
                                "give the target neurons one gain, or use "
                                "processes='generated'.")
         unit = float(unit.flat[0])
-        if np.any(self.weights[name][rule.weight] < 0):
-            raise CircuitError(f"Projection {name!r}: Lava's STDP weights are excitatory "
-                               "(wmin = 0), but some weights are negative; start them at or "
-                               "above 0, or run this circuit on a brian2 target.")
+        check_weights(name, self.weights[name][rule.weight], rule)
         if not self.fixed:
             self.stdp[name] = unit
             return
@@ -654,6 +651,9 @@ class LavaStandardTarget(LavaRuntime, Target):
     def set_weights(self, weights):
         self._sync_weights()
         for name, arrays in weights.items():
+            rule = self.circuit.projection(name).plasticity
+            if rule is not None and rule.weight in arrays:
+                check_weights(name, arrays[rule.weight], rule)
             for var, value in arrays.items():
                 self.weights[name][var] = np.asarray(value, float).copy()
             self._set_var(self.dense[name].weights, self._lava_matrix(name))

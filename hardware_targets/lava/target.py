@@ -27,7 +27,7 @@ from .connections import (_clipped_learning_dense_model, _delay_dense_model, _de
 from .fixed_point import (_MANTISSA, _MAX_DELAY, _STATE_BITS, _STATE_MAX, ROUNDING_TOLERANCE,
                           FixedPointOverflow, FixedPointWarning, _exponent, _quantise, _rounding_error,
                           _state_overflow)
-from .plasticity import _Y_TAU, _rule_mapping
+from .plasticity import _Y_TAU, _rule_mapping, check_weights
 from .process import (_MODES, _PACK, _Code, _make_models, _make_process, _numeric_namespace,
                       _Spec, _unpack)
 from .runtime import LavaRuntime
@@ -500,11 +500,7 @@ class LavaTarget(LavaRuntime, Target):
         """
         from lava.proc.dense.process import LearningDense
         rule, dt = link.rule, float(self.circuit.dt)
-        if np.any(matrix < 0):
-            raise CircuitError(f"Projection {link.proj.name!r}: Lava's STDP weights are "
-                               "excitatory (wmin = 0, weights >= 0), but some initial "
-                               "weights are negative; start them at or above 0, or run "
-                               "this circuit on a brian2 target.")
+        check_weights(link.proj.name, self.weights[link.proj.name][link.syn], rule)
         learning = _rule_mapping(rule).learning_rule(rule, dt, self.K)
         dense = LearningDense(weights=matrix, learning_rule=learning,
                               name=f"{link.proj.name}{in_port}",
