@@ -710,7 +710,7 @@ def _fixed_options(args) -> dict:
 def _run(args) -> int:
     from neurosim.circuits import CIRCUITS
 
-    _fixed_options(args)
+    options = _fixed_options(args)  # refused before anything is built or written
 
     try:
         circuit = CIRCUITS[args.circuit]()
@@ -729,16 +729,16 @@ def _run(args) -> int:
         if state == "done":
             print(f"{args.out}: already run with these settings; use --force to run again.")
             return 0
-        return _run_into(args, circuit, spiking, n_steps, config)
+        return _run_into(args, circuit, spiking, n_steps, config, options)
 
 
-def _run_into(args, circuit, spiking, n_steps, config) -> int:
+def _run_into(args, circuit, spiking, n_steps, config, options) -> int:
     from tqdm.auto import tqdm
     from neurosim.hardware_targets import make_target
     from .plots import raster, rates, weight_histogram
 
     dt = float(circuit.dt)
-    target = make_target(args.target, circuit, seed=args.seed, **_fixed_options(args))
+    target = make_target(args.target, circuit, seed=args.seed, **options)
     for name, how in getattr(target, "deployment", dict)().items():
         print(f"{name}: {how}")
     bounds = np.linspace(0, n_steps, min(args.chunks, n_steps) + 1).astype(int)

@@ -21,7 +21,7 @@ class _RuleMapping:
     def refuse(self, proj, rule) -> None:
         """Raise CircuitError for a parameter of ``rule`` that has no mapping."""
 
-    def learning_rule(self, rule, dt: float, K: int, scale: float = 1.0):
+    def learning_rule(self, rule, dt: float, K: int):
         raise NotImplementedError
 
     def trace_spec(self, proj, rule, k: int, dt: float):
@@ -57,7 +57,7 @@ class _ThreeFactorMapping(_RuleMapping):
                 "modulator y2 from the post-synaptic neuron: move it to the target "
                 "population)")
 
-    def learning_rule(self, rule, dt, K, scale=1.0):
+    def learning_rule(self, rule, dt, K):
         """Eligibility = Lava's tag. Once per neurosim step (phase L+1) the post
         population sends y1 = apost (before its own spike), y2 = dt*eta*M and
         y3 = dt/tau_e, zeros at other Lava steps. All appliers read the old tag:

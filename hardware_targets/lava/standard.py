@@ -372,7 +372,8 @@ class LavaStandardTarget(LavaRuntime, Target):
                                for v in proj.parameters}
                         for name, proj in c.projections.items()}
         plan = lower(c, update=False)
-        self._inputs, self._exp, self.weight_errors, self.stdp = {}, {}, {}, {}
+        self._inputs, self._exp, self.weight_errors = {}, {}, {}
+        self._unit, self.stdp = {}, {}  # PairSTDP projections (_stdp)
         for name, proj in c.projections.items():
             self._inputs[name] = spike_input(plan, proj, f"projection {name!r}")[1]
             if proj.plasticity is not None:
@@ -424,9 +425,9 @@ class LavaStandardTarget(LavaRuntime, Target):
                                     name=name, **extra)
 
     def _stdp(self, name):
-        """A PairSTDP projection's scaling, kept in ``self.stdp``: its unit (Lava weight
-        per unit of ``w``) on lava, its integers on lava-fixed (.stdp_fixed; they fix
-        the weight exponent)."""
+        """A PairSTDP projection's scaling: its unit in ``self._unit`` (what its Lava
+        matrix holds per unit of ``w``) and, on lava-fixed, its integers in
+        ``self.stdp`` (.stdp_fixed; they fix the weight exponent)."""
         proj = self.circuit.projection(name)
         rule = proj.plasticity
         unit = jump_matrix(self.circuit, proj, self._inputs[name],
@@ -440,26 +441,26 @@ class LavaStandardTarget(LavaRuntime, Target):
                                "processes='generated'.")
         unit = float(unit.flat[0])
         check_weights(name, self.weights[name][rule.weight], rule)
-        if not self.fixed:
-            self.stdp[name] = unit
-            return
-        f = self.lif[proj.target].fixed
-        self.stdp[name] = stdp = FixedPairSTDP(name, rule, unit * f.gain * f.scale / 64,
-                                               float(self.circuit.dt), self.trace_headroom)
-        self._exp[name] = stdp.exp
+        self._unit[name] = unit
+        if self.fixed:
+            f = self.lif[proj.target].fixed
+            self.stdp[name] = stdp = FixedPairSTDP(name, rule, unit * f.gain * f.scale / 64,
+                                                   float(self.circuit.dt), self.trace_headroom)
+            self._exp[name], self._unit[name] = stdp.exp, 1 / stdp.q
 
     def _learning_dense(self, name, matrix, fmt):
         """A PairSTDP projection's LearningDense (module doc; .stdp_fixed)."""
         from lava.proc.dense.process import LearningDense
         from lava.utils.weightutils import SignMode
-        rule, stdp = self.circuit.projection(name).plasticity, self.stdp[name]
+        rule, unit = self.circuit.projection(name).plasticity, self._unit[name]
         if not self.fixed:
             learning = _PairSTDPMapping().learning_rule(rule, float(self.circuit.dt), 1,
-                                                        scale=stdp)
+                                                        scale=unit)
             d = LearningDense(weights=matrix, learning_rule=learning, name=name,
-                              wmin=0.0, wmax=float(rule.wmax) * stdp)
+                              wmin=0.0, wmax=float(rule.wmax) * unit)
             self.models[d] = _clipped_learning_dense_model()
             return d
+        stdp = self.stdp[name]
         d = LearningDense(weights=matrix, learning_rule=stdp.learning_rule(self.seed),
                           name=name, sign_mode=SignMode.EXCITATORY, **fmt,
                           neurosim_name=name, neurosim_wmax=stdp.wmax,
@@ -469,10 +470,9 @@ class LavaStandardTarget(LavaRuntime, Target):
 
     def _sync_weights(self):
         """Read what Lava's learning engine changed into ``self.weights``."""
-        for name, stdp in self.stdp.items():
-            lava = self._get_var(self.dense[name].weights)
+        for name, unit in self._unit.items():
             rule = self.circuit.projection(name).plasticity
-            self.weights[name][rule.weight] = (lava * stdp.q if self.fixed else lava / stdp)
+            self.weights[name][rule.weight] = self._get_var(self.dense[name].weights) / unit
 
     def _float_matrix(self, name):
         """The projection's weights as jumps of the target's u (v's units)."""
