@@ -105,7 +105,7 @@ def main():
     y = encode_labels(ds.y_train, 10, 0.1).astype(np.float32)
     circuit = relaxed_predictive_coding(SIZES, "relu", inference_rate=RATE, weight_std=STD)
     weights = circuit.initial_weights(0)
-    times = {"neurosim dense": [], "hand-written numpy": []}
+    times = {"neurosim dense": [], "neurosim dense (jax)": [], "hand-written numpy": []}
     if args.pcx:
         times[PCX_NAME] = []
     acc = {}
@@ -117,6 +117,14 @@ def main():
             train_trial(target, x[i:i + B], y[i:i + B], STEPS)
         times["neurosim dense"].append(time.perf_counter() - t0)
         acc["neurosim dense"] = evaluate(target, ds.x_test, ds.y_test)
+        target = DenseTarget(circuit, weights=weights, dtype=np.float32, backend="jax",
+                             optimizer=Adam(ADAM_LR), batch_mean=True)
+        t0 = time.perf_counter()
+        for i in range(0, len(x), B):
+            train_trial(target, x[i:i + B], y[i:i + B], STEPS)
+        target.check_finite()   # waits for the last trial
+        times["neurosim dense (jax)"].append(time.perf_counter() - t0)
+        acc["neurosim dense (jax)"] = evaluate(target, ds.x_test, ds.y_test)
         hand = HandWritten(weights)
         t0 = time.perf_counter()
         for i in range(0, len(x), B):

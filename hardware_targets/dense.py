@@ -176,6 +176,9 @@ from neurosim.target import Capabilities, Target, check_steps, parse_record, wei
 __all__ = ["DenseTarget"]
 
 _ALLOWED_FLAGS = {"constant", "summed", "shared"}
+#: the array backends of ``backend=``: numpy runs the generated step loops as Python,
+#: jax compiles them (``hardware_targets.dense_jax``)
+BACKENDS = ("numpy", "jax")
 
 
 def unit_interval(u: np.ndarray, dtype) -> np.ndarray:
@@ -194,7 +197,8 @@ def _scatter(xp, values, index, n):
     ``index`` (a summed variable of a sparse projection, synapse by synapse)."""
     B = values.shape[0]
     flat = (xp.arange(B)[:, None] * n + index[None, :]).ravel()
-    return xp.bincount(flat, weights=values.ravel(), minlength=B * n).reshape(B, n)
+    static = {} if xp is np else {"length": B * n}  # a compiled backend's fixed shape
+    return xp.bincount(flat, weights=values.ravel(), minlength=B * n, **static).reshape(B, n)
 
 
 def _same(a, b) -> bool:
@@ -224,13 +228,23 @@ class DenseTarget(Target):
     """
 
     name = "dense"
-    capabilities = Capabilities(batch=2 ** 31, optimizer=True, float32=True)
+    capabilities = Capabilities(batch=2 ** 31, optimizer=True, float32=True, backends=BACKENDS)
+
+    def __new__(cls, *args, backend: str = "numpy", **options):
+        if backend not in BACKENDS:
+            raise CircuitError(f"DenseTarget: backend={backend!r}; choose one of "
+                               f"{', '.join(BACKENDS)}.")
+        if backend == "jax" and cls is DenseTarget:  # the compiled backend: a subclass
+            from .dense_jax import JaxDenseTarget
+            cls = JaxDenseTarget
+        return super().__new__(cls)
 
     def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
                  dtype=np.float64, xp=None, cache_constant: bool = True,
                  defer_unread: bool = True, batch_mean: bool = False, optimizer=None,
-                 **options):
+                 backend: str = "numpy", **options):
         super().__init__(circuit, seed, weights, **options)  # refuses unknown options
+        self.backend = backend
         self.batch_mean = batch_mean
         self.optimizer = optimizer
         self.xp = np if xp is None else xp
@@ -331,6 +345,11 @@ class DenseTarget(Target):
             if isinstance(value, Function) or callable(value) and not isinstance(value, Quantity):
                 return (f"the namespace entry {key!r} ({type(value).__name__}; the dense "
                         "engine evaluates Brian2's default functions and TimedArrays only)")
+        timed = sorted(used & {k for k, v in circuit.namespace.items()
+                               if isinstance(v, TimedArray)})
+        if timed and options.get("backend") == "jax":
+            return (f"the TimedArray {timed[0]!r} with backend='jax' (Brian2 evaluates "
+                    "TimedArrays on host arrays; use backend='numpy')")
         return None
 
     def _initial(self, pop, var):
@@ -667,8 +686,7 @@ class DenseTarget(Target):
         if n_steps:
             factors = {(p["proj"], p["var"]): self._syn_factor(p) for p in self._summed
                        if p["mode"] == "matmul" and (p["syn"] is not None or p["sparse"])}
-            self.t = self._step_functions[key](n_steps, self.state, self.weights, factors,
-                                               self.t, traces)
+            self._call_steps(self._step_functions[key], n_steps, factors, traces)
             for cache in self._subcache.values():
                 cache.clear()
         return list(constant), unread
@@ -747,29 +765,38 @@ class DenseTarget(Target):
                         f"{post if to_post else pre})")
             return f"_xp.broadcast_to({code}, (_B, {post}, {pre})).sum(axis={2 if to_post else 1})"
 
-        body = "        "
         extra = {}  # synapse indices that pairwise summed variables gather and scatter at
         chosen_globals = {}  # neuron indices of the recorded variables that choose some
-        for plan in self._summed:
-            key = (plan["proj"], plan["var"])
-            if key in constant or key in unread:
-                emit(f"{body}if step == {'0' if key in constant else 'n_steps - 1'}:")
-                before = set(src.valid)
-                summed(plan, body + "    ")
-                written = plan["pop"]  # afterwards: valid only if valid on both paths
-                src.valid = {k for k in before if k[0] != written}
-            else:
-                summed(plan, body)
-        for i, (pop, var, chosen) in enumerate(record):
-            value = src.value(pop, var, body)
-            if chosen is not None:
-                chosen_globals[f"_chosen{i}"] = self.xp.asarray(chosen)
-                value = f"_xp.broadcast_to({value}, (_B, {c.populations[pop].n}))[:, _chosen{i}]"
-            emit(f"{body}_traces[{i}][step] = {value}")
-        for pop, stmts in blocks.items():
-            src.block(pop, stmts, body)
-        if tick:
-            emit(f"{body}t += {self.dt!r}")
+
+        def step(indent, include, full=True):
+            """One step's code: the summed variables ``include`` keeps (True, or a
+            condition to compute it under), then (``full``) the records, the blocks
+            and the tick."""
+            for plan in self._summed:
+                guard = include((plan["proj"], plan["var"]))
+                if guard is True:
+                    summed(plan, indent)
+                elif guard:
+                    emit(f"{indent}if {guard}:")
+                    before = set(src.valid)
+                    summed(plan, indent + "    ")
+                    written = plan["pop"]  # afterwards: valid only if valid on both paths
+                    src.valid = {k for k in before if k[0] != written}
+            if not full:
+                return
+            for i, (pop, var, chosen) in enumerate(record):
+                value = src.value(pop, var, indent)
+                if chosen is not None:
+                    chosen_globals[f"_chosen{i}"] = self.xp.asarray(chosen)
+                    value = (f"_xp.broadcast_to({value}, (_B, {c.populations[pop].n}))"
+                             f"[:, _chosen{i}]")
+                emit(indent + self._trace_store.format(i=i, value=value))
+            for pop, stmts in blocks.items():
+                src.block(pop, stmts, indent)
+            if tick:
+                emit(f"{indent}t += {self.dt!r}")
+
+        loop = self._loop_source(src, step, constant, unread)
         stored = src.stored()
         loads = [f"    {local} = S[{k[0]!r}][{k[1]!r}]" for k, local in stored.items()]
         for key, local in src.names.items():
@@ -779,11 +806,10 @@ class DenseTarget(Target):
                 loads.append(f"    {local} = F[({key[1]!r}, {key[2]!r})]")
         stores = [f"    S[{k[0]!r}][{k[1]!r}] = {local}" for k, local in stored.items()]
         source = "\n".join(
-            ["def _steps(n_steps, S, W, F, t, traces):",
+            [f"def _steps(n_steps, S, W, F, t, traces{self._step_arguments}):",
              "    _B = _Bsize()",
-             "    _traces = [traces[k[:2]] for k in _record]", *loads,
-             "    for step in range(n_steps):", *src.lines, "        pass", *stores,
-             "    return t"])
+             "    _traces = [traces[k[:2]] for k in _record]", *loads, *loop, *stores,
+             f"    return {self._step_results}"])
         g = dict(self._globals, range=range, _xp=self.xp, _record=list(record), _w=self._fit,
                  _bc=self._broadcast, _Bsize=lambda: self.B, **chosen_globals, **extra,
                  _scatter=_scatter, **self._random_globals(),
@@ -791,6 +817,22 @@ class DenseTarget(Target):
         self._step_globals.append(g)
         exec(compile(source, f"<dense step loop of {c.name}>", "exec"), g)
         return g["_steps"]
+
+    #: how the generated loop stores step ``step``'s record ``i`` (numpy: in place)
+    _trace_store = "_traces[{i}][step] = {value}"
+    _step_arguments = ""  # extra parameters of the generated loop
+    _step_results = "t"   # what it returns
+
+    def _loop_source(self, src, step, constant, unread) -> list[str]:
+        """The generated loop's lines: ``n_steps`` times the step, constant summed
+        variables at the first step only and unread ones at the last only."""
+        step("        ", lambda key: "step == 0" if key in constant else
+             "step == n_steps - 1" if key in unread else True)
+        return ["    for step in range(n_steps):", *src.lines, "        pass"]
+
+    def _call_steps(self, steps, n_steps, factors, traces) -> None:
+        """Run a generated loop on the stored state (numpy: updated in place)."""
+        self.t = steps(n_steps, self.state, self.weights, factors, self.t, traces)
 
     def _random_globals(self) -> dict:
         """``_rand_<population>()``/``_randn_<population>()`` of the generated code:

@@ -236,6 +236,9 @@ def _add_training_options(p) -> None:
                    help="sgd applies the learning rules as written; adam rescales them")
     b.add_argument("--adam-lr", type=POSITIVE, default=1e-3, help="Adam step size")
     b.add_argument("--float32", action="store_true", help="single precision")
+    b.add_argument("--backend", choices=("numpy", "jax"), default="numpy",
+                   help="array backend of the dense engine: jax compiles each training "
+                        "trial into one program (CPU, or an NVIDIA GPU where JAX has one)")
 
 
 def build_parser(circuit: str | None = None) -> argparse.ArgumentParser:
@@ -453,7 +456,9 @@ def _check_training_options(args) -> None:
              lambda c: c.batch >= args.batch_size),
             (args.optimizer != "sgd", f"--optimizer {args.optimizer}", "takes an optimiser",
              lambda c: c.optimizer),
-            (args.float32, "--float32", "computes in single precision", lambda c: c.float32)):
+            (args.float32, "--float32", "computes in single precision", lambda c: c.float32),
+            (args.backend != "numpy", f"--backend {args.backend}", "has that array backend",
+             lambda c: args.backend in c.backends)):
         if given and not wanted(caps):
             able = having(wanted)
             raise CircuitError(f"{option} needs a target that {needs}: "
@@ -527,6 +532,8 @@ def _build(args, ds):
             options["optimizer"] = Adam(args.adam_lr)
         if args.float32:
             options["dtype"] = np.float32
+    if args.backend != "numpy":
+        options["backend"] = args.backend
     return sizes, circuit, make_target(args.target, circuit, seed=args.seed, **options)
 
 

@@ -44,6 +44,8 @@ class Capabilities:
     ``(population, 'spikes')``. ``plasticity``: runs spike-driven synapse code
     and the rules of :mod:`neurosim.plasticity`. ``fixed_point``: computes in
     integers (values are quantised). ``random``: runs ``rand()``/``randn()``.
+    ``backends``: the array backends it takes as ``backend=`` (the first is
+    its default).
     """
     batch: int = 1
     optimizer: bool = False
@@ -52,6 +54,7 @@ class Capabilities:
     plasticity: bool = False
     fixed_point: bool = False
     random: bool = False
+    backends: tuple = ()
 
 
 class Target(ABC):
@@ -242,6 +245,17 @@ class Target(ABC):
     def learn(self) -> None:
         """Apply every projection's ``learning_rule`` once, from the current state."""
 
+    def trial(self, x, y, n_steps: int, record=()):
+        """One training trial (:func:`train_trial`): clamp the circuit's input to
+        ``x`` and its output to ``y``, settle, run ``n_steps``, learn; returns the
+        recorded traces."""
+        self.clamp(*self.circuit.input, x)
+        self.clamp(*self.circuit.output, y)
+        self.settle()
+        trace = self.run(n_steps, record=record)
+        self.learn()
+        return trace
+
     def check_finite(self, where: str = "", limit: float = 1e6) -> None:
         """Stop with a clear message if any weight is NaN, infinite or beyond ``limit``
         in magnitude (a blow-up: rate-circuit weights are of order 1)."""
@@ -342,14 +356,9 @@ def is_spikes(circuit: Circuit, pop: str, var: str) -> bool:
 
 
 def train_trial(target: Target, x, y, n_steps: int, record=()):
-    """One training trial: clamp input and output, settle, infer, learn (paper protocol)."""
-    circuit = target.circuit
-    target.clamp(*circuit.input, x)
-    target.clamp(*circuit.output, y)
-    target.settle()
-    trace = target.run(n_steps, record=record)
-    target.learn()
-    return trace
+    """One training trial: clamp input and output, settle, infer, learn (paper
+    protocol); :meth:`Target.trial`, which a compiling target runs as one program."""
+    return target.trial(x, y, n_steps, record)
 
 
 def predict(target: Target, x, n_steps: int = 0) -> np.ndarray:

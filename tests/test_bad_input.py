@@ -46,6 +46,7 @@ OPTIONS = [
     ("--hidden", "0", "positive"), ("--hidden", "-3", "positive"),
     ("--hidden", "a,b", "comma-separated integers"),
     ("--target", "gpu", "invalid choice"), ("--optimizer", "rmsprop", "invalid choice"),
+    ("--backend", "torch", "invalid choice"),
 ]
 RUN_OPTIONS = [
     ("--duration", "inf", "finite"), ("--duration", "nan", "finite"),
@@ -87,6 +88,8 @@ SEMANTIC = [
      "--batch-size 4 needs a target that runs batches of that size: dense"),
     (["--target", "brian2-numpy", "--float32"],
      "--float32 needs a target that computes in single precision: dense"),
+    (["--target", "brian2-numpy", "--backend", "jax"],
+     "--backend jax needs a target that has that array backend: dense"),
     (["--circuit", "backprop", "--no-fprime"], "applies to relaxed-pc"),
 ]
 
