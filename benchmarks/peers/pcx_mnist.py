@@ -1,6 +1,6 @@
 """The dense-speed training run with pcx 0.6.3 (JAX, CPU), for side-by-side timing.
 
-784-300-100-10 relu predictive coding, batch 64, float32, 100 inference steps,
+784-300-100-10 relu predictive coding, batch 64 (``--batch``), float32, 100 inference steps,
 Adam 1e-3 on the weights, one pass over (a subset of) MNIST, then the accuracy
 on the 10,000 test images. Set up the standard pcx way: value nodes (Vodes)
 after each layer, forward-initialised (STATUS.INIT), the image as the input of
@@ -15,7 +15,7 @@ Run it in the peers environment (benchmarks/peers/setup_peers.sh), not in the
 project's: it reads neurosim's MNIST cache with plain numpy and does not import
 neurosim.
 
-    .venv-peers/bin/python benchmarks/peers/pcx_mnist.py [--samples 60000] [--energy sum]
+    .venv-peers/bin/python benchmarks/peers/pcx_mnist.py [--samples 60000] [--batch 64] [--energy sum]
 
 ``--energy mean`` averages the energy over the batch instead, as pcx's own MNIST
 example does, which divides the inference step by the batch size (see ENERGY).
@@ -203,13 +203,16 @@ def batches(n):
 
 
 def main():
+    global B
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=60000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch", type=int, default=B)
     ap.add_argument("--energy", choices=sorted(ENERGY), default="sum",
                     help="batch reduction of the energy (see ENERGY above); default sum")
     args = ap.parse_args()
     global energy
+    B = args.batch                               # read by build() and batches()
     energy = ENERGY[args.energy]                 # read when train_on_batch is traced
     x, labels, x_test, y_test = load_mnist(args.samples)
     y = np.eye(SIZES[-1], dtype=np.float32)[labels]
@@ -251,7 +254,7 @@ def main():
     print(json.dumps({"seconds_train": seconds_train,
                       "test_accuracy": correct / len(x_test),
                       "jit_seconds": jit_seconds,
-                      "samples": len(x), "energy": args.energy, "pcx": "0.6.3", "jax": jax.__version__,
+                      "samples": len(x), "batch": B, "energy": args.energy, "pcx": "0.6.3", "jax": jax.__version__,
                       "backend": jax.default_backend()}))
 
 
