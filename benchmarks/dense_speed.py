@@ -166,7 +166,7 @@ def main():
             train_trial(target, x[:n], y[:n], STEPS)
         target.check_finite()
         target.set_weights(weights)
-        target.optimizer.moments, target.t = {}, 0.0
+        target.optimizer.moments, target.t = {}, target.t * 0
         target.load_extra_state(start)
         t0 = time.perf_counter()
         for i in range(0, len(x), B):

@@ -584,7 +584,7 @@ class DenseTarget(Target):
         if B != self.B:
             self._rebatch(B, population, variable)
         self._squeeze = values.ndim == 1
-        self._write(population, variable, self.xp.asarray(values, dtype=self.dtype))
+        self._write(population, variable, values)
         self._given.add((population, variable))
 
     def _rebatch(self, B, population, variable):

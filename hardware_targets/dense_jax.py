@@ -81,6 +81,7 @@ class JaxDenseTarget(DenseTarget):
         self._loops = 0   # step loops run: the random draws' key
         super().__init__(circuit, seed, weights, xp=jnp, **options)
         self._key = jax.random.key(seed)
+        self.t = jnp.asarray(self.t, jnp.float64)   # as the programs return it (no retrace)
 
     @classmethod
     def unsupported(cls, circuit: Circuit, **options) -> str | None:
@@ -136,7 +137,7 @@ class JaxDenseTarget(DenseTarget):
         key = jax.random.fold_in(self._key, self._loops)
         self._loops += 1
         state, self.t, out = compiled(n_steps, self.state, self.weights, factors,
-                                      jnp.asarray(self.t, dtype=jnp.float64), traces, key)
+                                      jnp.asarray(self.t, jnp.float64), traces, key)
         for pop, values in state.items():
             self.state[pop].update(values)
         if traces:
@@ -169,8 +170,8 @@ class JaxDenseTarget(DenseTarget):
             program = self._trials[key] = jax.jit(partial(self._trial_traced, n_steps))
         opt = self.optimizer
         state, self.weights, moments, self.t, self._loops = program(
-            self.state, self.weights, opt.moments if opt is not None else {}, self.t,
-            self._loops)
+            self.state, self.weights, opt.moments if opt is not None else {},
+            jnp.asarray(self.t, jnp.float64), jnp.asarray(self._loops, jnp.int64))
         for pop, values in state.items():
             self.state[pop].update(values)
         if opt is not None:
@@ -241,6 +242,15 @@ class JaxDenseTarget(DenseTarget):
             self.state, self._subcache, self.t = saved
 
     # --- state ------------------------------------------------------------------------
+    def _write(self, pop, var, value):
+        """Values given on the host (``set``, ``clamp``) stay host arrays until a
+        program takes them (no eager device operations per clamp)."""
+        if not isinstance(value, np.ndarray):
+            return super()._write(pop, var, value)
+        shape = (self.B, self.circuit.populations[pop].n)
+        self.state[pop][var] = np.broadcast_to(value, shape).astype(self.dtype)
+        self._subcache[pop].clear()
+
     def check_finite(self, where: str = "", limit: float = 1e6) -> None:
         """One compiled reduction on the device; the host copy (and the message)
         only when a weight is out of bounds."""
