@@ -435,6 +435,8 @@ def _config(args) -> dict:
               if k not in ("command", "out", "force", "no_progress", "func")}
     if "hidden" in config:
         config["hidden"] = list(config["hidden"])
+    if config.get("backend") == "numpy":   # the default: as runs recorded before --backend
+        del config["backend"]
     return config
 
 

@@ -77,13 +77,18 @@ def test_finished_run_is_redone_with_other_settings_only_with_force(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["config"]["seed"] == 1
 
 
-@pytest.mark.parametrize("finished", [True, False])
-def test_more_epochs_continue_a_run_to_where_a_longer_run_ends(tmp_path, capsys, finished):
+@pytest.mark.parametrize("finished,backend", [(True, "numpy"), (False, "numpy"),
+                                              (False, "jax")])
+def test_more_epochs_continue_a_run_to_where_a_longer_run_ends(tmp_path, capsys, finished,
+                                                               backend):
     """--epochs 3 on a run of 1 epoch (finished: from its weights.npz; or stopped at
     its checkpoint) goes on from there and ends exactly where a 3-epoch run from
-    the start ends: the same weights and learning curve. Fewer epochs than a
-    finished run are other settings (exit 4)."""
+    the start ends: the same weights and learning curve, on either backend of
+    the dense engine. Fewer epochs than a finished run are other settings (exit
+    4), and so is another backend; the default one is not recorded (runs made
+    before --backend existed are the same settings)."""
     import numpy as np
+    DENSE = globals()["DENSE"] + ["--backend", backend]
     short, full = tmp_path / "short", tmp_path / "full"
     assert main(DENSE + ["--epochs", "1", "--out", str(short)]) == 0
     if not finished:       # as a run of 1 epoch that was stopped at its last checkpoint
@@ -102,6 +107,12 @@ def test_more_epochs_continue_a_run_to_where_a_longer_run_ends(tmp_path, capsys,
     assert json.loads((short / "config.json").read_text())["epochs"] == 3
     assert main(DENSE + ["--epochs", "2", "--out", str(short)]) == 4
     assert "epochs 3 -> 2" in capsys.readouterr().err
+    config = json.loads((short / "config.json").read_text())
+    assert config.get("backend", "numpy") == backend and ("backend" in config) == (
+        backend != "numpy")
+    other = "numpy" if backend == "jax" else "jax"
+    assert main(DENSE + ["--epochs", "4", "--backend", other, "--out", str(short)]) == 4
+    assert "backend" in capsys.readouterr().err
 
 
 def test_train_offers_only_rate_circuits(capsys):
