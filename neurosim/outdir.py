@@ -67,8 +67,15 @@ def _differing(old: dict, new: dict) -> list[str]:
     return keys
 
 
-def same_settings(old: dict, new: dict) -> bool:
-    return not _differing(old, new)
+#: settings that choose how a run is computed, not what: the dense engine's array
+#: backend (results equal to rounding). A finished run made with another value is
+#: the same run; an unfinished one continues only with its own (each backend has
+#: its own random streams, so a continuation would not end where the run would).
+EXECUTION = ("backend",)
+
+
+def same_settings(old: dict, new: dict, ignore=()) -> bool:
+    return all(k in ignore for k in _differing(old, new))
 
 
 def more_epochs(old: dict, new: dict) -> bool:
@@ -148,7 +155,7 @@ def _state(out: Path, config: dict, force: bool) -> str:
     fix = "use --force to replace it, or choose another --out"
     if metrics.exists():
         done = read_json(metrics, fix)
-        if "config" in done and same_settings(done["config"], config):
+        if "config" in done and same_settings(done["config"], config, EXECUTION):
             return "done"
         if "config" not in done:
             raise OutputError(f"{metrics} was not written by a neurosim run of this kind; "

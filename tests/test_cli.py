@@ -85,8 +85,9 @@ def test_more_epochs_continue_a_run_to_where_a_longer_run_ends(tmp_path, capsys,
     its checkpoint) goes on from there and ends exactly where a 3-epoch run from
     the start ends: the same weights and learning curve, on either backend of
     the dense engine. Fewer epochs than a finished run are other settings (exit
-    4), and so is another backend; the default one is not recorded (runs made
-    before --backend existed are the same settings)."""
+    4). Another backend is the same finished run, but does not continue it; the
+    default one is not recorded (runs made before --backend existed are the
+    same settings)."""
     import numpy as np
     DENSE = globals()["DENSE"] + ["--backend", backend]
     short, full = tmp_path / "short", tmp_path / "full"
@@ -110,7 +111,10 @@ def test_more_epochs_continue_a_run_to_where_a_longer_run_ends(tmp_path, capsys,
     config = json.loads((short / "config.json").read_text())
     assert config.get("backend", "numpy") == backend and ("backend" in config) == (
         backend != "numpy")
-    other = "numpy" if backend == "jax" else "jax"
+    other = "numpy" if backend == "jax" else "jax"   # how, not what: the run is done
+    assert main(DENSE + ["--epochs", "3", "--backend", other, "--out", str(short)]) == 0
+    assert "already trained" in capsys.readouterr().out
+    # but it continues only on its own backend (whose random streams it holds)
     assert main(DENSE + ["--epochs", "4", "--backend", other, "--out", str(short)]) == 4
     assert "backend" in capsys.readouterr().err
 
