@@ -98,6 +98,9 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=60, help="the epoch budget of every run")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--backend", choices=("numpy", "jax"), default="numpy",
+                    help="the dense engine's array backend (results equal to rounding; "
+                         "BrainProp's draws are the backend's own)")
     ap.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
     ap.add_argument("--plateau", type=float, default=0.1,
                     help="a run's plateau: the first epoch within this many percentage points "
@@ -112,6 +115,7 @@ def main() -> int:
                          "--datasets", "mnist", "--activations", "relu", "--seeds", args.seeds,
                          "--epochs", str(args.epochs), "--evaluations", "1", "--train-size", "0",
                          "--test-size", "0", "--target", "dense", "--float32",
+                         "--backend", args.backend,
                          "--out", str(args.results),
                          *(["--scheduler", args.scheduler] if args.scheduler else
                            ["--workers", str(args.workers)])])
