@@ -164,3 +164,16 @@ def test_bad_options_are_named():
         make_target("dense", circuit, backend="jax", xp=np)
     with pytest.raises(CircuitError, match="backend='cupy'; choose one of numpy, jax"):
         make_target("dense", circuit, backend="cupy")
+
+
+def test_compiled_trial_on_a_gpu():
+    """Where JAX sees an NVIDIA GPU (jax[cuda] installed), the programs run there
+    and still match numpy (float64: 1e-10; float32 with SGD: 2e-5)."""
+    import jax
+    if jax.default_backend() != "gpu":
+        pytest.skip(f"JAX runs on {jax.default_backend()} here (no NVIDIA GPU, or jaxlib "
+                    "without CUDA); with one, pip install 'jax[cuda12]' and rerun")
+    test_compiled_trial_matches_numpy("relaxed-pc relu")
+    test_float32_with_sgd_matches_numpy()
+    target = train(relaxed_predictive_coding(SIZES), "jax", trials=1)
+    assert next(iter(target.weights["weights1"].values())).devices().pop().platform == "gpu"
