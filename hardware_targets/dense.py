@@ -224,7 +224,9 @@ class DenseTarget(Target):
     optimisations of ``run`` (see the module doc; results do not change).
     ``batch_mean`` divides a batch's summed learning-rule increments by B;
     ``optimizer`` (e.g. :class:`Adam`) transforms every increment, taken as
-    the descent direction, into the applied change.
+    the descent direction, into the applied change. ``backend='jax'`` builds
+    the compiled engine (:class:`hardware_targets.dense_jax.JaxDenseTarget`:
+    the same code, each trial one XLA program).
     """
 
     name = "dense"
