@@ -359,6 +359,24 @@ def test_cuda_without_a_gpu_is_refused_at_construction():
     assert CudaStandaloneTarget.unsupported(poisson_to_lif(), compile_only=True) is None
 
 
+@pytest.mark.skipif(not NVCC, reason=f"CUDA target test: {NVCC_WHY}")
+def test_cuda_warns_about_circuits_too_small_for_a_gpu(recwarn):
+    from neurosim.hardware_targets.brian2.cuda import SmallCircuitWarning, circuit_size
+    with pytest.warns(SmallCircuitWarning, match=r"25 neurons and 100 synapses.*too small"
+                                                 r".*brian2-cpp"):
+        make_target("brian2-cuda", poisson_to_lif(), compile_only=True).close()
+    big = Circuit("big")
+    big.add(Population("a", 20_000, "v : 1"))
+    big.add(Population("b", 3_000, "v : 1"))
+    big.add(Projection("ab", "a", "b", "w : 1", connect={"p": 0.02}))
+    neurons, synapses = circuit_size(big, seed=1)
+    assert neurons == 23_000 and abs(synapses - 0.02 * 6e7) < 5 * np.sqrt(0.02 * 6e7)
+    assert circuit_size(poisson_to_lif()) == (25, 100)
+    recwarn.clear()
+    make_target("brian2-cuda", big, compile_only=True).close()
+    assert not [w for w in recwarn if issubclass(w.category, SmallCircuitWarning)]
+
+
 @pytest.mark.skipif(not NVCC, reason=f"CUDA compile test: {NVCC_WHY}")
 def test_cuda_compiles_a_spiking_circuit():
     """brian2cuda generates and compiles the circuit with nvcc (no GPU needed

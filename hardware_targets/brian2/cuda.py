@@ -17,6 +17,7 @@ import importlib.metadata
 import os
 import shutil
 import subprocess
+import warnings
 
 from brian2 import NeuronGroup, defaultclock, prefs
 
@@ -25,7 +26,26 @@ from neurosim.errors import CircuitError
 
 from .standalone import RUN_FILE, CppStandaloneTarget
 
-__all__ = ["CudaStandaloneTarget", "gpu_available", "nvcc_available", "cuda_prefs"]
+__all__ = ["CudaStandaloneTarget", "SmallCircuitWarning", "circuit_size", "gpu_available",
+           "nvcc_available", "cuda_prefs"]
+
+
+class SmallCircuitWarning(UserWarning):
+    """A circuit too small to run faster on a GPU than on a CPU."""
+
+
+def circuit_size(circuit: Circuit, seed: int = 0) -> tuple[int, int]:
+    """(neurons, synapses) of ``circuit`` with the synapses drawn for ``seed``."""
+    pops = circuit.populations
+    synapses = 0
+    for name, proj in circuit.projections.items():
+        if proj.kind == "all":
+            synapses += pops[proj.source].n * pops[proj.target].n
+        elif proj.kind == "one_to_one":
+            synapses += pops[proj.source].n
+        else:
+            synapses += len(circuit.synapses(name, seed)[0])
+    return sum(p.n for p in pops.values()), synapses
 
 
 @functools.lru_cache(maxsize=1)
@@ -109,11 +129,26 @@ class CudaStandaloneTarget(CppStandaloneTarget):
     name = "brian2-cuda"
     device_name = "cuda_standalone"
 
+    #: below both, a circuit is too small to gain on a GPU (warned at construction):
+    #: brian2cuda launches several kernels per step, at a fixed cost each that only
+    #: many neurons and synapses in parallel amortise (Alevi et al. 2022, the
+    #: brian2cuda paper; brian2cuda issue 313 is a user meeting exactly this)
+    SMALL = (10_000, 1_000_000)
+
     def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,
                  directory: str | None = None, compile_only: bool = False):
         self.compile_only = compile_only
         self.gpu, self.gpu_reason = gpu_available()
         super().__init__(circuit, seed, weights, directory, compile_only=compile_only)
+        neurons, synapses = circuit_size(circuit, seed)
+        if neurons < self.SMALL[0] and synapses < self.SMALL[1]:
+            warnings.warn(
+                f"brian2-cuda: circuit {circuit.name!r} has {neurons} neurons and "
+                f"{synapses} synapses, fewer than {self.SMALL[0]:,} and {self.SMALL[1]:,}: "
+                "too small to gain on a GPU (every step launches kernels whose fixed cost "
+                "only a large network amortises); brian2-cpp is likely as fast or faster "
+                "here. Compare both with benchmarks/target_scaling.py.", SmallCircuitWarning,
+                stacklevel=2)
 
     @staticmethod
     def _codeobject_class():
