@@ -24,7 +24,7 @@ from brian2 import NeuronGroup, defaultclock, prefs
 from neurosim.circuit import Circuit
 from neurosim.errors import CircuitError
 
-from .standalone import RUN_FILE, CppStandaloneTarget
+from .standalone import RUN_FILE, CppStandaloneTarget, named_run_args
 
 __all__ = ["CudaStandaloneTarget", "SmallCircuitWarning", "circuit_size", "gpu_available",
            "nvcc_available", "cuda_prefs"]
@@ -182,7 +182,7 @@ class CudaStandaloneTarget(CppStandaloneTarget):
 
     def _new_device(self):
         from brian2cuda.device import CUDAStandaloneDevice
-        return CUDAStandaloneDevice()
+        return named_run_args(CUDAStandaloneDevice)()
 
     def _build_prefs(self):
         return cuda_prefs(os.path.join(self.directory, "curand-link"), self.gpu)
