@@ -157,6 +157,7 @@ TimedArrays.
 """
 from __future__ import annotations
 
+import importlib
 import zlib
 
 import numpy as np
@@ -177,7 +178,7 @@ __all__ = ["DenseTarget"]
 
 _ALLOWED_FLAGS = {"constant", "summed", "shared"}
 #: the array backends of ``backend=``: numpy runs the generated step loops as Python,
-#: jax compiles them (``hardware_targets.dense_jax``)
+#: jax compiles them (``hardware_targets.dense_jax``: module dense_<backend>)
 BACKENDS = ("numpy", "jax")
 
 
@@ -236,9 +237,11 @@ class DenseTarget(Target):
         if backend not in BACKENDS:
             raise CircuitError(f"DenseTarget: backend={backend!r}; choose one of "
                                f"{', '.join(BACKENDS)}.")
-        if backend == "jax" and cls is DenseTarget:  # the compiled backend: a subclass
-            from .dense_jax import JaxDenseTarget
-            cls = JaxDenseTarget
+        if backend != "numpy" and cls is DenseTarget:
+            # a compiled backend: the subclass in module dense_<backend>, found by name
+            # as the registry finds targets (its array library imported only when used)
+            module = importlib.import_module(f"{__package__}.dense_{backend}")
+            cls = getattr(module, f"{backend.capitalize()}DenseTarget")
         return super().__new__(cls)
 
     def __init__(self, circuit: Circuit, seed: int = 0, weights: dict | None = None,

@@ -14,7 +14,8 @@ and the fix; the command line maps the classes to its exit codes.
 from __future__ import annotations
 
 __all__ = ["NeurosimError", "CircuitError", "UnsupportedConstruct", "DataError",
-           "DivergenceError", "OutputError", "CheckpointError", "root_cause"]
+           "DivergenceError", "OutputError", "CheckpointError", "SmallCircuitWarning",
+           "root_cause"]
 
 
 class NeurosimError(Exception):
@@ -53,6 +54,10 @@ class OutputError(NeurosimError):
 
 class CheckpointError(OutputError):
     """A checkpoint cannot be resumed: damaged, or made by another circuit or settings."""
+
+
+class SmallCircuitWarning(UserWarning):
+    """A circuit too small to run faster on a GPU than on a CPU (brian2-cuda)."""
 
 
 def root_cause(exc: BaseException) -> BaseException:

@@ -22,16 +22,12 @@ import warnings
 from brian2 import NeuronGroup, defaultclock, prefs
 
 from neurosim.circuit import Circuit
-from neurosim.errors import CircuitError
+from neurosim.errors import CircuitError, SmallCircuitWarning
 
 from .standalone import RUN_FILE, CppStandaloneTarget, named_run_args
 
 __all__ = ["CudaStandaloneTarget", "SmallCircuitWarning", "circuit_size", "gpu_available",
            "nvcc_available", "cuda_prefs"]
-
-
-class SmallCircuitWarning(UserWarning):
-    """A circuit too small to run faster on a GPU than on a CPU."""
 
 
 def circuit_size(circuit: Circuit, seed: int = 0) -> tuple[int, int]:
